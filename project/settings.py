@@ -1,0 +1,297 @@
+"""Settings, read from the environment in this one place.
+
+With nothing set, the site runs on a laptop: SQLite, the in-memory channel layer, local media,
+DEBUG on and a generated development secret. Production sets DJANGO_DEBUG=0 and the variables
+that `required()` names; see deploy/env.example for all of them.
+"""
+
+import os
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+from django.core.management.utils import get_random_secret_key
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+STATE_DIR = Path(os.environ.get("STATE_DIR", BASE_DIR / "var"))
+
+
+def env_bool(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    if value.lower() in {"1", "true", "yes", "on"}:
+        return True
+    if value.lower() in {"0", "false", "no", "off"}:
+        return False
+    raise ImproperlyConfigured(f"{name}={value!r} is not a boolean (use 1 or 0).")
+
+
+def env_float(name: str, default: float) -> float:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    try:
+        return float(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={value!r} is not a number.") from None
+
+
+def env_list(name: str) -> list[str]:
+    return [item.strip() for item in os.environ.get(name, "").split(",") if item.strip()]
+
+
+def required(name: str, why: str) -> str:
+    value = os.environ.get(name, "")
+    if not value:
+        raise ImproperlyConfigured(f"{name} is not set: {why}")
+    return value
+
+
+def development_secret_key() -> str:
+    """A secret kept under STATE_DIR, so that logins survive a restart of `make run`."""
+    path = STATE_DIR / "dev-secret-key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(get_random_secret_key())
+    return path.read_text().strip()
+
+
+DEBUG = env_bool("DJANGO_DEBUG", True)
+
+if DEBUG:
+    SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY") or development_secret_key()
+    ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS") or ["localhost", "127.0.0.1", "[::1]"]
+else:
+    SECRET_KEY = required(
+        "DJANGO_SECRET_KEY", "production (DJANGO_DEBUG=0) needs a long random secret key."
+    )
+    ALLOWED_HOSTS = required(
+        "DJANGO_ALLOWED_HOSTS",
+        "production (DJANGO_DEBUG=0) needs the comma-separated host names the site answers to.",
+    ).split(",")
+CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS")
+
+INSTALLED_APPS = [
+    # workers first: its runserver (daphne's, plus in-process workers) and runworker
+    # (channels', plus back-pressure and recovery) override theirs; then daphne, whose
+    # runserver overrides Django's.
+    "workers",
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "channels",
+    "media_tasks",
+    "chat",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "project.urls"
+ASGI_APPLICATION = "project.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# Database: SQLite by default, anything dj-database-url parses when DATABASE_URL is set.
+SQLITE_OPTIONS = {
+    # The in-process workers write from other threads, and runworker from other processes:
+    # wait for the lock instead of failing, and let readers go on while one writes (WAL).
+    "timeout": 30,
+    "transaction_mode": "IMMEDIATE",
+    "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+}
+if os.environ.get("DATABASE_URL"):
+    DATABASES = {
+        "default": dj_database_url.parse(
+            os.environ["DATABASE_URL"], conn_max_age=60, conn_health_checks=True
+        )
+    }
+else:
+    STATE_DIR.mkdir(parents=True, exist_ok=True)
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": str(STATE_DIR / "db.sqlite3"),
+            "TEST": {"NAME": str(STATE_DIR / "test-db.sqlite3")},
+        }
+    }
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    DATABASES["default"]["OPTIONS"] = SQLITE_OPTIONS
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# Channel layer: in-memory by default (one process), Redis when REDIS_URL is set.
+REDIS_URL = os.environ.get("REDIS_URL", "")
+if REDIS_URL:
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {
+                "hosts": [
+                    {
+                        "address": REDIS_URL,
+                        # channels-redis blocks 5 s in BZPOPMIN; redis-py 8 would otherwise
+                        # time the socket out at 5 s and kill idle consumers and workers.
+                        "socket_timeout": 30,
+                        "socket_connect_timeout": 5,
+                        # redis-py's default of 100 fails a burst of websocket connects.
+                        "max_connections": int(env_float("REDIS_MAX_CONNECTIONS", 2000)),
+                        "health_check_interval": 15,
+                    }
+                ],
+                "capacity": 1000,
+                "expiry": 60,
+            },
+        }
+    }
+else:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+# Named channels served by workers. The job runtime's queue names are these channels.
+WORKER_CHANNELS = ["thumbnails", "compute", "chat-messages"]
+
+TASKS = {
+    "default": {
+        "BACKEND": "workers.backends.ChannelsBackend",
+        "QUEUES": WORKER_CHANNELS,
+    }
+}
+
+# The durable job runtime (workers/). Times in seconds.
+JOBS = {
+    # How often a running job's row is touched, and after how long without a touch its
+    # worker is taken for dead and the job handed to another worker.
+    "HEARTBEAT_INTERVAL": env_float("JOBS_HEARTBEAT_INTERVAL", 5),
+    "STALE_AFTER": env_float("JOBS_STALE_AFTER", 30),
+    # A queued job still waiting this long after its wake-up gets a new wake-up (the first
+    # may have been lost with Redis or with a killed worker's read-ahead).
+    "REDISPATCH_AFTER": env_float("JOBS_REDISPATCH_AFTER", 15),
+    # How often each worker looks for such jobs (one worker at a time does the sweep).
+    "SWEEP_INTERVAL": env_float("JOBS_SWEEP_INTERVAL", 5),
+    "DEFAULT_MAX_ATTEMPTS": int(env_float("JOBS_DEFAULT_MAX_ATTEMPTS", 3)),
+    "DEFAULT_TIME_LIMIT": env_float("JOBS_DEFAULT_TIME_LIMIT", 300),
+    "RETRY_BACKOFF": env_float("JOBS_RETRY_BACKOFF", 2),
+    "RETRY_BACKOFF_MAX": env_float("JOBS_RETRY_BACKOFF_MAX", 300),
+    # On SIGTERM, how long the running job may take to finish before it is handed back.
+    "SHUTDOWN_GRACE": env_float("JOBS_SHUTDOWN_GRACE", 25),
+    # Progress events per job are sent at most this often (the last one always goes out).
+    "PROGRESS_MIN_INTERVAL": env_float("JOBS_PROGRESS_MIN_INTERVAL", 0.2),
+}
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "home"
+LOGOUT_REDIRECT_URL = "home"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = Path(os.environ.get("STATIC_ROOT", STATE_DIR / "static"))
+MEDIA_URL = os.environ.get("MEDIA_URL", "/media/")
+MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", STATE_DIR / "media"))
+
+MEDIA_STORAGE = os.environ.get("MEDIA_STORAGE", "local")
+if MEDIA_STORAGE == "local":
+    media_backend = {"BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {}}
+elif MEDIA_STORAGE == "s3":
+    # django-storages reads the usual AWS_* variables itself (credentials, region, endpoint).
+    media_backend = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": required(
+                "AWS_STORAGE_BUCKET_NAME", "MEDIA_STORAGE=s3 needs the bucket to store media in."
+            ),
+            "endpoint_url": os.environ.get("AWS_S3_ENDPOINT_URL") or None,
+            "custom_domain": os.environ.get("AWS_S3_CUSTOM_DOMAIN") or None,
+            "file_overwrite": False,
+            "default_acl": None,
+            "querystring_auth": env_bool("AWS_QUERYSTRING_AUTH", True),
+        },
+    }
+else:
+    raise ImproperlyConfigured(f"MEDIA_STORAGE={MEDIA_STORAGE!r} is not one of: local, s3.")
+STORAGES = {
+    "default": media_backend,
+    "staticfiles": {
+        "BACKEND": (
+            "django.contrib.staticfiles.storage.StaticFilesStorage"
+            if DEBUG
+            else "django.contrib.staticfiles.storage.ManifestStaticFilesStorage"
+        )
+    },
+}
+
+# Uploads (media_tasks/).
+UPLOAD_MAX_BYTES = int(env_float("UPLOAD_MAX_BYTES", 25 * 1024 * 1024))
+UPLOAD_MAX_PIXELS = int(env_float("UPLOAD_MAX_PIXELS", 50_000_000))
+FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
+DATA_UPLOAD_MAX_NUMBER_FILES = 20
+
+# Websocket frames from browsers are small JSON; daphne refuses anything larger.
+DAPHNE_WEBSOCKET_MAX_MESSAGE_SIZE = 64 * 1024
+DAPHNE_WEBSOCKET_MAX_FRAME_SIZE = 64 * 1024
+
+if not DEBUG:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", True)
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_HSTS_SECONDS = int(env_float("DJANGO_HSTS_SECONDS", 31536000))
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = True
+    USE_X_FORWARDED_HOST = env_bool("DJANGO_USE_X_FORWARDED_HOST", False)
+
+LOG_LEVEL = os.environ.get("DJANGO_LOG_LEVEL", "INFO")
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        # One line per record, key=value: journald keeps it as it is and grep finds it.
+        "line": {
+            "format": "level=%(levelname)s logger=%(name)s pid=%(process)d %(message)s",
+        },
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "line"}},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        # Django's default config gives "django" a plain console handler of its own; one
+        # handler, the structured one, is enough.
+        "django": {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False},
+        "daphne": {"level": "WARNING"},
+    },
+}

@@ -1,0 +1,346 @@
+"""The job runtime across real processes: runserver/daphne, runworker, PostgreSQL, Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import websockets
+
+from tests.clients import connect_ws, receive_until
+from tests.processes import Processes, free_port, login, wait_for
+from workers.models import Job
+
+pytestmark = [pytest.mark.redis, pytest.mark.slow]
+
+
+def enqueue(client: httpx.Client, task: str, *args: Any, **body: Any) -> int:
+    response = client.post("/test/enqueue/", json={"task": task, "args": list(args), **body})
+    assert response.status_code == 202, response.text
+    return int(response.json()["job"])
+
+
+def job_when(job_id: int, *statuses: str, timeout: float = 30) -> Job:
+    def reached() -> Job | None:
+        job = Job.objects.get(pk=job_id)
+        return job if job.status in statuses else None
+
+    return wait_for(reached, timeout, f"job {job_id} to be {' or '.join(statuses)}")
+
+
+def marks_in(directory: Path) -> list[str]:
+    if not directory.exists():
+        return []
+    return sorted(p.name for p in directory.iterdir() for _ in p.read_text().splitlines())
+
+
+def test_job_from_a_view_runs_in_runworker_and_its_progress_reaches_the_websocket(
+    processes: Processes, user: Any, password: str
+) -> None:
+    web = processes.runserver("web", "--noworker")
+    worker = processes.runworker("worker")
+    client = login(web.url, user.username, password)
+
+    async def scenario() -> list[dict[str, Any]]:
+        ws = await connect_ws(web.url, "/ws/jobs/", client)
+        snapshot = await receive_until(ws, lambda f: f["type"] == "jobs.snapshot", 5)
+        assert snapshot[-1]["jobs"] == []
+        job_id = await asyncio.to_thread(enqueue, client, "count_up", 4, 0.1)
+        frames = await receive_until(ws, lambda f: f["type"] in {"job.done", "job.failed"}, 30)
+        await ws.close()
+        assert all(frame["job"] == job_id for frame in frames)
+        return frames
+
+    frames = asyncio.run(scenario())
+    progress = [f["progress"] for f in frames]
+    assert progress == sorted(progress), f"progress went backwards: {progress}"
+    assert [f["message"] for f in frames if f["message"]][:4] == [
+        f"step {n} of 4" for n in range(1, 5)
+    ]
+    assert frames[-1]["type"] == "job.done"
+    assert frames[-1]["status"] == "succeeded"
+    assert frames[-1]["progress"] == 100
+    job = Job.objects.get(pk=frames[-1]["job"])
+    # Run by the worker process, not the web process.
+    assert job.result["pid"] == worker.popen.pid
+    assert job.owner_id == user.pk
+
+
+def test_another_users_progress_is_never_sent_to_me(
+    processes: Processes, user: Any, other_user: Any, password: str
+) -> None:
+    web = processes.runserver("web", "--noworker")
+    processes.runworker("worker")
+    alice = login(web.url, user.username, password)
+    bob = login(web.url, other_user.username, password)
+
+    async def scenario() -> list[dict[str, Any]]:
+        bob_ws = await connect_ws(web.url, "/ws/jobs/", bob)
+        alice_ws = await connect_ws(web.url, "/ws/jobs/", alice)
+        await receive_until(bob_ws, lambda f: f["type"] == "jobs.snapshot", 5)
+        await receive_until(alice_ws, lambda f: f["type"] == "jobs.snapshot", 5)
+        alice_job = await asyncio.to_thread(enqueue, alice, "count_up", 3, 0.05)
+        bob_job = await asyncio.to_thread(enqueue, bob, "trivial")
+        await receive_until(alice_ws, lambda f: f["type"] == "job.done", 30)
+        seen_by_bob = await receive_until(
+            bob_ws, lambda f: f["type"] == "job.done" and f["job"] == bob_job, 30
+        )
+        await asyncio.gather(alice_ws.close(), bob_ws.close())
+        assert all(frame["job"] != alice_job for frame in seen_by_bob), seen_by_bob
+        return seen_by_bob
+
+    assert asyncio.run(scenario())
+
+
+def test_anonymous_jobs_socket_is_refused(processes: Processes) -> None:
+    web = processes.runserver("web", "--noworker")
+
+    async def scenario() -> None:
+        ws = await connect_ws(web.url, "/ws/jobs/")
+        with pytest.raises(websockets.exceptions.ConnectionClosed) as closed:
+            await asyncio.wait_for(ws.recv(), 5)
+        assert closed.value.rcvd is not None
+        assert closed.value.rcvd.code == 4401
+
+    asyncio.run(scenario())
+
+
+def test_an_idle_worker_survives_the_layers_blocking_reads(
+    processes: Processes, user: Any, password: str
+) -> None:
+    # redis-py 8's default 5 s socket timeout against channels-redis' 5 s BZPOPMIN used to
+    # kill idle workers with TimeoutError; the layer config must keep them alive.
+    web = processes.runserver("web", "--noworker")
+    worker = processes.runworker("worker")
+    time.sleep(12)
+    assert worker.alive(), worker.output()
+    assert "Timeout reading" not in worker.output()
+    client = login(web.url, user.username, password)
+    job = job_when(enqueue(client, "trivial"), "succeeded")
+    assert job.worker_id.split(":")[1] == str(worker.popen.pid)
+
+
+def test_a_killed_worker_s_job_is_finished_by_another_exactly_once(
+    processes: Processes, user: Any, password: str, tmp_path: Path
+) -> None:
+    marks = tmp_path / "marks"
+    web = processes.runserver("web", "--noworker")
+    first = processes.runworker("worker-1", "compute")
+    client = login(web.url, user.username, password)
+    job_id = enqueue(client, "count_up", 20, 0.1, kwargs={"marks": str(marks)})
+    job = job_when(job_id, "running")
+    assert job.worker_id.split(":")[1] == str(first.popen.pid)
+    second = processes.runworker("worker-2", "compute")
+    wait_for(lambda: Job.objects.get(pk=job_id).progress >= 20, 10, "the job to be under way")
+    first.kill()
+    killed_at = time.monotonic()
+    # STALE_AFTER is 3 s in tests: the second worker's sweep takes the job over.
+    job = job_when(job_id, "succeeded", timeout=30)
+    assert time.monotonic() - killed_at < 20
+    assert job.result["pid"] == second.popen.pid
+    assert job.attempts == 2
+    assert len(job.worker_ids) == 2
+    # The side effect at the end of the task happened once: by the surviving worker.
+    assert marks_in(marks) == [f"count_up-{job_id}"]
+
+
+def test_sigterm_lets_the_running_job_finish_and_loses_nothing(
+    processes: Processes, user: Any, password: str
+) -> None:
+    web = processes.runserver("web", "--noworker")
+    worker = processes.runworker("worker", "compute")
+    client = login(web.url, user.username, password)
+    running = enqueue(client, "count_up", 10, 0.2)
+    job_when(running, "running")
+    waiting = [enqueue(client, "trivial") for _ in range(3)]
+    time.sleep(0.3)
+    worker.signal(signal.SIGTERM)
+    assert worker.popen.wait(20) == 0, worker.output()
+    assert Job.objects.get(pk=running).status == "succeeded"
+    # Jobs it did not start are still queued, and a new worker runs them.
+    assert all(Job.objects.get(pk=pk).status == "queued" for pk in waiting)
+    processes.runworker("worker-2", "compute")
+    for pk in waiting:
+        job_when(pk, "succeeded")
+
+
+def test_sigterm_past_the_grace_period_hands_the_job_back(
+    processes: Processes, user: Any, password: str
+) -> None:
+    web = processes.runserver("web", "--noworker")
+    worker = processes.runworker("worker", "compute", JOBS_SHUTDOWN_GRACE="1")
+    client = login(web.url, user.username, password)
+    job_id = enqueue(client, "count_up", 40, 0.1)
+    job_when(job_id, "running")
+    worker.signal(signal.SIGTERM)
+    assert worker.popen.wait(20) == 0, worker.output()
+    job = Job.objects.get(pk=job_id)
+    assert job.status == "queued"
+    assert job.attempts == 0, "a handed-back attempt must not count against the job"
+    processes.runworker("worker-2", "compute")
+    assert job_when(job_id, "succeeded").attempts == 1
+
+
+def test_a_duplicated_wakeup_runs_the_job_once(
+    processes: Processes, user: Any, password: str, tmp_path: Path
+) -> None:
+    marks = tmp_path / "marks"
+    web = processes.runserver("web", "--noworker")
+    processes.runworker("worker-1", "compute")
+    processes.runworker("worker-2", "compute")
+    client = login(web.url, user.username, password)
+    job_id = enqueue(client, "count_up", 3, 0.2, kwargs={"marks": str(marks)})
+    from asgiref.sync import async_to_sync
+    from channels.layers import get_channel_layer
+
+    for _ in range(5):
+        async_to_sync(get_channel_layer().send)("compute", {"type": "job.wakeup", "job": job_id})
+    job = job_when(job_id, "succeeded")
+    time.sleep(1)
+    assert job.attempts == 1
+    assert marks_in(marks) == [f"count_up-{job_id}"]
+
+
+def test_failures_retry_with_backoff_then_fail_with_the_message(
+    processes: Processes, user: Any, password: str
+) -> None:
+    web = processes.runserver("web", "--noworker")
+    processes.runworker("worker", "compute")
+    client = login(web.url, user.username, password)
+    flaky = enqueue(client, "always_fails", "the disk is on fire")
+    permanent = enqueue(client, "bad_input", "that is not an image")
+    job = job_when(flaky, "failed", timeout=40)
+    assert job.attempts == 3
+    assert job.error == "RuntimeError: the disk is on fire"
+    assert "Traceback" in job.traceback
+    # Backoff 1.5 ** 1 then 1.5 ** 2 seconds between the three attempts.
+    assert (job.finished_at - job.enqueued_at).total_seconds() >= 1.5 + 2.25
+    job = job_when(permanent, "failed")
+    assert job.attempts == 1
+    assert job.error == "that is not an image"
+
+
+def test_a_task_over_its_time_limit_fails_with_a_clear_reason(
+    processes: Processes, user: Any, password: str
+) -> None:
+    web = processes.runserver("web", "--noworker")
+    processes.runworker("worker", "compute")
+    client = login(web.url, user.username, password)
+    slow = enqueue(client, "sleepy", 30, time_limit=1)
+    job = job_when(slow, "failed", timeout=20)
+    assert job.error == "took longer than its time limit of 1 s"
+    # The worker goes on with the next job.
+    job_when(enqueue(client, "trivial"), "succeeded")
+
+
+def start_private_redis(tmp_path: Path) -> tuple[subprocess.Popen[bytes], int]:
+    port = free_port()
+    redis_server = shutil.which("redis-server")
+    assert redis_server, "redis-server is needed for this test"
+    popen = subprocess.Popen(
+        [
+            redis_server,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(tmp_path),
+        ],
+        stdout=subprocess.DEVNULL,
+    )
+    import redis
+
+    wait_for(lambda: _pings(redis.Redis(port=port)), 10, "the private Redis")
+    return popen, port
+
+
+def _pings(client: Any) -> bool:
+    try:
+        return bool(client.ping())
+    except Exception:
+        return False
+
+
+def test_redis_restarted_while_jobs_are_queued_loses_no_job(
+    processes: Processes, user: Any, password: str, tmp_path: Path
+) -> None:
+    # A Redis of this test's own, so that restarting it disturbs nothing else.
+    redis_proc, port = start_private_redis(tmp_path)
+    redis_url = f"redis://127.0.0.1:{port}/0"
+    try:
+        web = processes.runserver("web", "--noworker", REDIS_URL=redis_url)
+        worker = processes.runworker("worker", "compute", REDIS_URL=redis_url)
+        client = login(web.url, user.username, password)
+        blocker = enqueue(client, "count_up", 10, 0.2)
+        job_when(blocker, "running")
+        queued = [enqueue(client, "trivial") for _ in range(10)]
+        # Redis goes away with every wake-up in it, and comes back empty.
+        redis_proc.terminate()
+        redis_proc.wait(10)
+        more = [enqueue(client, "trivial") for _ in range(5)]  # accepted while Redis is down
+        time.sleep(2)
+        redis_proc = subprocess.Popen(
+            [
+                shutil.which("redis-server") or "redis-server",
+                "--port",
+                str(port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(tmp_path),
+            ],
+            stdout=subprocess.DEVNULL,
+        )
+        for pk in [blocker, *queued, *more]:
+            job_when(pk, "succeeded", timeout=60)
+        assert worker.alive(), worker.output()
+    finally:
+        redis_proc.terminate()
+        redis_proc.wait(10)
+
+
+def test_two_workers_share_one_channel_fairly_and_finish_about_twice_as_fast(
+    processes: Processes, user: Any, password: str, tmp_path: Path
+) -> None:
+    web = processes.runserver("web", "--noworker")
+    client = login(web.url, user.username, password)
+
+    def run_batch(workers: int, name: str) -> tuple[float, dict[int, int]]:
+        started = [processes.runworker(f"{name}-{n}", "compute") for n in range(workers)]
+        marks = tmp_path / name
+        begin = time.monotonic()
+        ids = [enqueue(client, "burn_cpu", 0.3, str(marks)) for _ in range(40)]
+        for pk in ids:
+            job_when(pk, "succeeded", timeout=120)
+        elapsed = time.monotonic() - begin
+        per_worker: dict[int, int] = {}
+        for pk in ids:
+            pid = Job.objects.get(pk=pk).result
+            per_worker[pid] = per_worker.get(pid, 0) + 1
+        for process in started:
+            process.stop()
+        return elapsed, per_worker
+
+    one, _ = run_batch(1, "one")
+    two, shares = run_batch(2, "two")
+    assert len(shares) == 2, shares
+    assert min(shares.values()) >= 12, f"unfair shares: {shares}"
+    speedup = one / two
+    # 40 x 0.3 s of CPU on 2 cores: ideally 2x; allow for the machine's other load.
+    assert speedup >= 1.6, f"one worker {one:.1f} s, two workers {two:.1f} s: {speedup:.2f}x"

@@ -1,0 +1,40 @@
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from workers.models import Job
+from workers.services import job_cancel, job_retry
+
+
+@admin.register(Job)
+class JobAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    list_display = [
+        "id",
+        "task_path",
+        "channel",
+        "owner",
+        "status",
+        "progress",
+        "attempts",
+        "enqueued_at",
+        "finished_at",
+    ]
+    list_filter = ["status", "channel", "task_path"]
+    search_fields = ["id", "task_path", "owner__username", "error"]
+    list_select_related = ["owner"]
+    readonly_fields = [field.name for field in Job._meta.fields]
+    actions = ["retry", "cancel"]
+    date_hierarchy = "enqueued_at"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    @admin.action(description="Run again (failed or cancelled jobs)")
+    def retry(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
+        done = sum(job_retry(job=job) for job in queryset)
+        self.message_user(request, f"{done} job(s) queued again.", messages.SUCCESS)
+
+    @admin.action(description="Cancel (queued or running jobs)")
+    def cancel(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
+        done = sum(job_cancel(job=job) for job in queryset)
+        self.message_user(request, f"{done} job(s) cancelled.", messages.SUCCESS)

@@ -1,0 +1,34 @@
+"""The consumer of every named channel: a wake-up makes it run the channel's ready jobs."""
+
+import logging
+from typing import Any
+
+from channels.consumer import AsyncConsumer
+
+from workers.events import WakeUp
+from workers.runner import JobRunner
+
+logger = logging.getLogger(__name__)
+
+_default_runner: JobRunner | None = None
+
+
+def default_runner() -> JobRunner:
+    # For workers started without a runner in the scope (Channels' own Worker).
+    global _default_runner
+    if _default_runner is None:
+        _default_runner = JobRunner()
+    return _default_runner
+
+
+class JobWorkerConsumer(AsyncConsumer):
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        try:
+            await super().dispatch(message)
+        except ValueError:
+            # A message of a type this channel does not know must not kill the worker.
+            logger.error("channel=%s ignored message %r", self.scope["channel"], message)
+
+    async def job_wakeup(self, message: WakeUp) -> None:
+        runner: JobRunner = self.scope.get("runner") or default_runner()
+        await runner.drain(self.scope["channel"])

@@ -1,0 +1,306 @@
+"""The durable job record: the truth about every job lives here, not in the channel layer."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, models, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+
+class JobQuerySet(models.QuerySet["Job"]):
+    def ready(self, channel: str | None = None) -> JobQuerySet:
+        """Queued jobs whose time has come, in the order they should run."""
+        jobs = self.filter(status=Job.Status.QUEUED, run_after__lte=timezone.now())
+        if channel is not None:
+            jobs = jobs.filter(channel=channel)
+        return jobs.order_by("-priority", "run_after", "id")
+
+    def stale(self, *, silent_for: float) -> JobQuerySet:
+        """Running jobs whose worker has not sent a heartbeat for `silent_for` seconds."""
+        cutoff = timezone.now() - timedelta(seconds=silent_for)
+        return self.filter(status=Job.Status.RUNNING, heartbeat_at__lt=cutoff)
+
+    def undispatched(self, *, waiting_for: float) -> JobQuerySet:
+        """Ready jobs with no wake-up sent since they became ready, or none for a while."""
+        cutoff = timezone.now() - timedelta(seconds=waiting_for)
+        return self.ready().filter(
+            Q(dispatched_at__isnull=True)
+            | Q(dispatched_at__lt=cutoff)
+            | Q(dispatched_at__lt=F("run_after"))
+        )
+
+    def unfinished(self) -> JobQuerySet:
+        return self.filter(status__in=[Job.Status.QUEUED, Job.Status.RUNNING])
+
+    def owned_by(self, user_id: int) -> JobQuerySet:
+        return self.filter(owner_id=user_id)
+
+    def claim_next(self, *, channel: str, worker_id: str) -> Job | None:
+        """Take the next ready job of `channel` for this worker, or None.
+
+        Rows locked by another worker's claim are skipped, so two workers never take the same
+        job; on SQLite the IMMEDIATE transaction serialises claims instead.
+        """
+        with transaction.atomic():
+            job = self.ready(channel).select_for_update(skip_locked=True).first()
+            if job is None:
+                return None
+            job.claim(worker_id)
+            return job
+
+
+class Job(models.Model):
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+        CANCELLED = "cancelled"
+
+    FINISHED = frozenset({Status.SUCCEEDED, Status.FAILED, Status.CANCELLED})
+
+    task_path = models.CharField(max_length=255)
+    channel = models.CharField(max_length=100)
+    priority = models.SmallIntegerField(default=0)
+    args = models.JSONField(default=list, blank=True)
+    kwargs = models.JSONField(default=dict, blank=True)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="jobs",
+    )
+    # Small JSON facts that progress events carry to the page, e.g. {"upload": 12}.
+    meta = models.JSONField(default=dict, blank=True)
+
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    progress = models.PositiveSmallIntegerField(default=0)
+    progress_message = models.CharField(max_length=255, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    max_attempts = models.PositiveIntegerField(default=3)
+    time_limit = models.FloatField(help_text="Seconds one attempt may run.")
+
+    run_after = models.DateTimeField(default=timezone.now, help_text="Earliest run time.")
+    enqueued_at = models.DateTimeField(default=timezone.now)
+    dispatched_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    worker_id = models.CharField(max_length=100, blank=True)
+    worker_ids = models.JSONField(default=list, blank=True)
+    result = models.JSONField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    error_class = models.CharField(max_length=255, blank=True)
+    traceback = models.TextField(blank=True)
+
+    objects = JobQuerySet.as_manager()
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["channel", "status", "run_after"], name="job_ready"),
+            models.Index(fields=["status", "heartbeat_at"], name="job_running"),
+            models.Index(fields=["owner", "status"], name="job_owner"),
+        ]
+
+    def __str__(self) -> str:
+        return f"job {self.pk} {self.task_path} ({self.status})"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in self.FINISHED
+
+    # State changes. Each one that a worker makes is conditional on the worker still owning
+    # the job: a worker taken for dead must not overwrite what its successor recorded.
+
+    def claim(self, worker_id: str) -> None:
+        now = timezone.now()
+        self.status = self.Status.RUNNING
+        self.attempts += 1
+        self.worker_id = worker_id
+        self.worker_ids = [*self.worker_ids, worker_id]
+        self.started_at = now
+        self.heartbeat_at = now
+        self.save(
+            update_fields=[
+                "status",
+                "attempts",
+                "worker_id",
+                "worker_ids",
+                "started_at",
+                "heartbeat_at",
+                "updated_at",
+            ]
+        )
+
+    def _update_if_mine(self, **fields: Any) -> bool:
+        """Write `fields` if this worker still runs the job; mirror them on self if so."""
+        fields["updated_at"] = timezone.now()
+        changed = Job.objects.filter(
+            pk=self.pk, status=self.Status.RUNNING, worker_id=self.worker_id
+        ).update(**fields)
+        if changed:
+            for name, value in fields.items():
+                setattr(self, name, value)
+        return bool(changed)
+
+    def heartbeat(self) -> bool:
+        """Record that the worker is alive; False if the job is no longer this worker's."""
+        return self._update_if_mine(heartbeat_at=timezone.now())
+
+    def set_progress(self, percent: int, message: str) -> bool:
+        return self._update_if_mine(
+            progress=max(0, min(100, percent)),
+            progress_message=message[:255],
+            heartbeat_at=timezone.now(),
+        )
+
+    def set_succeeded(self, result: Any) -> bool:
+        return self._update_if_mine(
+            status=self.Status.SUCCEEDED,
+            progress=100,
+            result=result,
+            error="",
+            error_class="",
+            traceback="",
+            finished_at=timezone.now(),
+        )
+
+    def set_failed(
+        self, *, error: str, error_class: str = "", traceback: str = "", retry: bool
+    ) -> bool:
+        """Fail this attempt: queue a retry with backoff if allowed, else fail for good."""
+        if retry and self.attempts < self.max_attempts:
+            return self._update_if_mine(
+                status=self.Status.QUEUED,
+                run_after=timezone.now() + timedelta(seconds=self.retry_delay()),
+                dispatched_at=None,
+                error=error,
+                error_class=error_class,
+                traceback=traceback,
+                worker_id="",
+            )
+        return self._update_if_mine(
+            status=self.Status.FAILED,
+            error=error,
+            error_class=error_class,
+            traceback=traceback,
+            finished_at=timezone.now(),
+        )
+
+    def release(self) -> bool:
+        """Hand the job back unfinished (worker shutting down); the attempt does not count."""
+        return self._update_if_mine(
+            status=self.Status.QUEUED,
+            attempts=max(0, self.attempts - 1),
+            progress=0,
+            progress_message="",
+            dispatched_at=None,
+            worker_id="",
+        )
+
+    def retry_delay(self) -> float:
+        """Exponential backoff: base ** attempts seconds, capped."""
+        options = settings.JOBS
+        delay: float = options["RETRY_BACKOFF"] ** self.attempts
+        return min(delay, options["RETRY_BACKOFF_MAX"])
+
+    def mark_dispatched(self) -> None:
+        self.dispatched_at = timezone.now()
+        Job.objects.filter(pk=self.pk).update(dispatched_at=self.dispatched_at)
+
+    # State changes made by operators and the recovery sweep: conditional on the status the
+    # caller saw, so a job that moved on in the meantime is left alone.
+
+    def recover(self, reason: str) -> bool:
+        """Requeue a running job whose worker went silent, or fail it if out of attempts."""
+        jobs = Job.objects.filter(pk=self.pk, status=self.Status.RUNNING, worker_id=self.worker_id)
+        now = timezone.now()
+        if self.attempts >= self.max_attempts:
+            fields: dict[str, Any] = {
+                "status": self.Status.FAILED,
+                "error": f"{reason}; gave up after {self.attempts} attempts",
+                "error_class": "workers.exceptions.JobLost",
+                "finished_at": now,
+            }
+        else:
+            fields = {
+                "status": self.Status.QUEUED,
+                "error": reason,
+                "run_after": now,
+                "dispatched_at": None,
+                "worker_id": "",
+            }
+        changed = jobs.update(updated_at=now, **fields)
+        if changed:
+            for name, value in fields.items():
+                setattr(self, name, value)
+        return bool(changed)
+
+    def cancel(self) -> bool:
+        changed = Job.objects.filter(
+            pk=self.pk, status__in=[self.Status.QUEUED, self.Status.RUNNING]
+        ).update(
+            status=self.Status.CANCELLED, finished_at=timezone.now(), updated_at=timezone.now()
+        )
+        if changed:
+            self.refresh_from_db()
+        return bool(changed)
+
+    def requeue(self) -> bool:
+        """Run a failed or cancelled job again from scratch (an operator's retry)."""
+        changed = Job.objects.filter(
+            pk=self.pk, status__in=[self.Status.FAILED, self.Status.CANCELLED]
+        ).update(
+            status=self.Status.QUEUED,
+            attempts=0,
+            progress=0,
+            progress_message="",
+            run_after=timezone.now(),
+            dispatched_at=None,
+            finished_at=None,
+            worker_id="",
+            error="",
+            error_class="",
+            traceback="",
+            updated_at=timezone.now(),
+        )
+        if changed:
+            self.refresh_from_db()
+        return bool(changed)
+
+
+class Lease(models.Model):
+    """A named lock with an expiry, held by one process at a time (e.g. the recovery sweep)."""
+
+    name = models.CharField(max_length=100, primary_key=True)
+    holder = models.CharField(max_length=100)
+    expires_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"lease {self.name} held by {self.holder} until {self.expires_at:%H:%M:%S}"
+
+    @classmethod
+    def acquire(cls, name: str, *, holder: str, ttl: float) -> bool:
+        """Take or renew the lease; False while another holder's lease is still valid."""
+        now = timezone.now()
+        expires_at: datetime = now + timedelta(seconds=ttl)
+        taken = (
+            cls.objects.filter(name=name)
+            .filter(Q(expires_at__lt=now) | Q(holder=holder))
+            .update(holder=holder, expires_at=expires_at)
+        )
+        if taken:
+            return True
+        try:
+            with transaction.atomic():
+                cls.objects.create(name=name, holder=holder, expires_at=expires_at)
+        except IntegrityError:
+            return False
+        return True
