@@ -65,3 +65,8 @@ def sleepy(seconds: float) -> str:
     while time.monotonic() < end:
         time.sleep(0.02)
     return "woke"
+
+
+@task(queue_name="compute")
+def returns_a_set() -> set[int]:
+    return {1, 2}

@@ -1,0 +1,53 @@
+"""The websocket path through the ASGI application: routing, origin check, session auth."""
+
+from typing import Any
+
+import pytest
+from channels.testing import WebsocketCommunicator
+
+from project.asgi import application
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+async def test_ping_answers_with_the_echo() -> None:
+    communicator = WebsocketCommunicator(
+        application, "/ws/ping/", headers=[(b"origin", b"http://localhost")]
+    )
+    connected, _ = await communicator.connect()
+    assert connected
+    await communicator.send_json_to({"n": 1})
+    assert await communicator.receive_json_from() == {
+        "type": "pong",
+        "echo": {"n": 1},
+        "user": None,
+    }
+    await communicator.send_to(text_data="not json")
+    assert (await communicator.receive_json_from())["type"] == "error"
+    await communicator.disconnect()
+
+
+async def test_a_foreign_origin_is_refused() -> None:
+    communicator = WebsocketCommunicator(
+        application, "/ws/ping/", headers=[(b"origin", b"http://evil.example")]
+    )
+    connected, _ = await communicator.connect()
+    assert not connected
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_the_session_user_reaches_the_consumer(user: Any, password: str) -> None:
+    from asgiref.sync import sync_to_async
+    from django.test import Client
+
+    client = Client()
+    await sync_to_async(client.login)(username=user.username, password=password)
+    cookie = f"sessionid={client.cookies['sessionid'].value}".encode()
+    communicator = WebsocketCommunicator(
+        application, "/ws/ping/", headers=[(b"origin", b"http://localhost"), (b"cookie", cookie)]
+    )
+    connected, _ = await communicator.connect()
+    assert connected
+    await communicator.send_json_to({})
+    assert (await communicator.receive_json_from())["user"] == "alice"
+    await communicator.disconnect()
