@@ -258,6 +258,10 @@ STORAGES = {
 # Uploads (media_tasks/).
 UPLOAD_MAX_BYTES = int(env_float("UPLOAD_MAX_BYTES", 25 * 1024 * 1024))
 UPLOAD_MAX_PIXELS = int(env_float("UPLOAD_MAX_PIXELS", 50_000_000))
+# Longest sides of the renditions, each in WebP and a JPEG fallback; never upscaled.
+THUMBNAIL_SIZES = [int(size) for size in env_list("THUMBNAIL_SIZES") or ["1600", "800", "320"]]
+# Perceptual-hash distance (of 64 bits) under which two uploads count as similar.
+SIMILAR_MAX_DISTANCE = int(env_float("SIMILAR_MAX_DISTANCE", 10))
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 DATA_UPLOAD_MAX_NUMBER_FILES = 20
 
@@ -268,13 +272,24 @@ DAPHNE_WEBSOCKET_MAX_FRAME_SIZE = 64 * 1024
 if not DEBUG:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", True)
-    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+    # Load balancers and Prometheus probe over plain HTTP inside the network.
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^metrics$"]
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
     SECURE_HSTS_SECONDS = int(env_float("DJANGO_HSTS_SECONDS", 31536000))
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
     USE_X_FORWARDED_HOST = env_bool("DJANGO_USE_X_FORWARDED_HOST", False)
+
+# /metrics (project/health.py) answers requests from these networks (REMOTE_ADDR, which daphne
+# --proxy-headers takes from nginx's X-Forwarded-For), or bearing METRICS_TOKEN. Set the
+# variable empty to allow the token only.
+METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
+METRICS_ALLOWED_NETWORKS = (
+    env_list("METRICS_ALLOWED_NETWORKS")
+    if "METRICS_ALLOWED_NETWORKS" in os.environ
+    else ["127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7"]
+)
 
 LOG_LEVEL = os.environ.get("DJANGO_LOG_LEVEL", "INFO")
 LOGGING = {
@@ -294,4 +309,26 @@ LOGGING = {
         "django": {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False},
         "daphne": {"level": "WARNING"},
     },
+}
+
+# Chat (chat/). Times in seconds; each overridable by env CHAT_<NAME>.
+CHAT = {
+    # Messages sent on connect, and per page of older history.
+    "HISTORY_SIZE": int(env_float("CHAT_HISTORY_SIZE", 50)),
+    # A reconnect that missed more than this gets the latest page and a reset instead.
+    "REPLAY_MAX": int(env_float("CHAT_REPLAY_MAX", 2000)),
+    "BODY_MAX_CHARS": int(env_float("CHAT_BODY_MAX_CHARS", 2000)),
+    # Frames larger than this are refused unread (daphne caps them at 64 KiB before that).
+    "FRAME_MAX_BYTES": int(env_float("CHAT_FRAME_MAX_BYTES", 16 * 1024)),
+    # Messages per user per window, across all processes when REDIS_URL is set.
+    "RATE_LIMIT": int(env_float("CHAT_RATE_LIMIT", 10)),
+    "RATE_WINDOW": env_float("CHAT_RATE_WINDOW", 10),
+    # Each server touches its connections' presence this often; one untouched for
+    # PRESENCE_TTL belongs to a dead server and is dropped. Changes go out in batches.
+    "PRESENCE_HEARTBEAT": env_float("CHAT_PRESENCE_HEARTBEAT", 20),
+    "PRESENCE_TTL": env_float("CHAT_PRESENCE_TTL", 60),
+    "PRESENCE_BATCH": env_float("CHAT_PRESENCE_BATCH", 0.5),
+    # How long a connection holds a message that arrived ahead of a missing one before it
+    # reads the gap from the database.
+    "GAP_WAIT": env_float("CHAT_GAP_WAIT", 1.0),
 }

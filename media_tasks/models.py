@@ -1,0 +1,114 @@
+"""Uploads and their renditions. An upload's progress and outcome are its jobs' (workers.Job)."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+
+from workers.models import Job
+
+
+def original_path(upload: Upload, filename: str) -> str:
+    # Random names: the user's file name is kept as data only, never as a path.
+    return f"originals/{upload.key.hex}{upload.extension}"
+
+
+class Upload(models.Model):
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        PROCESSING = "processing"
+        DONE = "done"
+        FAILED = "failed"
+
+    key = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="uploads"
+    )
+    original = models.FileField(upload_to=original_path, max_length=255)
+    original_name = models.CharField(max_length=255)
+    format = models.CharField(max_length=16)
+    content_type = models.CharField(max_length=64)
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+    bytes = models.PositiveBigIntegerField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    thumbnails_job = models.ForeignKey(
+        Job, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    analysis_job = models.ForeignKey(
+        Job, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # Filled by the analysis task.
+    analysis = models.JSONField(null=True, blank=True)
+    phash = models.CharField(max_length=16, blank=True, db_index=True)
+    placeholder = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["owner", "-created_at"], name="upload_owner_newest")]
+
+    def __str__(self) -> str:
+        return f"upload {self.pk} {self.original_name!r}"
+
+    EXTENSIONS = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp", "GIF": ".gif", "AVIF": ".avif"}
+
+    @property
+    def extension(self) -> str:
+        return self.EXTENSIONS.get(self.format, "")
+
+    def jobs(self) -> list[Job]:
+        return [job for job in (self.thumbnails_job, self.analysis_job) if job is not None]
+
+    @property
+    def status(self) -> str:
+        """Derived from the jobs, which are the truth: failed if one failed, done if all did."""
+        jobs = self.jobs()
+        statuses = {job.status for job in jobs}
+        if statuses & {Job.Status.FAILED, Job.Status.CANCELLED}:
+            return self.Status.FAILED
+        if jobs and statuses == {Job.Status.SUCCEEDED}:
+            return self.Status.DONE
+        if Job.Status.RUNNING in statuses or Job.Status.SUCCEEDED in statuses:
+            return self.Status.PROCESSING
+        return self.Status.QUEUED
+
+    @property
+    def progress(self) -> int:
+        jobs = self.jobs()
+        return sum(job.progress for job in jobs) // len(jobs) if jobs else 0
+
+    @property
+    def error(self) -> str:
+        for job in self.jobs():
+            if job.status == Job.Status.FAILED:
+                return job.error
+            if job.status == Job.Status.CANCELLED:
+                return "processing was cancelled"
+        return ""
+
+
+def rendition_path(upload: Upload, name: str, extension: str) -> str:
+    return f"renditions/{upload.key.hex}/{name}{extension}"
+
+
+class Rendition(models.Model):
+    upload = models.ForeignKey(Upload, on_delete=models.CASCADE, related_name="renditions")
+    name = models.CharField(max_length=32)
+    size = models.PositiveIntegerField(help_text="Requested longest side.")
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+    format = models.CharField(max_length=16)
+    bytes = models.PositiveIntegerField()
+    file = models.FileField(max_length=255)
+
+    class Meta:
+        ordering = ["-size", "format"]
+        constraints = [
+            models.UniqueConstraint(fields=["upload", "name"], name="rendition_unique_name")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.upload_id}/{self.name}"

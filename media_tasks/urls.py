@@ -1,0 +1,8 @@
+from django.urls import path
+
+from media_tasks import views
+
+urlpatterns = [
+    path("api/uploads/", views.uploads, name="uploads"),
+    path("api/uploads/<int:upload_id>/", views.upload_detail, name="upload-detail"),
+]
