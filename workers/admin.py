@@ -19,7 +19,7 @@ class JobAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         "enqueued_at",
         "finished_at",
     ]
-    list_filter = ["status", "channel", "task_path"]
+    list_filter = ["status", "channel", "task_path", ("owner", admin.RelatedOnlyFieldListFilter)]
     search_fields = ["id", "task_path", "owner__username", "error"]
     list_select_related = ["owner"]
     readonly_fields = [field.name for field in Job._meta.fields]
