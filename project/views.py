@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.contrib.auth import login
 from django.contrib.auth.forms import UserCreationForm
 from django.contrib.auth.models import User
@@ -7,7 +8,8 @@ from django.views.decorators.http import require_http_methods
 
 
 def home(request: HttpRequest) -> HttpResponse:
-    return render(request, "home.html")
+    # The page refuses files over the limit before sending them; the API checks again.
+    return render(request, "home.html", {"upload_max_bytes": settings.UPLOAD_MAX_BYTES})
 
 
 @require_http_methods(["GET", "POST"])

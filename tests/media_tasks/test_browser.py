@@ -1,0 +1,252 @@
+"""The upload page in a real browser: drop pictures, watch them upload and process, see the
+gallery after a reload, delete one; and the live updates surviving a server restart."""
+
+from __future__ import annotations
+
+import base64
+import mimetypes
+import re
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from playwright.sync_api import Locator, Page, expect
+
+from media_tasks.models import Upload
+from tests.media_tasks.images import PILLOW_IMAGES
+from tests.processes import Process, Processes, free_port, login, wait_for, wait_until_serving
+
+if TYPE_CHECKING:
+    # Imported by pytest_plugins below; importing it here first would stop pytest from
+    # registering it as a plugin with assertion rewriting.
+    from tests.browser import PageLog
+
+pytest_plugins = ["tests.browser"]
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+NOT_AN_IMAGE = b"plain text that only pretends to be a JPEG\n"
+# Chromium logs every 4xx answer to a page's request as a console error: this one is the point.
+REJECTED_UPLOAD = r"status of 400 \(Bad Request\) \(http://127\.0\.0\.1:\d+/api/uploads/\)"
+# Served under the strictest Content-Security-Policy the site may get.
+STRICT_CSP_SETTINGS = "tests.media_tasks.csp_settings"
+
+# Each card's (state, bar value) as they change, recorded in the page so nothing is missed
+# between two polls of the test.
+RECORD_BARS = """() => {
+  window.barHistory = {};
+  const record = () => {
+    for (const card of document.querySelectorAll(".upload-card")) {
+      const name = card.querySelector(".name").textContent;
+      const bar = card.querySelector("[role=progressbar]");
+      const entry = [card.dataset.state, Number(bar.getAttribute("aria-valuenow"))];
+      const history = (window.barHistory[name] ||= []);
+      const last = history[history.length - 1];
+      if (!last || last[0] !== entry[0] || last[1] !== entry[1]) history.push(entry);
+    }
+  };
+  new MutationObserver(record).observe(document.getElementById("gallery"), {
+    subtree: true, childList: true, attributes: true,
+    attributeFilter: ["aria-valuenow", "data-state"],
+  });
+}"""
+
+THUMBNAIL_SHOWN = """(card) => {
+  const img = card.querySelector("img.thumb");
+  return card.dataset.state === "done" && img !== null && img.complete && img.naturalWidth > 0;
+}"""
+
+
+def log_in(page: Page, base_url: str, username: str, password: str) -> None:
+    response = page.goto(f"{base_url}/accounts/login/")
+    assert response is not None
+    assert "script-src 'self'" in response.headers.get("content-security-policy", "")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url(f"{base_url}/")
+    expect(page.get_by_role("heading", name="Your pictures")).to_be_visible()
+
+
+def drop_files(page: Page, selector: str, paths: list[Path]) -> None:
+    """Drop files on an element the way a browser does: dragenter, dragover, drop."""
+    files = [
+        {
+            "name": path.name,
+            "type": mimetypes.guess_type(path.name)[0] or "",
+            "data": base64.b64encode(path.read_bytes()).decode(),
+        }
+        for path in paths
+    ]
+    data_transfer = page.evaluate_handle(
+        """(files) => {
+          const transfer = new DataTransfer();
+          for (const file of files) {
+            const bytes = Uint8Array.from(atob(file.data), (c) => c.charCodeAt(0));
+            transfer.items.add(new File([bytes], file.name, { type: file.type }));
+          }
+          return transfer;
+        }""",
+        files,
+    )
+    for event in ("dragenter", "dragover", "drop"):
+        page.dispatch_event(selector, event, {"dataTransfer": data_transfer})
+
+
+def card(page: Page, name: str) -> Locator:
+    return page.locator(".upload-card", has=page.locator(".name", has_text=name))
+
+
+def wait_shown(page: Page, name: str, timeout: float = 30_000) -> Locator:
+    located = card(page, name)
+    expect(located).to_have_count(1)
+    page.wait_for_function(THUMBNAIL_SHOWN, arg=located.element_handle(), timeout=timeout)
+    return located
+
+
+def test_drop_pictures_watch_them_finish_browse_and_delete(
+    processes: Processes,
+    page: Page,
+    page_log: PageLog,
+    output_dir: Path,
+    user: Any,
+    password: str,
+) -> None:
+    # The embedded default: workers run inside the web process (so no Redis needed, even in
+    # the Redis configuration: the in-memory layer is right for a single process).
+    web = processes.runserver("web", REDIS_URL="", DJANGO_SETTINGS_MODULE=STRICT_CSP_SETTINGS)
+    log_in(page, web.url, user.username, password)
+    expect(page.locator("#empty")).to_be_visible()
+    expect(page.locator("#connection")).to_have_attribute("data-state", "live")
+
+    page.evaluate(RECORD_BARS)
+    drop_files(page, "#dropzone", [PILLOW_IMAGES / "hopper.jpg", PILLOW_IMAGES / "hopper.png"])
+
+    for name in ("hopper.jpg", "hopper.png"):
+        shown = wait_shown(page, name)
+        expect(shown.get_by_role("progressbar")).to_have_attribute("aria-valuenow", "100")
+        expect(shown.locator(".status")).to_have_text("Done")
+        expect(shown.locator(".facts")).to_contain_text("128 \N{MULTIPLICATION SIGN} 128")
+        expect(shown.locator(".swatches li").first).to_be_visible()
+    history: dict[str, list[list[Any]]] = page.evaluate("window.barHistory")
+    for name in ("hopper.jpg", "hopper.png"):
+        states = history[name]
+        assert ["uploading", 100] in states, f"{name}: the upload bar never reached 100 %: {states}"
+        assert states[-1] == ["done", 100], f"{name}: processing did not end at 100 %: {states}"
+        processing = [value for state, value in states if state == "processing"]
+        assert processing == sorted(processing), f"{name}: the bar went backwards: {states}"
+    # Chromium takes the WebP source; the JPEG stays as the fallback.
+    current = card(page, "hopper.jpg").locator("img.thumb").evaluate("img => img.currentSrc")
+    assert current.endswith(".webp"), current
+
+    # A file that only claims to be a picture: its card says what the API says.
+    client = login(web.url, user.username, password)
+    refused = client.post("/api/uploads/", files={"image": ("bad.jpg", NOT_AN_IMAGE, "image/jpeg")})
+    assert refused.status_code == 400
+    page.set_input_files(
+        "#file-input", files=[{"name": "bad.jpg", "mimeType": "image/jpeg", "buffer": NOT_AN_IMAGE}]
+    )
+    bad = card(page, "bad.jpg")
+    expect(bad).to_have_attribute("data-state", "rejected")
+    expect(bad.get_by_role("alert")).to_have_text(refused.json()["error"])
+    expect(bad.get_by_role("button", name="Dismiss")).to_be_visible()
+
+    page.screenshot(path=output_dir / "upload-page.png", full_page=True)
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.screenshot(path=output_dir / "upload-page-phone.png", full_page=True)
+    page.set_viewport_size({"width": 1280, "height": 900})
+
+    # After a reload the gallery comes from the API: both pictures, with srcset; the refused
+    # file was never stored.
+    listed = client.get("/api/uploads/").json()
+    assert sorted((u["name"], u["status"]) for u in listed["uploads"]) == [
+        ("hopper.jpg", "done"),
+        ("hopper.png", "done"),
+    ]
+    page.reload()
+    # Newest first, as the API lists them.
+    expect(page.locator(".upload-card .name")).to_have_text([u["name"] for u in listed["uploads"]])
+    for upload in listed["uploads"]:
+        shown = wait_shown(page, upload["name"])
+        expect(shown).to_have_attribute("data-upload-id", str(upload["id"]))
+        [webp] = [r for r in upload["renditions"] if r["format"] == "WEBP"]
+        source = shown.locator('source[type="image/webp"]')
+        expect(source).to_have_attribute("srcset", f"{webp['url']} {webp['width']}w")
+        expect(shown.locator("img.thumb")).to_have_attribute("srcset", re.compile(r"\.jpg 128w$"))
+        expect(shown.locator("img.placeholder")).to_have_attribute(
+            "src", re.compile("^data:image/")
+        )
+    expect(page.locator(".upload-card")).to_have_count(2)
+    expect(card(page, "bad.jpg")).to_have_count(0)
+    expect(page.locator("#connection")).to_have_attribute("data-state", "live")
+
+    # Delete asks for a second click, then the picture is gone from the page and the API.
+    png = card(page, "hopper.png")
+    png_id = png.get_attribute("data-upload-id")
+    png.get_by_role("button", name="Delete").click()
+    png.get_by_role("button", name="Confirm delete").click()
+    expect(card(page, "hopper.png")).to_have_count(0)
+    assert client.get(f"/api/uploads/{png_id}/").status_code == 404
+    page.reload()
+    wait_shown(page, "hopper.jpg")
+    expect(page.locator(".upload-card")).to_have_count(1)
+
+    assert page_log.unexpected(REJECTED_UPLOAD) == [], page_log.errors
+
+
+def start_web(processes: Processes, name: str, port: int) -> Process:
+    """runserver without workers on a chosen port, so that a restart comes back on it."""
+    process = processes.start(
+        name,
+        [sys.executable, "manage.py", "runserver", "--noreload", f"127.0.0.1:{port}", "--noworker"],
+        port=port,
+        DJANGO_SETTINGS_MODULE=STRICT_CSP_SETTINGS,
+    )
+    wait_until_serving(process)
+    return process
+
+
+@pytest.mark.redis
+def test_the_page_catches_up_after_the_server_was_away(
+    processes: Processes,
+    page: Page,
+    page_log: PageLog,
+    output_dir: Path,
+    user: Any,
+    password: str,
+) -> None:
+    port = free_port()
+    web = start_web(processes, "web", port)
+    log_in(page, web.url, user.username, password)
+    expect(page.locator("#connection")).to_have_attribute("data-state", "live")
+
+    # No worker yet: the picture is stored and waits.
+    page.set_input_files("#file-input", str(PILLOW_IMAGES / "hopper.jpg"))
+    waiting = card(page, "hopper.jpg")
+    expect(waiting).to_have_attribute("data-state", "queued")
+    # A reload shows the same state, from the API and the snapshot.
+    page.reload()
+    expect(waiting).to_have_attribute("data-state", "queued")
+    expect(waiting.locator(".status")).to_have_text("Waiting for a worker · 0 %")
+    expect(waiting.get_by_role("progressbar")).to_have_attribute("aria-valuenow", "0")
+
+    # The web server goes away (once the page has read what it wanted); meanwhile a worker
+    # does the job, and its events reach nobody.
+    page.wait_for_load_state("networkidle")
+    web.stop()
+    expect(page.locator("#connection")).to_have_attribute("data-state", "offline")
+    processes.runworker("worker", "thumbnails", "compute")
+    upload = Upload.objects.get(original_name="hopper.jpg")
+    wait_for(lambda: Upload.objects.get(pk=upload.pk).status == Upload.Status.DONE, 30, "the jobs")
+    page.screenshot(path=output_dir / "offline.png")
+
+    # The server is back: the page reconnects by itself and shows what finished in the gap.
+    start_web(processes, "web-again", port)
+    expect(page.locator("#connection")).to_have_attribute("data-state", "live", timeout=30_000)
+    wait_shown(page, "hopper.jpg")
+    expect(waiting.locator(".status")).to_have_text("Done")
+    page.screenshot(path=output_dir / "caught-up.png")
+
+    # Only the failed websocket attempts while the server was down may have been logged.
+    unexpected = page_log.unexpected(r"WebSocket connection to .* failed")
+    assert unexpected == [], "\n".join(page_log.errors)
