@@ -298,6 +298,7 @@ LOGGING = {
     "formatters": {
         # One line per record, key=value: journald keeps it as it is and grep finds it.
         "line": {
+            "()": "project.logformat.OneLineFormatter",
             "format": "level=%(levelname)s logger=%(name)s pid=%(process)d %(message)s",
         },
     },
