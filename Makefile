@@ -32,6 +32,10 @@ $(VENV)/.dev: $(VENV)/.base requirements/dev.txt
 	$(BIN)/pip install --quiet -r requirements/dev.txt
 	touch $@
 
+$(VENV)/.bench: $(VENV)/.dev requirements/bench.txt
+	$(BIN)/pip install --quiet -r requirements/bench.txt
+	touch $@
+
 run: $(VENV)/.base
 	$(BIN)/python manage.py migrate --no-input
 	$(BIN)/python manage.py runserver $(HOST):$(PORT)
@@ -61,7 +65,9 @@ test-services: $(VENV)/.dev browser
 
 test: lint typecheck djangocheck test-embedded test-services
 
-bench: $(VENV)/.dev
+# pyvips (the upload benchmark's baseline) needs libvips from Debian.
+bench: $(VENV)/.bench
+	@ldconfig -p | grep -q libvips || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libvips42 >/dev/null; }
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(BIN)/python -m tests.bench
 
 clean:

@@ -228,7 +228,8 @@ MEDIA_STORAGE = os.environ.get("MEDIA_STORAGE", "local")
 if MEDIA_STORAGE == "local":
     media_backend = {"BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {}}
 elif MEDIA_STORAGE == "s3":
-    # django-storages reads the usual AWS_* variables itself (credentials, region, endpoint).
+    # django-storages reads only the credentials (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
+    # AWS_SESSION_TOKEN) from the environment itself; the rest it takes from settings alone.
     media_backend = {
         "BACKEND": "storages.backends.s3.S3Storage",
         "OPTIONS": {
@@ -236,6 +237,11 @@ elif MEDIA_STORAGE == "s3":
                 "AWS_STORAGE_BUCKET_NAME", "MEDIA_STORAGE=s3 needs the bucket to store media in."
             ),
             "endpoint_url": os.environ.get("AWS_S3_ENDPOINT_URL") or None,
+            # None leaves the region to boto3, which reads AWS_DEFAULT_REGION.
+            "region_name": os.environ.get("AWS_S3_REGION_NAME") or None,
+            # botocore presigns S3 URLs with the legacy SigV2 unless told otherwise, which
+            # newer AWS regions and some S3-compatible servers refuse.
+            "signature_version": os.environ.get("AWS_S3_SIGNATURE_VERSION") or "s3v4",
             "custom_domain": os.environ.get("AWS_S3_CUSTOM_DOMAIN") or None,
             "file_overwrite": False,
             "default_acl": None,

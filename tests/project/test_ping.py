@@ -51,3 +51,14 @@ async def test_the_session_user_reaches_the_consumer(user: Any, password: str) -
     await communicator.send_json_to({})
     assert (await communicator.receive_json_from())["user"] == "alice"
     await communicator.disconnect()
+
+
+def test_daphne_leaves_multipart_parsing_to_django() -> None:
+    # Twisted's own parse of every upload doubled the upload response time (tests/bench).
+    import inspect
+
+    from daphne.http_protocol import WebRequest
+    from twisted.web import http as twisted_http
+
+    assert "parsePOSTFormSubmission" in inspect.signature(twisted_http.Request.__init__).parameters
+    assert getattr(WebRequest, "_form_off", False)

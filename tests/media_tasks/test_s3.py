@@ -1,0 +1,241 @@
+"""Uploads on S3 (MEDIA_STORAGE=s3, django-storages) against a real S3-compatible server.
+
+The server is moto's stand-alone one, a separate process speaking the S3 HTTP API; the site runs
+as its real processes (embedded runserver, or runserver --noworker + runworker on Redis), and
+this test looks at the bucket only through boto3 and at the files only through their URLs.
+"""
+
+from __future__ import annotations
+
+import io
+import signal
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import httpx
+import pytest
+from PIL import Image
+
+from media_tasks.models import Upload
+from media_tasks.tasks import make_renditions
+from tests.media_tasks.images import PILLOW_IMAGES
+from tests.processes import Processes, free_port, login, wait_for
+from workers.backends import enqueue_for
+from workers.models import Job
+
+pytestmark = pytest.mark.slow
+
+REGION = "eu-west-1"
+CREDENTIALS = {"aws_access_key_id": "moto-test-key", "aws_secret_access_key": "moto-test-secret"}
+# Real files from the shared test data: EXIF rotation, EXIF with GPS, a PNG with an ICC profile.
+FILES = ("hopper_orientation_6.jpg", "exif_gps.jpg", "icc_profile.png")
+# Small sizes, so that these small pictures still give several renditions each.
+THUMBNAIL_SIZES = "100,50"
+EXTENSIONS = {"WEBP": ".webp", "JPEG": ".jpg"}
+CONTENT_TYPES = {"WEBP": "image/webp", "JPEG": "image/jpeg"}
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """moto's S3-compatible server in a process of its own, for the whole session."""
+    port = free_port()
+    log = tmp_path_factory.mktemp("moto") / "moto.log"
+    with log.open("wb") as handle:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-p", str(port), "-H", "127.0.0.1"],
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    endpoint = f"http://127.0.0.1:{port}"
+
+    def answering() -> bool:
+        if server.poll() is not None:
+            raise AssertionError(f"moto server exited:\n{log.read_text(errors='replace')}")
+        try:
+            httpx.get(endpoint, timeout=1)
+        except httpx.HTTPError:
+            return False
+        return True
+
+    try:
+        wait_for(answering, 30, "the moto S3 server to answer")
+        yield endpoint
+    finally:
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait(10)
+
+
+def s3_client(endpoint: str) -> Any:
+    return boto3.client("s3", endpoint_url=endpoint, region_name=REGION, **CREDENTIALS)
+
+
+@pytest.fixture
+def bucket(s3_endpoint: str) -> str:
+    """A new, empty bucket for each test, so that listing it shows that test's objects only."""
+    name = f"media-{uuid.uuid4().hex[:16]}"
+    s3_client(s3_endpoint).create_bucket(
+        Bucket=name, CreateBucketConfiguration={"LocationConstraint": REGION}
+    )
+    return name
+
+
+@pytest.fixture
+def s3_env(s3_endpoint: str, bucket: str) -> dict[str, str]:
+    """What a deployment sets for S3 media: the documented MEDIA_STORAGE and AWS_* variables."""
+    return {
+        "MEDIA_STORAGE": "s3",
+        "AWS_STORAGE_BUCKET_NAME": bucket,
+        "AWS_S3_ENDPOINT_URL": s3_endpoint,
+        "AWS_S3_REGION_NAME": REGION,
+        "AWS_ACCESS_KEY_ID": CREDENTIALS["aws_access_key_id"],
+        "AWS_SECRET_ACCESS_KEY": CREDENTIALS["aws_secret_access_key"],
+        "THUMBNAIL_SIZES": THUMBNAIL_SIZES,
+    }
+
+
+def bucket_keys(endpoint: str, bucket: str) -> list[str]:
+    listing = s3_client(endpoint).list_objects_v2(Bucket=bucket)
+    return sorted(item["Key"] for item in listing.get("Contents", []))
+
+
+def upload_details(client: httpx.Client, urls: list[str]) -> list[dict[str, Any]]:
+    """The uploads' API details once every one has finished."""
+
+    def finished() -> list[dict[str, Any]] | None:
+        details = [client.get(url).json() for url in urls]
+        if all(detail["status"] in {"done", "failed"} for detail in details):
+            return details
+        return None
+
+    details: list[dict[str, Any]] = wait_for(finished, 30, "the uploads to finish", 0.2)
+    assert [detail["status"] for detail in details] == ["done"] * len(urls), details
+    return details
+
+
+def expected_keys(details: list[dict[str, Any]]) -> set[str]:
+    """Where the uploads' files belong: random names from the upload key, never the user's."""
+    keys: set[str] = set()
+    for detail in details:
+        upload = Upload.objects.get(pk=detail["id"])
+        keys.add(f"originals/{upload.key.hex}{upload.extension}")
+        keys.update(
+            f"renditions/{upload.key.hex}/{rendition['name']}{EXTENSIONS[rendition['format']]}"
+            for rendition in detail["renditions"]
+        )
+    return keys
+
+
+def assert_served_from_s3(
+    detail: dict[str, Any], original: bytes, *, endpoint: str, bucket: str
+) -> None:
+    """Every URL the API gives is a signed URL on the S3 endpoint that serves the right file."""
+    key = Upload.objects.get(pk=detail["id"]).key.hex
+    assert detail["original_url"].startswith(f"{endpoint}/{bucket}/originals/{key}")
+    assert httpx.get(detail["original_url"]).content == original
+
+    renditions = detail["renditions"]
+    sizes = [int(size) for size in THUMBNAIL_SIZES.split(",")]
+    assert {r["format"] for r in renditions} == {"WEBP", "JPEG"}
+    assert {r["size"] for r in renditions} <= set(sizes)
+    for rendition in renditions:
+        url = rendition["url"]
+        assert url.startswith(f"{endpoint}/{bucket}/renditions/{key}/{rendition['name']}"), url
+        # Signed with SigV4 in the configured region (AWS_S3_REGION_NAME reached boto3).
+        assert "X-Amz-Algorithm=AWS4-HMAC-SHA256" in url, url
+        assert f"%2F{REGION}%2Fs3%2F" in url, url
+        response = httpx.get(url)
+        assert response.status_code == 200, (url, response.text[:300])
+        assert response.headers["content-type"] == CONTENT_TYPES[rendition["format"]]
+        assert len(response.content) == rendition["bytes"]
+        with Image.open(io.BytesIO(response.content)) as img:
+            img.load()
+            assert img.format == rendition["format"]
+            assert img.size == (rendition["width"], rendition["height"])
+            assert max(img.size) <= rendition["size"]
+            # No metadata leaves with a thumbnail: no EXIF (so no GPS), no XMP, no ICC.
+            assert not img.getexif(), (rendition["name"], dict(img.getexif()))
+            assert not {"exif", "xmp", "icc_profile"} & set(img.info), img.info.keys()
+
+
+def run_renditions_again(user: Any, upload_id: int) -> Job:
+    """Queue the thumbnails job of an upload once more, as a redelivery would, and await it."""
+    with enqueue_for(owner=user, upload=upload_id):
+        job_id = int(make_renditions.enqueue(upload_id).id)
+    return wait_for(
+        lambda: Job.objects.filter(pk=job_id, status__in=["succeeded", "failed"]).first(),
+        30,
+        f"the repeated thumbnails job {job_id}",
+    )
+
+
+def upload_store_rerun_and_delete(
+    web_url: str, user: Any, password: str, *, endpoint: str, bucket: str
+) -> None:
+    """The whole life of uploads on S3, as a user and the bucket's owner see it."""
+    client = login(web_url, user.username, password)
+    originals = {name: (PILLOW_IMAGES / name).read_bytes() for name in FILES}
+    response = client.post(
+        "/api/uploads/",
+        files=[
+            ("image", (name, data, "application/octet-stream")) for name, data in originals.items()
+        ],
+    )
+    assert response.status_code == 202, response.text
+    details = upload_details(client, [upload["url"] for upload in response.json()["uploads"]])
+
+    keys = bucket_keys(endpoint, bucket)
+    assert set(keys) == expected_keys(details)
+    assert sum(key.startswith("originals/") for key in keys) == len(FILES)
+    # Several sizes in two formats per picture (the 8x8 one only has room for one size).
+    assert [len(detail["renditions"]) for detail in details] == [4, 2, 4]
+    assert not [key for key in keys if any(Path(name).stem in key for name in FILES)]
+    for detail, (name, original) in zip(details, originals.items(), strict=True):
+        assert detail["name"] == name
+        assert_served_from_s3(detail, original, endpoint=endpoint, bucket=bucket)
+
+    # Running the thumbnails job again replaces its objects: one per rendition, same names.
+    first = details[0]
+    job = run_renditions_again(user, first["id"])
+    assert job.status == "succeeded", job.error
+    assert sorted(job.result["renditions"]) == sorted(r["name"] for r in first["renditions"])
+    assert bucket_keys(endpoint, bucket) == keys
+    again = client.get(first["url"]).json()
+    assert sorted(r["name"] for r in again["renditions"]) == sorted(
+        r["name"] for r in first["renditions"]
+    )
+    assert_served_from_s3(again, originals[first["name"]], endpoint=endpoint, bucket=bucket)
+
+    # Deleting an upload removes every object of it, and only its own.
+    assert client.delete(first["url"]).status_code == 204
+    assert client.get(first["url"]).status_code == 404
+    assert set(bucket_keys(endpoint, bucket)) == expected_keys(details[1:])
+    for detail in details[1:]:
+        assert client.delete(detail["url"]).status_code == 204
+    assert bucket_keys(endpoint, bucket) == []
+
+
+def test_embedded_runserver_stores_uploads_and_renditions_on_s3(
+    processes: Processes, user: Any, password: str, s3_endpoint: str, bucket: str, s3_env: Any
+) -> None:
+    web = processes.runserver("web", REDIS_URL="", **s3_env)
+    assert "Workers: running in this process" in web.output()
+    upload_store_rerun_and_delete(web.url, user, password, endpoint=s3_endpoint, bucket=bucket)
+
+
+@pytest.mark.redis
+def test_runworker_on_redis_stores_renditions_on_s3(
+    processes: Processes, user: Any, password: str, s3_endpoint: str, bucket: str, s3_env: Any
+) -> None:
+    web = processes.runserver("web", "--noworker", **s3_env)
+    processes.runworker("w", "thumbnails", "compute", **s3_env)
+    upload_store_rerun_and_delete(web.url, user, password, endpoint=s3_endpoint, bucket=bucket)
