@@ -9,12 +9,10 @@ import importlib
 import json
 import re
 import signal
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import websockets
 from django.urls import Resolver404, resolve
@@ -29,26 +27,12 @@ from tests.deploy.deployment import (
     log_in,
     site_client,
 )
+from tests.jobs import enqueue, job_when, start_redis
 from tests.media_tasks import images
 from tests.processes import free_port, wait_for
-from tests.workers.test_worker_processes import start_private_redis
 from workers.models import Job
 
 pytestmark = [pytest.mark.redis, pytest.mark.postgres, pytest.mark.slow]
-
-
-def enqueue(client: httpx.Client, task: str, *args: Any, **kwargs: Any) -> int:
-    response = client.post("/test/enqueue/", json={"task": task, "args": list(args), **kwargs})
-    assert response.status_code == 202, response.text
-    return int(response.json()["job"])
-
-
-def job_when(job_id: int, *statuses: str, timeout: float = 30) -> Job:
-    def reached() -> Job | None:
-        job = Job.objects.get(pk=job_id)
-        return job if job.status in statuses else None
-
-    return wait_for(reached, timeout, f"job {job_id} to be {' or '.join(statuses)}")
 
 
 def worker_pid(job: Job) -> int:
@@ -182,7 +166,7 @@ def test_an_image_uploaded_through_the_units_is_done(
 def test_healthz_answers_503_while_redis_is_down_and_200_when_it_is_back(
     deployment: Deployment, tmp_path: Path
 ) -> None:
-    redis, port = start_private_redis(tmp_path)
+    redis, port = start_redis(tmp_path)
     try:
         web = deployment.web(REDIS_URL=f"redis://127.0.0.1:{port}/0")
         client = site_client(web)
@@ -211,43 +195,12 @@ def test_healthz_answers_503_while_redis_is_down_and_200_when_it_is_back(
         assert body["database"] == "ok"
         assert "ConnectionError" in body["channel_layer"]
 
-        redis, _ = start_private_redis_on(tmp_path, port)
+        redis, _ = start_redis(tmp_path, port)
         wait_for(lambda: health(200), 15, "healthz 200 with Redis back")
     finally:
         redis.send_signal(signal.SIGCONT)
         redis.terminate()
         redis.wait(10)
-
-
-def start_private_redis_on(tmp_path: Path, port: int) -> tuple[subprocess.Popen[bytes], int]:
-    """Start the private Redis again on the port the web process knows."""
-    import redis as redis_py
-
-    popen = subprocess.Popen(
-        [
-            "redis-server",
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(tmp_path),
-        ],
-        stdout=subprocess.DEVNULL,
-    )
-
-    def pings() -> bool:
-        try:
-            return bool(redis_py.Redis(port=port).ping())
-        except redis_py.RedisError:
-            return False
-
-    wait_for(pings, 10, "the private Redis again")
-    return popen, port
 
 
 def test_healthz_answers_503_naming_an_unreachable_database(deployment: Deployment) -> None:

@@ -16,12 +16,11 @@ from django.test import Client
 
 from media_tasks.models import Rendition, Upload
 from project.asgi import application
+from tests.jobs import run_worker_until
 from tests.media_tasks import images
 from tests.media_tasks.images import PILLOW_IMAGES
 from workers import events
 from workers.models import Job
-from workers.runner import JobRunner
-from workers.worker import Worker
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -50,28 +49,8 @@ def image_file(name: str, data: bytes | None = None) -> SimpleUploadedFile:
     )
 
 
-def run_workers_until(condition: Any, timeout: float = 30) -> None:
-    """Run this project's Worker for both image channels until `condition()` holds."""
-
-    async def scenario() -> None:
-        worker = Worker(
-            application=application,
-            channels=["thumbnails", "compute"],
-            channel_layer=get_channel_layer(),
-            runner=JobRunner(),
-            handle_signals=False,
-        )
-        task = asyncio.ensure_future(worker.arun())
-        try:
-            deadline = asyncio.get_running_loop().time() + timeout
-            while not await database_sync_to_async(condition)():
-                assert asyncio.get_running_loop().time() < deadline, "workers did not finish"
-                await asyncio.sleep(0.05)
-        finally:
-            worker.request_stop()
-            await asyncio.wait_for(task, 15)
-
-    asyncio.run(scenario())
+def run_workers_until(condition: Any) -> None:
+    asyncio.run(run_worker_until(condition, channels=["thumbnails", "compute"]))
 
 
 def finished(*upload_ids: int) -> bool:

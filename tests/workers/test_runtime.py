@@ -17,12 +17,11 @@ from django.test import override_settings
 from django.utils import timezone
 
 from tests import tasks
+from tests.jobs import run_worker_until
 from workers import events
 from workers.backends import enqueue_for
 from workers.models import Job, Lease
-from workers.runner import JobRunner
 from workers.services import job_cancel, jobs_sweep
-from workers.worker import Worker
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -182,26 +181,6 @@ def test_backoff_grows_exponentially_and_is_capped() -> None:
             job.attempts = attempts
             delays.append(job.retry_delay())
     assert delays == [2, 4, 8, 10, 10]
-
-
-async def run_worker_until(condition: Any, timeout: float = 20) -> None:
-    """Run this project's Worker on the test's loop until `condition()` (sync, DB) holds."""
-    worker = Worker(
-        application=__import__("project.asgi", fromlist=["application"]).application,
-        channels=["compute"],
-        channel_layer=get_channel_layer(),
-        runner=JobRunner(),
-        handle_signals=False,
-    )
-    task = asyncio.ensure_future(worker.arun())
-    try:
-        deadline = asyncio.get_running_loop().time() + timeout
-        while not await database_sync_to_async(condition)():
-            assert asyncio.get_running_loop().time() < deadline, "worker did not get there"
-            await asyncio.sleep(0.05)
-    finally:
-        worker.request_stop()
-        await asyncio.wait_for(task, 10)
 
 
 async def test_the_worker_runs_jobs_and_sends_ordered_events_to_the_owner(user: Any) -> None:

@@ -3,36 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-import shutil
 import signal
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import websockets
 
 from tests.clients import connect_ws, receive_until
-from tests.processes import Processes, free_port, login, wait_for
+from tests.jobs import enqueue, job_when, start_redis
+from tests.processes import Processes, login, wait_for
 from workers.models import Job
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
-
-
-def enqueue(client: httpx.Client, task: str, *args: Any, **body: Any) -> int:
-    response = client.post("/test/enqueue/", json={"task": task, "args": list(args), **body})
-    assert response.status_code == 202, response.text
-    return int(response.json()["job"])
-
-
-def job_when(job_id: int, *statuses: str, timeout: float = 30) -> Job:
-    def reached() -> Job | None:
-        job = Job.objects.get(pk=job_id)
-        return job if job.status in statuses else None
-
-    return wait_for(reached, timeout, f"job {job_id} to be {' or '.join(statuses)}")
 
 
 def marks_in(directory: Path) -> list[str]:
@@ -240,44 +224,11 @@ def test_a_task_over_its_time_limit_fails_with_a_clear_reason(
     job_when(enqueue(client, "trivial"), "succeeded")
 
 
-def start_private_redis(tmp_path: Path) -> tuple[subprocess.Popen[bytes], int]:
-    port = free_port()
-    redis_server = shutil.which("redis-server")
-    assert redis_server, "redis-server is needed for this test"
-    popen = subprocess.Popen(
-        [
-            redis_server,
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(tmp_path),
-        ],
-        stdout=subprocess.DEVNULL,
-    )
-    import redis
-
-    wait_for(lambda: _pings(redis.Redis(port=port)), 10, "the private Redis")
-    return popen, port
-
-
-def _pings(client: Any) -> bool:
-    try:
-        return bool(client.ping())
-    except Exception:
-        return False
-
-
 def test_redis_restarted_while_jobs_are_queued_loses_no_job(
     processes: Processes, user: Any, password: str, tmp_path: Path
 ) -> None:
     # A Redis of this test's own, so that restarting it disturbs nothing else.
-    redis_proc, port = start_private_redis(tmp_path)
+    redis_proc, port = start_redis(tmp_path)
     redis_url = f"redis://127.0.0.1:{port}/0"
     try:
         web = processes.runserver("web", "--noworker", REDIS_URL=redis_url)
@@ -291,22 +242,7 @@ def test_redis_restarted_while_jobs_are_queued_loses_no_job(
         redis_proc.wait(10)
         more = [enqueue(client, "trivial") for _ in range(5)]  # accepted while Redis is down
         time.sleep(2)
-        redis_proc = subprocess.Popen(
-            [
-                shutil.which("redis-server") or "redis-server",
-                "--port",
-                str(port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(tmp_path),
-            ],
-            stdout=subprocess.DEVNULL,
-        )
+        redis_proc, _ = start_redis(tmp_path, port)
         for pk in [blocker, *queued, *more]:
             job_when(pk, "succeeded", timeout=60)
         assert worker.alive(), worker.output()
