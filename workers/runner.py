@@ -10,11 +10,13 @@ import socket
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import close_old_connections
 from django.tasks import task_backends
@@ -26,7 +28,7 @@ from workers import events
 from workers.backends import ChannelsBackend, JobContext
 from workers.exceptions import JobLost, PermanentFailure, TimeLimitExceeded
 from workers.models import Job
-from workers.services import job_broadcast, job_dispatch, jobs_sweep
+from workers.services import job_event, job_event_groups, job_wake, jobs_sweep
 
 logger = logging.getLogger(__name__)
 
@@ -46,11 +48,16 @@ def raise_in_thread(thread_id: int, exception: type[BaseException]) -> None:
     )
 
 
+# Sends a job's event (type) to its groups, without waiting for the layer.
+Publish = Callable[[Job, str], None]
+
+
 class ProgressReporter:
     """Writes a task's progress to its row and its groups, at most every PROGRESS_MIN_INTERVAL."""
 
-    def __init__(self, job: Job) -> None:
+    def __init__(self, job: Job, publish: Publish) -> None:
         self.job = job
+        self.publish = publish
         self.min_interval: float = settings.JOBS["PROGRESS_MIN_INTERVAL"]
         self.last_sent = 0.0
 
@@ -61,14 +68,15 @@ class ProgressReporter:
         if not self.job.set_progress(percent, message):
             raise JobLost(f"job {self.job.pk} was cancelled or handed to another worker")
         self.last_sent = now
-        job_broadcast(self.job, events.JOB_PROGRESS)
+        self.publish(self.job, events.JOB_PROGRESS)
 
 
 class Execution:
     """One attempt of one job, run in a worker thread by `run()`."""
 
-    def __init__(self, job: Job) -> None:
+    def __init__(self, job: Job, publish: Publish) -> None:
         self.job = job
+        self.publish = publish
         self.thread_id: int | None = None
         self.in_task = False
         self.lock = threading.Lock()
@@ -103,13 +111,14 @@ class Execution:
             return PermanentFailure(f"unknown task {job.task_path!r}: {error}")
         backend = task_backends[task.backend]
         assert isinstance(backend, ChannelsBackend)
-        job_broadcast(job, events.JOB_PROGRESS)
+        self.publish(job, events.JOB_PROGRESS)
         with self.lock:
             self.in_task = True
         try:
             if task.takes_context:
                 context = JobContext(
-                    task_result=backend.to_result(job, task), reporter=ProgressReporter(job)
+                    task_result=backend.to_result(job, task),
+                    reporter=ProgressReporter(job, self.publish),
                 )
                 value = task.call(context, *job.args, **job.kwargs)
             else:
@@ -136,7 +145,7 @@ class Execution:
             self.fail(f"{type(outcome).__name__}: {outcome}", retry=True, error=outcome)
         elif job.set_succeeded(outcome):
             logger.info("job=%s task=%s succeeded attempt=%s", job.pk, job.task_path, job.attempts)
-            job_broadcast(job, events.JOB_DONE)
+            self.publish(job, events.JOB_DONE)
 
     def fail(self, message: str, *, retry: bool, error: BaseException | None = None) -> None:
         job = self.job
@@ -158,10 +167,10 @@ class Execution:
                 job.retry_delay(),
                 message,
             )
-            job_broadcast(job, events.JOB_PROGRESS)
+            self.publish(job, events.JOB_PROGRESS)
         else:
             logger.error("job=%s task=%s failed: %s", job.pk, job.task_path, message)
-            job_broadcast(job, events.JOB_FAILED)
+            self.publish(job, events.JOB_FAILED)
 
 
 class JobRunner:
@@ -172,6 +181,38 @@ class JobRunner:
         self.stopping = False
         self.executions: dict[str, Execution] = {}
         self.executors: dict[str, ThreadPoolExecutor] = {}
+        # Job events wait here for one sender task, so a job's thread never waits for Redis;
+        # one queue keeps them in order.
+        self.events: asyncio.Queue[tuple[list[str], dict[str, Any]]] | None = None
+        self.sender: asyncio.Task[None] | None = None
+
+    def publisher(self) -> Publish:
+        """A thread-safe Publish for jobs run from the current event loop."""
+        loop = asyncio.get_running_loop()
+        if self.events is None:
+            self.events = asyncio.Queue()
+            self.sender = loop.create_task(self.send_events(self.events))
+        queue = self.events
+
+        def publish(job: Job, event_type: str) -> None:
+            item = (job_event_groups(job), dict(job_event(job, event_type)))
+            loop.call_soon_threadsafe(queue.put_nowait, item)
+
+        return publish
+
+    async def send_events(self, queue: asyncio.Queue[tuple[list[str], dict[str, Any]]]) -> None:
+        layer = get_channel_layer()
+        while True:
+            groups, event = await queue.get()
+            try:
+                for group in groups:
+                    await layer.group_send(group, event)
+            except Exception:
+                logger.warning(
+                    "job=%s event=%s not sent", event["job"], event["type"], exc_info=True
+                )
+            finally:
+                queue.task_done()
 
     def executor(self, channel: str) -> ThreadPoolExecutor:
         # One long-lived thread per channel keeps its database connection between jobs.
@@ -191,7 +232,7 @@ class JobRunner:
 
     async def run(self, job: Job) -> None:
         logger.info("job=%s task=%s claimed attempt=%s", job.pk, job.task_path, job.attempts)
-        execution = Execution(job)
+        execution = Execution(job, self.publisher())
         self.executions[job.channel] = execution
         thread = asyncio.ensure_future(
             sync_to_async(
@@ -250,6 +291,13 @@ class JobRunner:
             execution.interrupt(JobLost)
             if await database_sync_to_async(job.release)():
                 logger.warning("job=%s handed back unfinished at shutdown", job.pk)
-                await database_sync_to_async(job_dispatch)(job)
+                await database_sync_to_async(job_wake)(job)
         for executor in self.executors.values():
             executor.shutdown(wait=False)
+        if self.events is not None and self.sender is not None:
+            # The last events (a job's done) still go out before the process ends.
+            try:
+                await asyncio.wait_for(self.events.join(), timeout=5)
+            except TimeoutError:
+                logger.warning("%d job events not sent at shutdown", self.events.qsize())
+            self.sender.cancel()

@@ -43,6 +43,7 @@ def job_create(
 ) -> Job:
     """Record a job in the caller's transaction; wake a worker once that commits."""
     now = timezone.now()
+    due = (run_after or now) <= now
     job = Job.objects.create(
         task_path=task_path,
         channel=channel,
@@ -55,8 +56,10 @@ def job_create(
         time_limit=time_limit,
         run_after=run_after or now,
         enqueued_at=now,
+        # Recorded up front (no second write); a wake-up that fails to go out clears it.
+        dispatched_at=now if due else None,
     )
-    if job.run_after <= now:
+    if due:
         # A deferred job is woken by the sweep once its time comes.
         transaction.on_commit(partial(job_dispatch, job), robust=True)
     return job
@@ -75,9 +78,15 @@ def job_dispatch(job: Job) -> bool:
             job.channel,
             exc_info=True,
         )
+        Job.objects.filter(pk=job.pk).update(dispatched_at=None)
         return False
-    job.mark_dispatched()
     return True
+
+
+def job_wake(job: Job) -> bool:
+    """Record a new wake-up for the job and send it (the sweep, a retry, a hand-back)."""
+    job.mark_dispatched()
+    return job_dispatch(job)
 
 
 def job_event(job: Job, event_type: str) -> events.JobEvent:
@@ -97,12 +106,17 @@ def job_event(job: Job, event_type: str) -> events.JobEvent:
     return event
 
 
-def job_broadcast(job: Job, event_type: str) -> None:
-    """Send a job event to its owner's group and its own group; never fails the caller."""
-    event = job_event(job, event_type)
+def job_event_groups(job: Job) -> list[str]:
     groups = [events.job_group(job.pk)]
     if job.owner_id is not None:
         groups.append(events.user_group(job.owner_id))
+    return groups
+
+
+def job_broadcast(job: Job, event_type: str) -> None:
+    """Send a job event to its owner's group and its own group; never fails the caller."""
+    event = job_event(job, event_type)
+    groups = job_event_groups(job)
     layer = get_channel_layer()
     try:
         for group in groups:
@@ -133,7 +147,7 @@ def jobs_sweep(*, holder: str) -> dict[str, int]:
             channel=channel
         )
         for job in waiting[:SWEEP_WAKEUPS_PER_CHANNEL]:
-            if job_dispatch(job):
+            if job_wake(job):
                 swept["dispatched"] += 1
     return swept
 
@@ -150,5 +164,5 @@ def job_retry(*, job: Job) -> bool:
     """Run a failed or cancelled job again from its first attempt."""
     if not job.requeue():
         return False
-    transaction.on_commit(partial(job_dispatch, job), robust=True)
+    transaction.on_commit(partial(job_wake, job), robust=True)
     return True
