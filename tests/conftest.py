@@ -63,6 +63,20 @@ def flush_redis() -> None:
         redis.Redis.from_url(REDIS_URL).flushdb()
 
 
+@pytest.fixture
+def empty_layer(flush_redis: None) -> None:
+    """Start from an empty channel layer. The in-memory one is a process-wide object; Redis
+    is emptied by flush_redis, not by layer.flush(), which would close connections that other
+    event loops (e.g. workers.layer's sender thread) own."""
+    from channels.layers import InMemoryChannelLayer, get_channel_layer
+
+    layer = get_channel_layer()
+    if isinstance(layer, InMemoryChannelLayer):
+        import asyncio
+
+        asyncio.run(layer.flush())
+
+
 def database_url() -> str:
     """The URL of the database this test runs on, for processes the test starts."""
     settings_dict: dict[str, Any] = connection.settings_dict

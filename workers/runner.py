@@ -18,7 +18,7 @@ from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
-from django.db import close_old_connections
+from django.db import DatabaseError, close_old_connections
 from django.tasks import task_backends
 from django.utils.crypto import get_random_string
 from django.utils.json import normalize_json
@@ -91,7 +91,6 @@ class Execution:
 
     def run(self) -> None:
         self.thread_id = threading.get_ident()
-        close_old_connections()
         job = self.job
         try:
             try:
@@ -223,12 +222,21 @@ class JobRunner:
     async def drain(self, channel: str) -> None:
         """Run ready jobs of `channel` until there are none (or the worker is stopping)."""
         while not self.stopping:
-            job = await database_sync_to_async(Job.objects.claim_next)(
-                channel=channel, worker_id=self.worker_id
-            )
+            # Claimed on the channel's own thread: the job then runs on the connection that
+            # claimed it, with no hop through the shared database thread.
+            job = await sync_to_async(
+                self.claim, thread_sensitive=False, executor=self.executor(channel)
+            )(channel)
             if job is None:
                 return
             await self.run(job)
+
+    def claim(self, channel: str) -> Job | None:
+        try:
+            return Job.objects.claim_next(channel=channel, worker_id=self.worker_id)
+        except DatabaseError:
+            close_old_connections()  # a broken connection is replaced on the next claim
+            raise
 
     async def run(self, job: Job) -> None:
         logger.info("job=%s task=%s claimed attempt=%s", job.pk, job.task_path, job.attempts)

@@ -15,6 +15,7 @@ from django.utils import timezone
 from django.utils.json import normalize_json
 
 from workers import events
+from workers.layer import layer_send
 from workers.models import Job, Lease
 
 if TYPE_CHECKING:
@@ -70,7 +71,7 @@ def job_dispatch(job: Job) -> bool:
     the job stays queued and the recovery sweep dispatches it again."""
     wakeup: events.WakeUp = {"type": events.JOB_WAKEUP, "job": job.pk}
     try:
-        async_to_sync(get_channel_layer().send)(job.channel, dict(wakeup))
+        layer_send(job.channel, dict(wakeup))
     except Exception:
         logger.warning(
             "job=%s channel=%s wake-up not sent; recovery will retry",

@@ -26,9 +26,8 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture(autouse=True)
-def _media_in_tmp(settings: Any, tmp_path: Path) -> Path:
+def _media_in_tmp(settings: Any, tmp_path: Path, empty_layer: None) -> Path:
     settings.MEDIA_ROOT = tmp_path / "media"
-    asyncio.run(get_channel_layer().flush())
     return settings.MEDIA_ROOT
 
 

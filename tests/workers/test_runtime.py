@@ -27,9 +27,8 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture(autouse=True)
-def _empty_layer() -> None:
-    # The layer outlives a test (the in-memory one is a process-wide object).
-    asyncio.run(get_channel_layer().flush())
+def _empty_layer(empty_layer: None) -> None:
+    pass
 
 
 async def drain_channel(channel: str) -> list[dict[str, Any]]:
