@@ -18,10 +18,15 @@ from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+import psycopg
+import redis
+from psycopg import sql
+
 ROOT = Path(__file__).resolve().parent.parent.parent
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/pipeline"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/1"
-# Benchmark processes run as production would: DEBUG off, which needs these two set.
+# Benchmark processes run as production would, with DEBUG off (which needs a secret key and
+# allowed hosts), but speak plain HTTP on loopback.
 PRODUCTION_ENV = {
     "DJANGO_DEBUG": "0",
     "DJANGO_SECRET_KEY": "benchmark-only-secret-key-" + "x" * 40,
@@ -52,17 +57,14 @@ def redis_url(index: int) -> str:
 
 
 def flush_redis(*urls: str) -> None:
-    import redis
-
     for url in urls:
         redis.Redis.from_url(url, socket_connect_timeout=3).flushdb()
 
 
-def _admin_connection(url: str) -> object:
-    import psycopg
-
+def _admin_execute(url: str, statement: sql.Composed) -> None:
+    """Run `statement` on the maintenance database of the server that `url` points to."""
     parts = urlsplit(url)
-    return psycopg.connect(
+    with psycopg.connect(
         host=parts.hostname or "127.0.0.1",
         port=parts.port or 5432,
         user=parts.username or "postgres",
@@ -70,32 +72,21 @@ def _admin_connection(url: str) -> object:
         dbname="postgres",
         autocommit=True,
         connect_timeout=5,
-    )
+    ) as admin:
+        admin.execute(statement)
 
 
 def _drop_database(url: str) -> None:
-    import psycopg
-    from psycopg import sql
-
-    name = urlsplit(url).path.lstrip("/")
-    with _admin_connection(url) as admin:
-        assert isinstance(admin, psycopg.Connection)
-        admin.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        )
+    name = sql.Identifier(urlsplit(url).path.lstrip("/"))
+    _admin_execute(url, sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
 
 
 @contextmanager
 def bench_database(name: str = "pipeline_bench") -> Iterator[str]:
     """A fresh, migrated PostgreSQL database for one benchmark, dropped afterwards."""
-    import psycopg
-    from psycopg import sql
-
     url = database_url(name)
     _drop_database(url)
-    with _admin_connection(url) as admin:
-        assert isinstance(admin, psycopg.Connection)
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    _admin_execute(url, sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     try:
         subprocess.run(
             [sys.executable, "manage.py", "migrate", "--no-input", "-v", "0"],
@@ -107,7 +98,7 @@ def bench_database(name: str = "pipeline_bench") -> Iterator[str]:
         yield url
     finally:
         # Django's connections in this process would keep the database from being dropped.
-        if "django" in sys.modules:
+        if "django.db" in sys.modules:
             from django.db import connections
 
             connections.close_all()

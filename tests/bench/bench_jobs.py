@@ -1,0 +1,372 @@
+"""Trivial-job throughput of the job runtime and of Celery 5, side by side, 1 and 2 workers.
+
+Ours: `manage.py runworker compute` processes on PostgreSQL + Redis; a job is done when its
+row says `succeeded`. Celery: `celery worker --pool=solo` processes with Redis as broker and
+result backend, its default setup otherwise; a task is done when its result is stored.
+
+Two figures per runtime and worker count:
+- stream: this process enqueues BENCH_JOBS jobs one after another while the workers run; the
+  wall time from the first enqueue until the last job is done, and each enqueue call's latency.
+- backlog: BENCH_JOBS jobs wait before the workers start; the rate from the first job done to
+  the last, i.e. what the workers sustain when the producer is not the limit, and the workers'
+  own CPU time per job meanwhile (the database and Redis servers' CPU is not counted).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tests.bench import (
+    PRODUCTION_ENV,
+    BenchProcess,
+    bench_database,
+    flush_redis,
+    out,
+    percentile,
+    redis_url,
+    setup_django,
+)
+
+JOBS = int(os.environ.get("BENCH_JOBS", "2000"))
+WARMUP = 50
+WORKER_COUNTS = (1, 2)
+# Whatever happens, one measured phase gives up after this long.
+RUN_TIMEOUT = float(os.environ.get("BENCH_RUN_TIMEOUT", "90"))
+START_TIMEOUT = 30.0
+POLL_INTERVAL = 0.02
+# Redis database indexes of this benchmark's own: the channel layer, Celery's broker and
+# Celery's results (a database of their own, so that its size counts finished tasks).
+LAYER_DB, CELERY_BROKER_DB, CELERY_RESULT_DB = 2, 3, 4
+# Both runtimes log two INFO lines per job (claimed/received and succeeded).
+LOG_LEVEL = os.environ.get("BENCH_LOG_LEVEL", "INFO")
+
+Enqueue = Callable[[], Any]
+Counter = Callable[[], int]
+
+
+@dataclass
+class Run:
+    runtime: str
+    workers: int
+    stream_seconds: float = 0.0
+    latencies: list[float] = field(default_factory=list)
+    backlog_seconds: float = 0.0
+    backlog_cpu_seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def label(self) -> str:
+        return f"{self.runtime} {self.workers}w"
+
+    @property
+    def stream_rate(self) -> float:
+        return JOBS / self.stream_seconds
+
+    @property
+    def backlog_rate(self) -> float:
+        # From the first job done to the last: JOBS - 1 intervals.
+        return (JOBS - 1) / self.backlog_seconds
+
+    @property
+    def cpu_ms_per_job(self) -> float:
+        return self.backlog_cpu_seconds * 1000 / (JOBS - 1)
+
+    def latency_ms(self, fraction: float) -> float:
+        return percentile(self.latencies, fraction) * 1000
+
+    def summary(self) -> str:
+        return (
+            f"{self.label}: stream {self.stream_rate:.0f} jobs/s, "
+            f"backlog {self.backlog_rate:.0f} jobs/s"
+        )
+
+
+@dataclass
+class Workers:
+    """A runtime's worker command, started `count` times, each in its own process group."""
+
+    name: str
+    command: list[str]
+    env: dict[str, str]
+    ready: str
+    logs: Path
+    processes: list[BenchProcess] = field(default_factory=list)
+
+    def start(self, count: int) -> None:
+        for n in range(count):
+            self.processes.append(
+                BenchProcess(
+                    f"{self.name}-{n}",
+                    [part.replace("{n}", str(n)) for part in self.command],
+                    self.env,
+                    self.logs / f"{self.name}-{count}w-{n}.log",
+                )
+            )
+        for process in self.processes:
+            process.wait_for_output(self.ready, START_TIMEOUT)
+
+    def cpu_seconds(self) -> float:
+        return sum(process.cpu_seconds() for process in self.processes)
+
+    def stop(self) -> None:
+        for process in self.processes:
+            process.stop()
+        self.processes.clear()
+
+
+def timed_calls(call: Enqueue, count: int) -> list[float]:
+    latencies = []
+    for _ in range(count):
+        before = time.perf_counter()
+        call()
+        latencies.append(time.perf_counter() - before)
+    return latencies
+
+
+def wait_until(done: Counter, target: int, what: str, timeout: float) -> float:
+    """Poll `done()` until it reaches `target`; the perf_counter time when it was seen."""
+    deadline = time.perf_counter() + timeout
+    while True:
+        now = time.perf_counter()
+        count = done()
+        if count >= target:
+            return now
+        if now > deadline:
+            raise TimeoutError(f"{what}: {count} of {target} done after {timeout:g} s")
+        time.sleep(POLL_INTERVAL)
+
+
+def measure_backlog(run: Run, done: Counter, workers: Workers) -> None:
+    """With JOBS jobs already waiting, start the workers and time first-done to last-done."""
+    workers.start(run.workers)
+    first = wait_until(done, 1, f"{run.label} backlog, first job", START_TIMEOUT)
+    cpu_first = workers.cpu_seconds()
+    last = wait_until(done, JOBS, f"{run.label} backlog", RUN_TIMEOUT)
+    run.backlog_cpu_seconds = workers.cpu_seconds() - cpu_first
+    run.backlog_seconds = last - first
+
+
+def measure_stream(run: Run, enqueue: Enqueue, done: Counter) -> None:
+    """Warm the producer up, then time JOBS enqueues and wait for all of them to finish."""
+    already = done()
+    timed_calls(enqueue, WARMUP)
+    wait_until(done, already + WARMUP, f"{run.label} warm-up", START_TIMEOUT)
+    started = time.perf_counter()
+    run.latencies = timed_calls(enqueue, JOBS)
+    finished = wait_until(done, already + WARMUP + JOBS, f"{run.label} stream", RUN_TIMEOUT)
+    run.stream_seconds = finished - started
+
+
+def run_ours(count: int, *, database: str, layer: str, logs: Path) -> Run:
+    from django.db import close_old_connections
+    from django.utils import timezone
+
+    from tests.tasks import trivial
+    from workers.models import Job
+    from workers.services import job_dispatch
+
+    run = Run("ours", count)
+    Job.objects.all().delete()
+    flush_redis(layer)
+    workers = Workers(
+        "ours",
+        [sys.executable, "manage.py", "runworker", "compute"],
+        {
+            **os.environ,
+            **PRODUCTION_ENV,
+            "DATABASE_URL": database,
+            "REDIS_URL": layer,
+            "DJANGO_SETTINGS_MODULE": "tests.settings",
+            "DJANGO_LOG_LEVEL": LOG_LEVEL,
+        },
+        ready="listening on channels",
+        logs=logs,
+    )
+
+    def succeeded() -> int:
+        return Job.objects.filter(status=Job.Status.SUCCEEDED).count()
+
+    # The backlog as `enqueue()` leaves it, written in one go (one by one, the writing would
+    # take longer than the draining): rows already dispatched, a wake-up per worker waiting.
+    now = timezone.now()
+    Job.objects.bulk_create(
+        Job(
+            task_path=trivial.module_path,
+            channel="compute",
+            time_limit=300,
+            run_after=now,
+            enqueued_at=now,
+            dispatched_at=now,
+        )
+        for _ in range(JOBS)
+    )
+    for job in Job.objects.order_by("id")[:count]:
+        job_dispatch(job)
+    try:
+        measure_backlog(run, succeeded, workers)
+        Job.objects.all().delete()
+        measure_stream(run, trivial.enqueue, succeeded)
+        unfinished = Job.objects.exclude(status=Job.Status.SUCCEEDED).count()
+        if unfinished:
+            raise RuntimeError(f"{run.label}: {unfinished} jobs did not succeed")
+        refused = Job.objects.filter(dispatched_at__isnull=True).count()
+        if refused:
+            run.notes.append(
+                f"{run.label}: {refused} jobs ran without their own wake-up (channel full)"
+            )
+        return run
+    finally:
+        workers.stop()
+        close_old_connections()
+
+
+def run_celery(count: int, *, broker: str, results: str, logs: Path) -> Run:
+    import redis
+
+    # celery_app reads these at import, here as in the workers.
+    os.environ["BENCH_CELERY_BROKER_URL"], os.environ["BENCH_CELERY_RESULT_URL"] = broker, results
+    from tests.bench.celery_app import trivial
+
+    run = Run("celery", count)
+    flush_redis(broker, results)
+    workers = Workers(
+        "celery",
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "tests.bench.celery_app",
+            "worker",
+            "--pool=solo",
+            "--concurrency=1",
+            "--hostname=bench{n}@%h",
+            f"--loglevel={LOG_LEVEL}",
+        ],
+        dict(os.environ),
+        ready=" ready.",
+        logs=logs,
+    )
+    result_db = redis.Redis.from_url(results)
+
+    def stored() -> int:
+        # Each finished task leaves one key, its result, in the result database.
+        return int(result_db.dbsize())
+
+    for _ in range(JOBS):
+        trivial.delay()
+    try:
+        measure_backlog(run, stored, workers)
+        result_db.flushdb()
+        measure_stream(run, trivial.delay, stored)
+        return run
+    finally:
+        workers.stop()
+        result_db.close()
+
+
+def view_like_latencies(layer: str) -> list[float]:
+    """Enqueue latency as a sync view under daphne sees it: in a thread of a running loop."""
+    from asgiref.sync import sync_to_async
+
+    from tests.tasks import trivial
+
+    flush_redis(layer)
+
+    async def enqueue_all() -> list[float]:
+        latencies = []
+        # Fewer than the channel's capacity: no worker takes the wake-ups.
+        for _ in range(WARMUP + JOBS // 4):
+            before = time.perf_counter()
+            await sync_to_async(trivial.enqueue)()
+            latencies.append(time.perf_counter() - before)
+        return latencies[WARMUP:]
+
+    return asyncio.run(enqueue_all())
+
+
+def report(runs: list[Run], view_like: list[float]) -> None:
+    out(
+        f"{JOBS} trivial jobs per run; loopback PostgreSQL and Redis; {os.cpu_count()} CPUs, "
+        f"load average {os.getloadavg()[0]:.1f}"
+    )
+    out()
+    header = (
+        f"{'runtime':<11}{'stream jobs/s':>14}{'enqueue p50 ms':>16}{'p99 ms':>8}"
+        f"{'backlog jobs/s':>16}{'worker CPU ms/job':>19}"
+    )
+    out(header)
+    out("-" * len(header))
+    for run in runs:
+        out(
+            f"{run.label:<11}{run.stream_rate:>14.0f}{run.latency_ms(0.5):>16.2f}"
+            f"{run.latency_ms(0.99):>8.2f}{run.backlog_rate:>16.0f}{run.cpu_ms_per_job:>19.2f}"
+        )
+    out()
+    by_label = {run.label: run for run in runs}
+    for workers in WORKER_COUNTS:
+        ours, celery = by_label.get(f"ours {workers}w"), by_label.get(f"celery {workers}w")
+        if ours and celery:
+            out(
+                f"ours/celery, {workers} worker(s): "
+                f"stream x{ours.stream_rate / celery.stream_rate:.2f}, "
+                f"backlog x{ours.backlog_rate / celery.backlog_rate:.2f}, "
+                f"enqueue p50 x{ours.latency_ms(0.5) / celery.latency_ms(0.5):.2f}, "
+                f"p99 x{ours.latency_ms(0.99) / celery.latency_ms(0.99):.2f}"
+            )
+    if view_like:
+        out(
+            "ours, enqueue from a sync view's thread under a running loop (as under daphne): "
+            f"p50 {percentile(view_like, 0.5) * 1000:.2f} ms, "
+            f"p99 {percentile(view_like, 0.99) * 1000:.2f} ms"
+        )
+    for run in runs:
+        for note in run.notes:
+            out(note)
+    out()
+    out("stream: one producer enqueues while the workers run; wall time from the first enqueue")
+    out("  until every job is done (row `succeeded` / result stored), so a slow enqueue caps it.")
+    out("backlog: the jobs wait before the workers start; rate from the first job done to the")
+    out("  last, and the worker processes' CPU time per job meanwhile.")
+    out()
+    out("Durability: Celery's default (acks early, results only in Redis) loses a task whose")
+    out("  worker is killed mid-task, and has no record of a task until it finishes. Ours records")
+    out("  every job in PostgreSQL at enqueue, in the caller's transaction, and runs again a job")
+    out("  whose worker died.")
+
+
+def main() -> None:
+    layer = redis_url(LAYER_DB)
+    broker, results = redis_url(CELERY_BROKER_DB), redis_url(CELERY_RESULT_DB)
+    flush_redis(layer, broker, results)
+    logs = Path(tempfile.mkdtemp(prefix="bench-jobs-"))
+    out(f"worker logs: {logs}")
+    runs: list[Run] = []
+    try:
+        with bench_database("pipeline_bench_jobs") as database:
+            setup_django(database=database, redis=layer)
+            # A wake-up refused by a full channel is counted in the report, not logged per job.
+            logging.getLogger("workers.services").setLevel(logging.ERROR)
+            for count in WORKER_COUNTS:
+                runs.append(run_ours(count, database=database, layer=layer, logs=logs))
+                out(runs[-1].summary())
+                runs.append(run_celery(count, broker=broker, results=results, logs=logs))
+                out(runs[-1].summary())
+            view_like = view_like_latencies(layer)
+    finally:
+        flush_redis(layer, broker, results)
+    out()
+    report(runs, view_like)
+
+
+if __name__ == "__main__":
+    main()
