@@ -335,7 +335,7 @@ CHAT = {
     "PRESENCE_HEARTBEAT": env_float("CHAT_PRESENCE_HEARTBEAT", 20),
     "PRESENCE_TTL": env_float("CHAT_PRESENCE_TTL", 60),
     "PRESENCE_BATCH": env_float("CHAT_PRESENCE_BATCH", 0.5),
-    # How long a connection holds a message that arrived ahead of a missing one before it
-    # reads the gap from the database.
+    # How long a server holds a message that arrived ahead of a missing one before it reads
+    # the gap from the database.
     "GAP_WAIT": env_float("CHAT_GAP_WAIT", 1.0),
 }

@@ -12,6 +12,7 @@ urlpatterns = [
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
+    path("chat/", include("chat.urls")),
     # No trailing slash: what probes and Prometheus expect (SECURE_REDIRECT_EXEMPT matches).
     path("healthz", health.healthz, name="healthz"),
     path("metrics", health.metrics, name="metrics"),

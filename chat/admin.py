@@ -1,0 +1,23 @@
+from django.contrib import admin
+
+from chat.models import Message, Presence, Room
+
+
+@admin.register(Room)
+class RoomAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    list_display = ["name", "last_seq", "last_message_at", "created_at"]
+    search_fields = ["name"]
+
+
+@admin.register(Message)
+class MessageAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    list_display = ["room", "seq", "author", "created_at", "published_at"]
+    list_filter = ["room"]
+    search_fields = ["body", "author__username"]
+    raw_id_fields = ["room", "author"]
+
+
+@admin.register(Presence)
+class PresenceAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    list_display = ["room", "user", "connection_id", "seen_at"]
+    raw_id_fields = ["room", "user"]

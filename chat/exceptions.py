@@ -1,0 +1,31 @@
+"""Errors of the chat. Their messages are shown to users as they are."""
+
+
+class ChatError(Exception):
+    """Base class of the chat's errors; `code` lets the page react without parsing text."""
+
+    code = "invalid"
+
+
+class InvalidRoomName(ChatError):
+    code = "bad_room"
+
+
+class InvalidFrame(ChatError):
+    """A frame that is not a JSON object of a known type."""
+
+    code = "bad_frame"
+
+
+class InvalidMessage(ChatError):
+    """A message the rules refuse: empty, too long, or with characters that cannot be stored."""
+
+    code = "invalid"
+
+
+class RateLimited(ChatError):
+    code = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

@@ -1,0 +1,279 @@
+"""A room as one server process sees it: the hub between the room's group and this process's
+connections to the room.
+
+The hub is the process's only member of the room's channel-layer group. It receives each
+broadcast once, puts the messages in seq order (each once; one that arrives ahead of a missing
+one waits, and if the gap does not close the hub reads it from the database), encodes each
+message once and hands the same text to every local connection. A thousand connections then
+cost one layer message and one JSON encoding per message, not a thousand of each; and a
+connection outlives a Redis restart, since it holds no channel of its own.
+
+The hub also keeps presence: the truth is a `Presence` row per connection, shared by all
+servers. The hub touches its connections' rows in one query per heartbeat (rows nobody touches
+for PRESENCE_TTL belong to a dead server, and any hub of the room prunes them), and batches the
+users whose presence may have changed: every PRESENCE_BATCH seconds it reads who of them is in
+the room now and broadcasts that, once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import weakref
+from typing import Any, Protocol
+
+from channels.db import database_sync_to_async
+from django.conf import settings
+
+from chat import events
+from chat.delivery import Sequencer
+from chat.models import Room
+from chat.selectors import messages_between, presence_changes, presence_users, room_last_seq
+from chat.services import presence_join, presence_leave, presence_prune, presence_touch
+
+logger = logging.getLogger(__name__)
+
+# Connections served between two pauses of a fan-out, so that other work on the loop goes on.
+YIELD_EVERY = 50
+# After the layer fails (Redis away), wait this long, doubling up to the maximum, before trying.
+RETRY_FIRST, RETRY_MAX = 0.5, 10.0
+
+
+class Member(Protocol):
+    """A connection to the room, as the hub needs it."""
+
+    connection_id: str
+    user_id: int
+
+    async def deliver(self, text: str, seq: int | None = None) -> None: ...
+
+
+class RoomHub:
+    """This process's connections to one room."""
+
+    def __init__(self, room: Room, layer: Any) -> None:
+        self.room = room
+        self.room_id = room.pk
+        self.layer = layer
+        self.group = events.room_group(room.pk)
+        self.members: dict[str, Member] = {}
+        self.channel = ""
+        self.sequencer = Sequencer(0)
+        self.subscribed: asyncio.Future[None] | None = None
+        self.receiver: asyncio.Task[None] | None = None
+        self.heartbeat: asyncio.Task[None] | None = None
+        self.gap_filler: asyncio.Task[None] | None = None
+        self.flusher: asyncio.Task[None] | None = None
+        self.changed: set[int] = set()
+        # Live messages and a gap being filled must not interleave their sends.
+        self.delivery = asyncio.Lock()
+
+    # Connections.
+
+    async def join(self, member: Member) -> list[str]:
+        """Count the connection in; returns who is in the room, this user included. From now
+        on the member gets every message the hub releases."""
+        self.members[member.connection_id] = member
+        if self.subscribed is None:
+            self.subscribed = asyncio.ensure_future(self.subscribe())
+        try:
+            await asyncio.shield(self.subscribed)
+        except Exception:
+            # The next connection tries again (Redis may be back by then).
+            self.subscribed = None
+            raise
+        await database_sync_to_async(presence_join)(
+            room_id=self.room_id, user_id=member.user_id, connection_id=member.connection_id
+        )
+        self.mark({member.user_id})
+        if self.heartbeat is None:
+            self.heartbeat = asyncio.create_task(self.beat())
+        users: list[str] = await database_sync_to_async(presence_users)(room_id=self.room_id)
+        return users
+
+    async def leave(self, member: Member) -> None:
+        self.members.pop(member.connection_id, None)
+        if not self.members:
+            # Taken out at once, so that a new connection makes a new hub, not this closing one.
+            _forget(self)
+        await database_sync_to_async(presence_leave)(connection_id=member.connection_id)
+        self.mark({member.user_id})
+        if not self.members:
+            await self.close()
+
+    async def close(self) -> None:
+        """Tell the room who left, then stop listening to it."""
+        flusher = self.flusher
+        if flusher is not None:
+            await asyncio.shield(flusher)
+        for running in (self.heartbeat, self.receiver, self.gap_filler):
+            if running is not None:
+                running.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await running
+        if self.channel:
+            try:
+                await self.layer.group_discard(self.group, self.channel)
+            except Exception:
+                logger.warning("room=%s hub channel not removed from its group", self.room_id)
+
+    # The room's broadcasts.
+
+    async def subscribe(self) -> None:
+        """Join the room's group, then read where the room is: later messages come in order."""
+        self.channel = await self.layer.new_channel()
+        await self.layer.group_add(self.group, self.channel)
+        last_seq: int = await database_sync_to_async(room_last_seq)(room_id=self.room_id)
+        self.sequencer = Sequencer(last_seq)
+        self.receiver = asyncio.create_task(self.receive())
+
+    async def receive(self) -> None:
+        retry = RETRY_FIRST
+        while True:
+            try:
+                message = await self.layer.receive(self.channel)
+            except Exception:
+                logger.warning(
+                    "room=%s hub cannot receive; retrying in %.1f s", self.room_id, retry
+                )
+                await asyncio.sleep(retry)
+                retry = min(RETRY_MAX, retry * 2)
+                await self.resubscribe()
+                continue
+            retry = RETRY_FIRST
+            try:
+                if message["type"] == events.CHAT_BROADCAST:
+                    await self.publish(message)
+                elif message["type"] == events.CHAT_PRESENCE:
+                    await self.send_all(json.dumps(message))
+            except Exception:
+                logger.exception("room=%s hub failed on a %r", self.room_id, message["type"])
+
+    async def resubscribe(self) -> None:
+        """After the layer failed: join the group again (a restarted Redis forgot it) and read
+        what was broadcast meanwhile. A failure is left to the next round."""
+        try:
+            await self.layer.group_add(self.group, self.channel)
+            await self.read_missed(self.sequencer.cursor, None)
+        except Exception:
+            logger.warning("room=%s hub not back in its group yet", self.room_id)
+
+    async def publish(self, broadcast: events.Broadcast) -> None:
+        async with self.delivery:
+            for message, reply_to in zip(broadcast["messages"], broadcast["reply_to"], strict=True):
+                sender = self.members.get(reply_to)
+                if sender is not None:
+                    # The sender's connection learns the seq before it gets the message.
+                    ack = events.ack(
+                        client_id=message["client_id"],
+                        message_id=message["id"],
+                        seq=message["seq"],
+                    )
+                    await sender.deliver(json.dumps(ack))
+                await self.send_messages(self.sequencer.offer(message))
+        if self.sequencer.gap() is not None and self.gap_filler is None:
+            self.gap_filler = asyncio.create_task(self.fill_gap())
+
+    async def fill_gap(self) -> None:
+        """Wait for a missing message; if it does not come, read the gap from the database."""
+        try:
+            await asyncio.sleep(settings.CHAT["GAP_WAIT"])
+            gap = self.sequencer.gap()
+            if gap is not None:
+                await self.read_missed(*gap)
+        finally:
+            self.gap_filler = None
+
+    async def read_missed(self, after: int, upto: int | None) -> None:
+        """Release the messages after seq `after` (up to `upto`) from the database, in order."""
+        async with self.delivery:
+            logger.info("room=%s reading seqs after %s from the database", self.room.pk, after)
+            missed = await database_sync_to_async(messages_between)(
+                room=self.room, after=after, upto=upto, limit=int(settings.CHAT["REPLAY_MAX"])
+            )
+            await self.send_messages(self.sequencer.fill(missed))
+
+    async def send_messages(self, messages: list[events.MessagePayload]) -> None:
+        for message in messages:
+            await self.send_all(json.dumps(message), message["seq"])
+
+    async def send_all(self, text: str, seq: int | None = None) -> None:
+        for n, member in enumerate(list(self.members.values()), 1):
+            if n % YIELD_EVERY == 0:
+                # A send does not wait for the socket: without a pause, fanning a message out
+                # to a thousand connections would hold up everything else on this loop,
+                # including the next message coming in.
+                await asyncio.sleep(0)
+            try:
+                await member.deliver(text, seq)
+            except Exception:
+                # One broken connection must not keep the others from their messages.
+                logger.warning("room=%s delivery to %s failed", self.room_id, member.connection_id)
+
+    # Presence.
+
+    def mark(self, user_ids: set[int]) -> None:
+        """These users may have come or gone: tell the room in the next batch."""
+        self.changed |= user_ids
+        if self.flusher is None:
+            self.flusher = asyncio.create_task(self.flush_later())
+
+    async def flush_later(self) -> None:
+        await asyncio.sleep(settings.CHAT["PRESENCE_BATCH"])
+        changed, self.changed = self.changed, set()
+        self.flusher = None
+        try:
+            joined, left = await database_sync_to_async(presence_changes)(
+                room_id=self.room_id, user_ids=changed
+            )
+            update: events.PresencePayload = {"type": events.CHAT_PRESENCE}
+            if joined:
+                update["joined"] = joined
+            if left:
+                update["left"] = left
+            if joined or left:
+                await self.layer.group_send(self.group, dict(update))
+        except Exception:
+            logger.warning("room=%s presence change not sent", self.room_id, exc_info=True)
+
+    async def beat(self) -> None:
+        interval: float = settings.CHAT["PRESENCE_HEARTBEAT"]
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                members = {cid: m.user_id for cid, m in self.members.items()}
+                restored = await database_sync_to_async(presence_touch)(
+                    room_id=self.room_id, members=members
+                )
+                gone = await database_sync_to_async(presence_prune)(room_id=self.room_id)
+                # Group membership expires in channels-redis, and a restarted Redis forgets
+                # it: renew it, or the room goes quiet for this process.
+                await self.layer.group_add(self.group, self.channel)
+            except Exception:
+                logger.warning("room=%s hub heartbeat failed", self.room_id, exc_info=True)
+                continue
+            if restored or gone:
+                self.mark(restored | gone)
+
+
+# Hubs belong to the event loop their tasks run on.
+_hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[int, RoomHub]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def room_hub(room: Room, layer: Any) -> RoomHub:
+    """This process's hub for the room, made for its first connection."""
+    hubs = _hubs.setdefault(asyncio.get_running_loop(), {})
+    hub = hubs.get(room.pk)
+    if hub is None:
+        hub = hubs[room.pk] = RoomHub(room, layer)
+    return hub
+
+
+def _forget(hub: RoomHub) -> None:
+    hubs = _hubs.get(asyncio.get_running_loop(), {})
+    if hubs.get(hub.room_id) is hub:
+        del hubs[hub.room_id]

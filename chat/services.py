@@ -1,0 +1,238 @@
+"""The chat's rules: room names, what a message may be, posting, ordering, publishing, presence.
+
+A message's life: `message_post` stores it with no sequence number and, in the same
+transaction, queues the `message_publish` job on the `chat-messages` channel. The job runs
+`messages_sequence` (under the room's row lock, the room's pending messages get the next numbers
+in the order they were stored) and then `messages_publish` (under the same lock, the room's
+unpublished messages are broadcast in sequence order and marked published). A crash anywhere
+leaves rows that the next run, or any later message's run, finishes.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from chat import events, ratelimit
+from chat.exceptions import InvalidMessage, InvalidRoomName, RateLimited
+from chat.models import ROOM_NAME_MAX_LENGTH, Message, Presence, Room
+from chat.selectors import message_payload
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+
+ROOM_NAME_RE = re.compile(rf"[A-Za-z0-9_-]{{1,{ROOM_NAME_MAX_LENGTH}}}")
+CLIENT_ID_RE = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+# C0 controls other than tab, newline and carriage return: invisible, and PostgreSQL refuses NUL.
+CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# Messages per broadcast: a backlog (after Redis was away) goes out in bounded layer messages.
+PUBLISH_BATCH = 50
+
+
+def room_name_clean(name: Any) -> str:
+    """The room name if it is allowed: letters, digits, `-` and `_`, 1 to 64 characters."""
+    if not isinstance(name, str) or not ROOM_NAME_RE.fullmatch(name):
+        shown = name[:80] if isinstance(name, str) else name
+        raise InvalidRoomName(
+            f"{shown!r} is not a room name: use letters, digits, - and _, "
+            f"at most {ROOM_NAME_MAX_LENGTH} characters."
+        )
+    return name
+
+
+def room_get_or_create(*, name: Any) -> Room:
+    """The room of that name, created on first use."""
+    room, _ = Room.objects.get_or_create(name=room_name_clean(name))
+    return room
+
+
+@dataclass(frozen=True, slots=True)
+class CleanMessage:
+    body: str
+    client_id: str
+
+
+def message_clean(*, body: Any, client_id: Any = None) -> CleanMessage:
+    """Check a message as a user sent it; the body is trimmed, a missing client_id made up."""
+    limit = int(settings.CHAT["BODY_MAX_CHARS"])
+    if not isinstance(body, str):
+        raise InvalidMessage("The message needs a body: a string of text.")
+    body = body.strip()
+    if not body:
+        raise InvalidMessage("The message is empty.")
+    if len(body) > limit:
+        raise InvalidMessage(f"The message is {len(body)} characters long; the limit is {limit}.")
+    if CONTROL_RE.search(body):
+        raise InvalidMessage("The message contains control characters.")
+    try:
+        body.encode("utf-8")
+    except UnicodeEncodeError:
+        # A lone surrogate ("\ud800" in JSON) decodes to a str that no database can store.
+        raise InvalidMessage("The message is not valid Unicode text.") from None
+    if client_id is None:
+        client_id = uuid.uuid4().hex
+    elif not isinstance(client_id, str) or not CLIENT_ID_RE.fullmatch(client_id):
+        raise InvalidMessage(
+            "client_id must be 1 to 64 letters, digits or any of - _ . : (or be left out)."
+        )
+    return CleanMessage(body=body, client_id=client_id)
+
+
+@dataclass(frozen=True, slots=True)
+class PostResult:
+    message: Message
+    # False when this client_id was posted before: the first message stands, nothing is added.
+    created: bool
+
+
+def message_post(
+    *, room: Room, author: User, body: Any, client_id: Any = None, reply_to: str = ""
+) -> PostResult:
+    """Store an accepted message and queue its publishing in one transaction.
+
+    A retry with the same client_id returns the first message; if that one is still waiting
+    for its number, its acknowledgement now goes to `reply_to` (the retrying connection).
+    """
+    # Imported here: chat.tasks calls back into this module.
+    from chat.tasks import message_publish
+
+    clean = message_clean(body=body, client_id=client_id)
+    try:
+        with transaction.atomic():
+            message = Message.objects.create(
+                room=room,
+                author=author,
+                body=clean.body,
+                client_id=clean.client_id,
+                reply_to=reply_to,
+            )
+            message_publish.enqueue(room.pk)
+    except IntegrityError:
+        message = Message.objects.select_related("room", "author").get(
+            room=room, author=author, client_id=clean.client_id
+        )
+        if message.seq is None and reply_to:
+            Message.objects.filter(pk=message.pk, seq__isnull=True).update(reply_to=reply_to)
+        return PostResult(message=message, created=False)
+    return PostResult(message=message, created=True)
+
+
+def messages_sequence(*, room_id: int) -> int:
+    """Number the room's pending messages in the order they were stored; returns how many.
+
+    The room's row lock makes one numbering at a time per room, so several workers never
+    give out a number twice, and one sender's messages (stored one after the other) keep
+    their order whichever worker runs first.
+    """
+    with transaction.atomic():
+        room = Room.objects.select_for_update(no_key=True).filter(pk=room_id).first()
+        if room is None:
+            return 0
+        pending = list(Message.objects.filter(room=room).pending().only("id"))
+        if not pending:
+            return 0
+        for message in pending:
+            room.last_seq += 1
+            message.seq = room.last_seq
+        Message.objects.bulk_update(pending, ["seq"])
+        room.last_message_at = timezone.now()
+        room.save(update_fields=["last_seq", "last_message_at"])
+    return len(pending)
+
+
+def messages_publish(*, room_id: int) -> int:
+    """Broadcast the room's sequenced, unpublished messages in order; returns how many.
+
+    Sent under the room's lock, so broadcasts of one room never overtake each other. What is
+    sent is already committed; if marking it published fails, it is sent again later and the
+    rooms' hubs drop the repeat by its seq.
+    """
+    layer = get_channel_layer()
+    published = 0
+    while True:
+        with transaction.atomic():
+            room = Room.objects.select_for_update(no_key=True).filter(pk=room_id).first()
+            if room is None:
+                return published
+            batch = list(
+                Message.objects.filter(room=room)
+                .unpublished()
+                .select_related("author")[:PUBLISH_BATCH]
+            )
+            if not batch:
+                return published
+            broadcast: events.Broadcast = {
+                "type": events.CHAT_BROADCAST,
+                "messages": [message_payload(m, room=room) for m in batch],
+                "reply_to": [m.reply_to for m in batch],
+            }
+            async_to_sync(layer.group_send)(events.room_group(room.pk), dict(broadcast))
+            Message.objects.filter(pk__in=[m.pk for m in batch]).update(published_at=timezone.now())
+        published += len(batch)
+
+
+async def message_rate_check(*, user_id: int) -> None:
+    """Count one message against the user's limit; RateLimited once it is used up."""
+    limit = int(settings.CHAT["RATE_LIMIT"])
+    window: float = settings.CHAT["RATE_WINDOW"]
+    retry_after = await ratelimit.hit(f"chat:rate:{user_id}", limit=limit, window=window)
+    if retry_after is not None:
+        raise RateLimited(
+            f"Slow down: at most {limit} messages per {window:g} s. "
+            f"Try again in {retry_after:.0f} s.",
+            retry_after=retry_after,
+        )
+
+
+def presence_join(*, room_id: int, user_id: int, connection_id: str) -> None:
+    """Record a connection to the room (it counts as present until left or expired)."""
+    Presence.objects.update_or_create(
+        connection_id=connection_id,
+        defaults={"room_id": room_id, "user_id": user_id, "seen_at": timezone.now()},
+    )
+
+
+def presence_leave(*, connection_id: str) -> None:
+    Presence.objects.filter(connection_id=connection_id).delete()
+
+
+def presence_touch(*, room_id: int, members: dict[str, int]) -> set[int]:
+    """Keep this server's connections alive; returns users whose rows had to be restored
+    (another server pruned them while this one could not reach the database)."""
+    now = timezone.now()
+    touched = set(
+        Presence.objects.filter(connection_id__in=list(members)).values_list(
+            "connection_id", flat=True
+        )
+    )
+    Presence.objects.filter(connection_id__in=touched).update(seen_at=now)
+    restored: set[int] = set()
+    for connection_id, user_id in members.items():
+        if connection_id not in touched:
+            presence_join(room_id=room_id, user_id=user_id, connection_id=connection_id)
+            restored.add(user_id)
+    return restored
+
+
+def presence_prune(*, room_id: int) -> set[int]:
+    """Drop the room's connections whose server stopped touching them; returns the users who
+    are gone with them (no live connection left)."""
+    ttl: float = settings.CHAT["PRESENCE_TTL"]
+    pruned: set[int] = set()
+    for pk, user_id in (
+        Presence.objects.filter(room_id=room_id).expired(ttl=ttl).values_list("pk", "user_id")
+    ):
+        # Conditional, so that of several servers pruning at once only one reports the user.
+        deleted, _ = Presence.objects.filter(pk=pk).expired(ttl=ttl).delete()
+        if deleted:
+            pruned.add(user_id)
+    still_here = Presence.objects.filter(room_id=room_id, user_id__in=pruned).live(ttl=ttl)
+    return pruned - set(still_here.values_list("user_id", flat=True))

@@ -1,0 +1,11 @@
+from django.urls import path
+
+from chat import views
+
+app_name = "chat"
+
+urlpatterns = [
+    path("", views.room_list, name="rooms"),
+    # Any segment reaches the view, so that a bad room name gets a page saying why.
+    path("<str:room>/", views.room_detail, name="room"),
+]

@@ -1,0 +1,78 @@
+"""The chat pages: the list of active rooms, and a room (its live part is static/chat/chat.js)."""
+
+from collections.abc import Callable
+from functools import wraps
+
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils.csp import CSP, build_policy
+from django.views.decorators.http import require_GET
+
+from chat.exceptions import InvalidRoomName
+from chat.models import ROOM_NAME_MAX_LENGTH
+from chat.selectors import rooms_active
+from chat.services import room_name_clean
+
+# The chat shows text other people wrote: allow nothing but this site's own files and
+# websocket, so that even a markup bug could not run a script or load a tracking pixel.
+CHAT_CSP: dict[str, list[str]] = {
+    "default-src": [CSP.NONE],
+    "script-src": [CSP.SELF],
+    "style-src": [CSP.SELF],
+    # data: for the site's empty favicon (base.html); nothing in a message is an image.
+    "img-src": [CSP.SELF, "data:"],
+    "connect-src": [CSP.SELF],
+    "form-action": [CSP.SELF],
+    "base-uri": [CSP.NONE],
+    "frame-ancestors": [CSP.NONE],
+}
+CHAT_CSP_HEADER = build_policy(CHAT_CSP)
+
+
+def chat_csp(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """Send the chat's Content-Security-Policy with the view's response."""
+
+    @wraps(view)
+    def wrapped(request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
+        response = view(request, *args, **kwargs)
+        response.headers[CSP.HEADER_ENFORCE] = CHAT_CSP_HEADER
+        return response
+
+    return wrapped
+
+
+@require_GET
+@chat_csp
+@login_required
+def room_list(request: HttpRequest) -> HttpResponse:
+    """Rooms with recent activity, and a box to enter (or create) a room by name."""
+    wanted = request.GET.get("room")
+    error = ""
+    if wanted is not None:
+        try:
+            return redirect("chat:room", room=room_name_clean(wanted.strip()))
+        except InvalidRoomName as invalid:
+            error = str(invalid)
+    return render(
+        request,
+        "chat/room_list.html",
+        {"rooms": rooms_active(), "error": error, "max_length": ROOM_NAME_MAX_LENGTH},
+        status=400 if error else 200,
+    )
+
+
+@require_GET
+@chat_csp
+@login_required
+def room_detail(request: HttpRequest, room: str) -> HttpResponse:
+    try:
+        name = room_name_clean(room)
+    except InvalidRoomName as invalid:
+        return render(
+            request,
+            "chat/room_list.html",
+            {"rooms": rooms_active(), "error": str(invalid), "max_length": ROOM_NAME_MAX_LENGTH},
+            status=404,
+        )
+    return render(request, "chat/room.html", {"room": name, "rooms": rooms_active()})

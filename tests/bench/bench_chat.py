@@ -1,0 +1,643 @@
+"""Chat fan-out: 1,000 websocket clients in one room on daphne + Redis (+ PostgreSQL).
+
+Three stacks, measured in the same run, each with 1,000 clients on one daphne process and the
+same channels-redis layer:
+
+* chat: the whole pipeline. A client sends `chat.message`; the consumer counts it against the
+  rate limit (Redis) and stores it with its job (PostgreSQL); a `chat-messages` worker numbers
+  it and broadcasts it to the room's group; the room's hub in daphne puts it in order and
+  sends it to every connection.
+* bare fan-out, a channel per connection: the floor of Channels' usual pattern. The benchmark
+  calls channels-redis `group_send` with a ready-made frame, to a group of 1,000 channels, one
+  per connection; a stock consumer forwards it.
+* bare fan-out, a channel per process: the floor of the hub's pattern. The same `group_send`
+  reaches one channel in daphne, whose reader forwards the frame to the 1,000 connections.
+
+For each: the latency from send until *every* client has the message (p50/p99 over messages
+sent at a light, paced rate), and the sustained rate of a burst (messages / time from the first
+send until the last client has the last message). Loopback only; bounded in clients, messages
+and time.
+
+    .venv/bin/python -m tests.bench.bench_chat [--clients 1000] [--burst 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import multiprocessing
+import os
+import socket
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+from tests.bench import (
+    PRODUCTION_ENV,
+    ROOT,
+    BenchProcess,
+    bench_database,
+    flush_redis,
+    out,
+    percentile,
+    redis_url,
+    setup_django,
+    wait_for,
+)
+
+LAYER_DB = 5
+ROOM = "bench"
+FANOUT_GROUP = "bench.fanout"
+CLIENT_PROCESSES = 4
+SENDERS = 10
+# Paced well under what the slowest stack can fan out to 1,000 clients, so that the latency
+# is the pipeline's, not a queue's.
+PACED_MESSAGES = 60
+PACED_RATE = 3.0
+PHASE_TIMEOUT = 90.0
+CONNECT_TIMEOUT = 180.0
+
+
+# The bare fan-outs' server side: daphne serves `tests.bench.bench_chat:<name>_application`.
+
+
+class FanoutApplication:
+    """An ASGI app whose websockets get what is sent to the group FANOUT_GROUP."""
+
+    def __init__(self, per_process: bool) -> None:
+        self.per_process = per_process
+        self.app: Any = None
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if self.app is None:
+            self.app = build_fanout_app(self.per_process)
+        await self.app(scope, receive, send)
+
+
+def build_fanout_app(per_process: bool) -> Any:
+    import django
+
+    django.setup()
+    from channels.generic.websocket import AsyncWebsocketConsumer
+    from channels.layers import get_channel_layer
+    from channels.routing import ProtocolTypeRouter
+
+    class PerConnection(AsyncWebsocketConsumer):
+        """Channels' usual pattern: each connection's channel is in the group."""
+
+        async def connect(self) -> None:
+            await self.channel_layer.group_add(FANOUT_GROUP, self.channel_name)
+            await self.accept()
+
+        async def disconnect(self, code: int) -> None:
+            await self.channel_layer.group_discard(FANOUT_GROUP, self.channel_name)
+
+        async def bench_message(self, event: dict[str, Any]) -> None:
+            await self.send(text_data=event["text"])
+
+    members: set[Any] = set()
+    reader: list[asyncio.Task[None]] = []
+
+    async def forward() -> None:
+        layer = get_channel_layer()
+        channel = await layer.new_channel()
+        await layer.group_add(FANOUT_GROUP, channel)
+        while True:
+            text = (await layer.receive(channel))["text"]
+            for member in list(members):
+                await member.send(text_data=text)
+
+    class PerProcess(AsyncWebsocketConsumer):
+        """The hub's pattern: one channel per process, whose reader forwards to everyone."""
+
+        channel_layer_alias = None
+
+        async def connect(self) -> None:
+            if not reader:
+                reader.append(asyncio.create_task(forward()))
+                await asyncio.sleep(0.5)  # the reader is in the group before anyone counts
+            members.add(self)
+            await self.accept()
+
+        async def disconnect(self, code: int) -> None:
+            members.discard(self)
+
+    consumer = PerProcess if per_process else PerConnection
+    return ProtocolTypeRouter({"websocket": consumer.as_asgi()})
+
+
+fanout_application = FanoutApplication(per_process=False)
+process_fanout_application = FanoutApplication(per_process=True)
+
+
+# Client processes: each holds a share of the websockets and records what arrives.
+
+
+@dataclass
+class ClientConfig:
+    url: str
+    origin: str
+    cookies: list[str]  # one per client; "" for none
+    chat: bool  # wait for the chat's history and presence before counting as ready
+
+
+def client_process(conn: Connection, config: ClientConfig) -> None:
+    asyncio.run(ClientSide(conn, config).run())
+
+
+class ClientSide:
+    def __init__(self, conn: Connection, config: ClientConfig) -> None:
+        self.conn = conn
+        self.config = config
+        self.sockets: list[Any] = []
+        # message key -> [deliveries, max latency, sum of latencies]
+        self.received: dict[str, list[float]] = {}
+
+    async def run(self) -> None:
+        import websockets
+
+        gate = asyncio.Semaphore(25)
+
+        async def open_one(cookie: str) -> Any:
+            headers = {"Cookie": cookie} if cookie else {}
+            async with gate:
+                for attempt in range(5):
+                    try:
+                        ws = await websockets.connect(
+                            self.config.url,
+                            origin=websockets.Origin(self.config.origin),
+                            additional_headers=headers,
+                            compression=None,
+                            ping_interval=None,
+                            max_size=2**22,
+                            open_timeout=60,
+                        )
+                        break
+                    except (OSError, websockets.exceptions.InvalidStatus, TimeoutError):
+                        if attempt == 4:
+                            raise
+                        await asyncio.sleep(1 + attempt)
+                if self.config.chat:
+                    await self.initial_frames(ws)
+                return ws
+
+        self.sockets = list(await asyncio.gather(*(open_one(c) for c in self.config.cookies)))
+        readers = [asyncio.create_task(self.read(ws)) for ws in self.sockets]
+        self.conn.send(("ready", len(self.sockets)))
+        loop = asyncio.get_running_loop()
+        sending: set[asyncio.Task[None]] = set()
+        while True:
+            command = await loop.run_in_executor(None, self.conn.recv)
+            if command[0] == "send":
+                _, tag, count, rate = command
+                # In the background: progress questions are answered while it sends.
+                task = asyncio.create_task(self.send_chat(tag, count, rate))
+                sending.add(task)
+                task.add_done_callback(sending.discard)
+            elif command[0] == "progress":
+                self.conn.send(("progress", {k: int(v[0]) for k, v in self.received.items()}))
+            elif command[0] == "results":
+                self.conn.send(("results", self.received))
+            elif command[0] == "stop":
+                break
+        for task in readers:
+            task.cancel()
+        await asyncio.gather(*(ws.close() for ws in self.sockets), return_exceptions=True)
+        self.conn.send(("stopped", 0))
+
+    async def initial_frames(self, ws: Any) -> None:
+        seen: set[str] = set()
+        while not {"chat.history", "chat.presence"} <= seen:
+            seen.add(json.loads(await ws.recv())["type"])
+
+    async def read(self, ws: Any) -> None:
+        received = self.received
+        async for raw in ws:
+            arrived = time.monotonic()
+            frame = json.loads(raw)
+            if frame.get("type") != "chat.message":
+                continue
+            key, sent_at = frame["body"].split(" ")
+            latency = arrived - float(sent_at)
+            entry = received.get(key)
+            if entry is None:
+                received[key] = entry = [0, 0.0, 0.0]
+            entry[0] += 1
+            entry[1] = max(entry[1], latency)
+            entry[2] += latency
+
+    async def send_chat(self, tag: str, count: int, rate: float) -> None:
+        senders = self.sockets[:SENDERS]
+        interval = 1 / rate if rate else 0.0
+        start = time.monotonic()
+        for n in range(count):
+            if interval:
+                await asyncio.sleep(max(0.0, start + n * interval - time.monotonic()))
+            body = f"{tag}-{n} {time.monotonic():.6f}"
+            await senders[n % len(senders)].send(
+                json.dumps({"type": "chat.message", "body": body, "client_id": f"{tag}-{n}"})
+            )
+
+
+class Clients:
+    """The client processes of one stack, driven from the benchmark process."""
+
+    def __init__(self, url: str, origin: str, cookies: list[str], chat: bool) -> None:
+        context = multiprocessing.get_context("spawn")
+        self.pipes: list[Connection] = []
+        self.processes: list[Any] = []
+        shares = [cookies[i::CLIENT_PROCESSES] for i in range(CLIENT_PROCESSES)]
+        for share in shares:
+            parent, child = context.Pipe()
+            process = context.Process(
+                target=client_process,
+                args=(child, ClientConfig(url=url, origin=origin, cookies=share, chat=chat)),
+                daemon=True,
+            )
+            process.start()
+            self.pipes.append(parent)
+            self.processes.append(process)
+        self.count = len(cookies)
+
+    def expect(self, pipe: Connection, kind: str, timeout: float) -> Any:
+        if not pipe.poll(timeout):
+            raise TimeoutError(f"no {kind!r} from a client process within {timeout:g} s")
+        got, value = pipe.recv()
+        if got != kind:
+            raise RuntimeError(f"expected {kind!r} from a client process, got {got!r}")
+        return value
+
+    def wait_ready(self) -> None:
+        deadline = time.monotonic() + CONNECT_TIMEOUT
+        connected = sum(
+            self.expect(pipe, "ready", max(1.0, deadline - time.monotonic())) for pipe in self.pipes
+        )
+        assert connected == self.count, (connected, self.count)
+
+    def send_chat(self, tag: str, count: int, rate: float) -> None:
+        self.pipes[0].send(("send", tag, count, rate))
+
+    def complete(self, keys: list[str]) -> int:
+        """How many of `keys` every client has received."""
+        totals: dict[str, int] = {}
+        for pipe in self.pipes:
+            pipe.send(("progress",))
+        for pipe in self.pipes:
+            for key, n in self.expect(pipe, "progress", 30).items():
+                totals[key] = totals.get(key, 0) + n
+        return sum(1 for key in keys if totals.get(key, 0) >= self.count)
+
+    def results(self) -> dict[str, list[float]]:
+        merged: dict[str, list[float]] = {}
+        for pipe in self.pipes:
+            pipe.send(("results",))
+        for pipe in self.pipes:
+            for key, (n, worst, total) in self.expect(pipe, "results", 60).items():
+                entry = merged.setdefault(key, [0, 0.0, 0.0])
+                entry[0] += n
+                entry[1] = max(entry[1], worst)
+                entry[2] += total
+        return merged
+
+    def close(self) -> None:
+        for pipe in self.pipes:
+            with contextlib.suppress(OSError):
+                pipe.send(("stop",))
+        for process in self.processes:
+            process.join(30)
+            if process.is_alive():
+                process.kill()
+
+
+# Phases.
+
+
+@dataclass
+class Figures:
+    p50: float
+    p99: float
+    delivered: int
+    expected: int
+
+
+def measure(
+    clients: Clients, tag: str, count: int, start: Callable[[], None]
+) -> tuple[dict[str, list[float]], float]:
+    """Run one phase: `start` begins sending; wait until every client has every message.
+    Returns each message's [deliveries, worst latency, latency sum], and the phase's time."""
+    keys = [f"{tag}-{n}" for n in range(count)]
+    began = time.monotonic()
+    start()
+    deadline = began + PHASE_TIMEOUT
+    while clients.complete(keys) < count and time.monotonic() < deadline:
+        time.sleep(0.05)
+    elapsed = time.monotonic() - began
+    results = {k: v for k, v in clients.results().items() if k.startswith(f"{tag}-")}
+    return results, elapsed
+
+
+def figures(results: dict[str, list[float]], count: int, clients: int) -> Figures:
+    """p50/p99 over messages of the time until the last client had each one."""
+    complete = [v for v in results.values() if v[0] >= clients]
+    worst = [v[1] for v in complete] or [float("nan")]
+    return Figures(
+        p50=percentile(worst, 0.5) * 1000,
+        p99=percentile(worst, 0.99) * 1000,
+        delivered=len(complete),
+        expected=count,
+    )
+
+
+@dataclass
+class Outcome:
+    """One stack's figures."""
+
+    name: str
+    paced: Figures
+    burst: Figures
+    burst_seconds: float
+    # daphne's CPU time per message in the burst: less noisy than wall time on a shared box.
+    daphne_cpu_ms: float
+
+    @property
+    def rate(self) -> float:
+        return self.burst.delivered / self.burst_seconds
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run_stack(
+    name: str,
+    args: argparse.Namespace,
+    clients: Clients,
+    send: Callable[[str, int, float], None],
+    settle: float,
+    server: BenchProcess,
+) -> Outcome:
+    """Connect the clients, then the paced phase, then the burst."""
+    try:
+        started = time.monotonic()
+        clients.wait_ready()
+        out(f"{name}: {clients.count} clients connected in {time.monotonic() - started:.1f} s")
+        time.sleep(settle)
+        paced, _ = measure(
+            clients, "paced", PACED_MESSAGES, lambda: send("paced", PACED_MESSAGES, PACED_RATE)
+        )
+        cpu_before = cpu_seconds(server.popen.pid)
+        burst, seconds = measure(clients, "burst", args.burst, lambda: send("burst", args.burst, 0))
+        cpu = cpu_seconds(server.popen.pid) - cpu_before
+    finally:
+        clients.close()
+    outcome = Outcome(
+        name=name,
+        paced=figures(paced, PACED_MESSAGES, clients.count),
+        burst=figures(burst, args.burst, clients.count),
+        burst_seconds=seconds,
+        daphne_cpu_ms=cpu * 1000 / max(1, len(burst)),
+    )
+    slowest = sorted(paced.items(), key=lambda item: -item[1][1])[:3]
+    out(
+        f"{name}: paced p50 {outcome.paced.p50:.1f} ms p99 {outcome.paced.p99:.1f} ms "
+        f"(slowest: {', '.join(f'{k} {v[1] * 1000:.0f} ms' for k, v in slowest)}); "
+        f"burst {outcome.rate:.1f} msgs/s"
+    )
+    return outcome
+
+
+def group_sender() -> Callable[[str, int, float], None]:
+    """Sends through channels-redis `group_send` from this process, as a worker would."""
+    from asgiref.sync import async_to_sync
+    from channels.layers import get_channel_layer
+
+    layer = get_channel_layer()
+
+    async def send(tag: str, count: int, rate: float) -> None:
+        interval = 1 / rate if rate else 0.0
+        start = time.monotonic()
+        for n in range(count):
+            if interval:
+                await asyncio.sleep(max(0.0, start + n * interval - time.monotonic()))
+            # A frame shaped like the chat's, encoded once: the consumers only forward it.
+            frame = {
+                "type": "chat.message",
+                "id": n,
+                "seq": n + 1,
+                "room": ROOM,
+                "author": "bench-0000",
+                "body": f"{tag}-{n} {time.monotonic():.6f}",
+                "created_at": "2026-01-01T00:00:00+00:00",
+                "client_id": f"{tag}-{n}",
+            }
+            await layer.group_send(
+                FANOUT_GROUP, {"type": "bench.message", "text": json.dumps(frame)}
+            )
+
+    return async_to_sync(send)
+
+
+# Set-up: users with sessions, and the processes.
+
+
+def make_users(count: int) -> list[str]:
+    """`count` users, each with a logged-in session; returns their session cookies."""
+    from datetime import timedelta
+
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.hashers import make_password
+    from django.contrib.sessions.backends.db import SessionStore
+    from django.contrib.sessions.models import Session
+    from django.utils import timezone
+    from django.utils.crypto import get_random_string
+
+    user_model = get_user_model()
+    password = make_password(get_random_string(20))
+    users = user_model.objects.bulk_create(
+        [user_model(username=f"bench-{n:04d}", password=password) for n in range(count)]
+    )
+    store = SessionStore()
+    sessions = []
+    for user in users:
+        data = {
+            "_auth_user_id": str(user.pk),
+            "_auth_user_backend": "django.contrib.auth.backends.ModelBackend",
+            "_auth_user_hash": user.get_session_auth_hash(),
+        }
+        sessions.append(
+            Session(
+                session_key=get_random_string(32),
+                session_data=store.encode(data),
+                expire_date=timezone.now() + timedelta(days=1),
+            )
+        )
+    Session.objects.bulk_create(sessions)
+    return [f"sessionid={s.session_key}" for s in sessions]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_listening(process: BenchProcess, port: int) -> None:
+    def listening() -> bool:
+        if not process.alive():
+            raise RuntimeError(f"{process.name} exited:\n{process.output()[-3000:]}")
+        with socket.socket() as s:
+            return s.connect_ex(("127.0.0.1", port)) == 0
+
+    wait_for(listening, 60, f"{process.name} to listen")
+
+
+def daphne(name: str, app: str, env: dict[str, str], logs: Path) -> tuple[BenchProcess, int]:
+    port = free_port()
+    process = BenchProcess(
+        name,
+        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), app],
+        env,
+        logs / f"{name}.log",
+    )
+    wait_listening(process, port)
+    return process, port
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m tests.bench.bench_chat")
+    parser.add_argument("--clients", type=int, default=1000, help="websockets in the room")
+    parser.add_argument("--burst", type=int, default=200, help="messages in the burst phase")
+    parser.add_argument(
+        "--stacks",
+        default="chat,connection,process",
+        help="which to measure: chat, connection (bare, channel per connection), "
+        "process (bare, channel per process)",
+    )
+    args = parser.parse_args(argv)
+    stacks = set(args.stacks.split(","))
+    if not 10 <= args.clients <= 2000 or not 10 <= args.burst <= 900:
+        # Bounded: a channels-redis channel holds 1,000 messages; a bigger burst would drop.
+        parser.error("--clients must be 10..2000 and --burst 10..900")
+
+    layer = redis_url(LAYER_DB)
+    flush_redis(layer)
+    logs = ROOT / "var" / "bench-chat"
+    logs.mkdir(parents=True, exist_ok=True)
+    outcomes: list[Outcome] = []
+    with bench_database("pipeline_bench_chat") as database:
+        setup_django(database=database, redis=layer)
+        cookies = make_users(args.clients)
+        env = {
+            **os.environ,
+            **PRODUCTION_ENV,
+            "DATABASE_URL": database,
+            "REDIS_URL": layer,
+            "DJANGO_SETTINGS_MODULE": "tests.settings",
+            # The pipeline is measured, not the limiter's verdict (its Redis round trip stays).
+            "CHAT_RATE_LIMIT": "1000000",
+            "PYTHONUNBUFFERED": "1",
+        }
+        started: list[BenchProcess] = []
+        try:
+            if "chat" in stacks:
+                outcomes.append(run_chat(args, cookies, env, logs))
+            send = group_sender()
+            for key, name, app in [
+                ("connection", "bare, channel per connection", "fanout_application"),
+                ("process", "bare, channel per process", "process_fanout_application"),
+            ]:
+                if key not in stacks:
+                    continue
+                server, port = daphne(f"daphne-{app}", f"tests.bench.bench_chat:{app}", env, logs)
+                started.append(server)
+                clients = Clients(
+                    f"ws://127.0.0.1:{port}/",
+                    f"http://127.0.0.1:{port}",
+                    [""] * args.clients,
+                    False,
+                )
+                outcomes.append(run_stack(name, args, clients, send, settle=1, server=server))
+                server.stop()
+        finally:
+            for process in started:
+                process.stop()
+    report(args, outcomes)
+
+
+def run_chat(
+    args: argparse.Namespace, cookies: list[str], env: dict[str, str], logs: Path
+) -> Outcome:
+    """The chat's stack: daphne with the project, and two `chat-messages` workers."""
+    started: list[BenchProcess] = []
+    try:
+        server, port = daphne("daphne-chat", "project.asgi:application", env, logs)
+        started.append(server)
+        for n in (1, 2):
+            worker = BenchProcess(
+                f"worker-{n}",
+                [sys.executable, "manage.py", "runworker", "chat-messages"],
+                env,
+                logs / f"worker-{n}.log",
+            )
+            started.append(worker)
+            worker.wait_for_output("listening on channels", 60)
+        clients = Clients(
+            f"ws://127.0.0.1:{port}/ws/chat/{ROOM}/", f"http://127.0.0.1:{port}", cookies, True
+        )
+        # Settle: the last presence batches of the connection storm go out first.
+        return run_stack("chat", args, clients, clients.send_chat, settle=3, server=server)
+    finally:
+        for process in started:
+            process.stop()
+
+
+def report(args: argparse.Namespace, outcomes: list[Outcome]) -> None:
+    out()
+    out(
+        f"{args.clients} websocket clients in one room, one daphne process, channels-redis, "
+        f"{os.cpu_count()} CPUs (shared with the clients, Redis and PostgreSQL)"
+    )
+    out(
+        "latency: from send until every client has the message; "
+        f"paced: {PACED_MESSAGES} messages at {PACED_RATE:g}/s; burst: {args.burst} at once"
+    )
+    out()
+    columns = ["paced p50", "paced p99", "burst msg/s", "burst p50", "burst p99", "daphne CPU/msg"]
+    out(f"{'':31}" + "".join(f"{c:>15}" for c in columns))
+    for o in outcomes:
+        cells = [
+            f"{o.paced.p50:.1f} ms",
+            f"{o.paced.p99:.1f} ms",
+            f"{o.rate:.1f}",
+            f"{o.burst.p50:.0f} ms",
+            f"{o.burst.p99:.0f} ms",
+            f"{o.daphne_cpu_ms:.1f} ms",
+        ]
+        out(f"{o.name:31}" + "".join(f"{c:>15}" for c in cells))
+        for phase, f in [("paced", o.paced), ("burst", o.burst)]:
+            if f.delivered < f.expected:
+                out(f"  INCOMPLETE {phase}: {f.delivered}/{f.expected} reached every client")
+    chats = [o for o in outcomes if o.name == "chat"]
+    for chat, floor in [(c, f) for c in chats for f in outcomes if f is not c]:
+        ratios = [
+            chat.paced.p50 / floor.paced.p50,
+            chat.paced.p99 / floor.paced.p99,
+            chat.rate / floor.rate,
+            chat.burst.p50 / floor.burst.p50,
+            chat.burst.p99 / floor.burst.p99,
+            chat.daphne_cpu_ms / floor.daphne_cpu_ms,
+        ]
+        label = "chat / " + floor.name.removeprefix("bare, ")
+        out(f"{label:31}" + "".join(f"{r:>14.2f}x" for r in ratios))
+
+
+if __name__ == "__main__":
+    main()
