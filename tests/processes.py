@@ -164,6 +164,12 @@ def wait_until_serving(process: Process, timeout: float = 30) -> None:
 def login(base_url: str, username: str, password: str) -> httpx.Client:
     """An HTTP client logged in through the real login form, carrying its CSRF token."""
     client = httpx.Client(base_url=base_url, timeout=10, follow_redirects=False)
+    client.headers["Referer"] = base_url + "/"
+    return log_in(client, username, password)
+
+
+def log_in(client: httpx.Client, username: str, password: str) -> httpx.Client:
+    """Log `client` in through the real login form; later requests carry the CSRF token."""
     client.get("/accounts/login/")
     response = client.post(
         "/accounts/login/",
@@ -175,5 +181,4 @@ def login(base_url: str, username: str, password: str) -> httpx.Client:
     )
     assert response.status_code == 302, response.text
     client.headers["X-CSRFToken"] = client.cookies["csrftoken"]
-    client.headers["Referer"] = base_url + "/"
     return client

@@ -27,6 +27,7 @@ from tests.deploy.units import (
     to_checkout,
 )
 from tests.processes import Process, Processes, free_port, wait_for
+from tests.processes import log_in as log_in_through_the_form
 
 SITE = parse_env_file(ENV_EXAMPLE)["DJANGO_ALLOWED_HOSTS"].split(",")[0]
 WEB = parse_unit(UNITS / "pipeline-web.service")
@@ -67,18 +68,7 @@ def site_client(web: Process, client_address: str = "127.0.0.1") -> httpx.Client
 def log_in(client: httpx.Client, username: str, password: str) -> httpx.Client:
     """Log in through the real form, over "HTTPS" (the session cookie is Secure)."""
     client.headers["Referer"] = f"https://{SITE}/"
-    client.get("/accounts/login/")
-    response = client.post(
-        "/accounts/login/",
-        data={
-            "username": username,
-            "password": password,
-            "csrfmiddlewaretoken": client.cookies["csrftoken"],
-        },
-    )
-    assert response.status_code == 302, response.text
-    client.headers["X-CSRFToken"] = client.cookies["csrftoken"]
-    return client
+    return log_in_through_the_form(client, username, password)
 
 
 @dataclass
