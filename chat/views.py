@@ -13,21 +13,11 @@ from chat.exceptions import InvalidRoomName
 from chat.models import ROOM_NAME_MAX_LENGTH
 from chat.selectors import rooms_active
 from chat.services import room_name_clean
+from project.csp import SITE_CSP
 
 # The chat shows text other people wrote: allow nothing but this site's own files and
 # websocket, so that even a markup bug could not run a script or load a tracking pixel.
-CHAT_CSP: dict[str, list[str]] = {
-    "default-src": [CSP.NONE],
-    "script-src": [CSP.SELF],
-    "style-src": [CSP.SELF],
-    # data: for the site's empty favicon (base.html); nothing in a message is an image.
-    "img-src": [CSP.SELF, "data:"],
-    "connect-src": [CSP.SELF],
-    "form-action": [CSP.SELF],
-    "base-uri": [CSP.NONE],
-    "frame-ancestors": [CSP.NONE],
-}
-CHAT_CSP_HEADER = build_policy(CHAT_CSP)
+CHAT_CSP_HEADER = build_policy(SITE_CSP)
 
 
 def chat_csp(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
