@@ -199,6 +199,11 @@ JOBS = {
     "RETRY_BACKOFF_MAX": env_float("JOBS_RETRY_BACKOFF_MAX", 300),
     # On SIGTERM, how long the running job may take to finish before it is handed back.
     "SHUTDOWN_GRACE": env_float("JOBS_SHUTDOWN_GRACE", 25),
+    # A worker claims as many jobs of a channel at once as its recent job durations say it
+    # runs in BATCH_WINDOW (one at a time for slow jobs), at most MAX_BATCH; a batch whose job
+    # outlasts the window hands its unstarted jobs back to the other workers.
+    "BATCH_WINDOW": env_float("JOBS_BATCH_WINDOW", 0.05),
+    "MAX_BATCH": int(env_float("JOBS_MAX_BATCH", 50)),
     # Progress events per job are sent at most this often (the last one always goes out).
     "PROGRESS_MIN_INTERVAL": env_float("JOBS_PROGRESS_MIN_INTERVAL", 0.2),
 }

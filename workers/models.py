@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, connection, models, transaction
-from django.db.models import F, Q
+from django.db.models import Case, F, Q, Value, When
+from django.db.models.functions import Greatest
 from django.utils import timezone
 
 
@@ -40,39 +42,49 @@ class JobQuerySet(models.QuerySet["Job"]):
         return self.filter(owner_id=user_id)
 
     def claim_next(self, *, channel: str, worker_id: str) -> Job | None:
-        """Take the next ready job of `channel` for this worker, or None.
+        """Take the next ready job of `channel` for this worker, or None."""
+        jobs = self.claim_batch(channel=channel, worker_id=worker_id, size=1)
+        return jobs[0] if jobs else None
+
+    def claim_batch(self, *, channel: str, worker_id: str, size: int) -> list[Job]:
+        """Take up to `size` ready jobs of `channel` for this worker, in the order to run them.
 
         Rows locked by another worker's claim are skipped, so two workers never take the same
         job; on SQLite the IMMEDIATE transaction serialises claims instead.
         """
         if connection.vendor == "postgresql":
-            return self._claim_next_in_one_statement(channel=channel, worker_id=worker_id)
+            return self._claim_batch_in_one_statement(
+                channel=channel, worker_id=worker_id, size=size
+            )
         with transaction.atomic():
-            job = self.ready(channel).select_for_update(skip_locked=True).first()
-            if job is None:
-                return None
-            job.claim(worker_id)
-            return job
+            jobs = list(self.ready(channel).select_for_update(skip_locked=True)[:size])
+            for job in jobs:
+                job.claim(worker_id)
+            return jobs
 
-    def _claim_next_in_one_statement(self, *, channel: str, worker_id: str) -> Job | None:
-        # What claim() does, in one round trip instead of four: the claim is the hot path of
-        # every job (see tests/bench/bench_jobs.py).
+    def _claim_batch_in_one_statement(
+        self, *, channel: str, worker_id: str, size: int
+    ) -> list[Job]:
+        # What claim() does, in one round trip for the whole batch: the claim is the hot path
+        # of every job (see tests/bench/bench_jobs.py).
         now = timezone.now()
         table = Job._meta.db_table
-        claimed = list(
-            Job.objects.raw(
+        fields = Job._meta.concrete_fields
+        columns = ", ".join(connection.ops.quote_name(field.attname) for field in fields)
+        with connection.cursor() as cursor:
+            cursor.execute(
                 f"""
                 UPDATE {table} SET status = %s, attempts = attempts + 1, worker_id = %s,
                     worker_ids = worker_ids || to_jsonb(%s::text),
                     started_at = %s, heartbeat_at = %s, updated_at = %s
-                WHERE id = (
+                WHERE id IN (
                     SELECT id FROM {table}
                     WHERE channel = %s AND status = %s AND run_after <= %s
                     ORDER BY priority DESC, run_after, id
-                    LIMIT 1 FOR UPDATE SKIP LOCKED
+                    LIMIT %s FOR UPDATE SKIP LOCKED
                 )
-                RETURNING *
-                """,  # noqa: S608 (the table name is the model's own)
+                RETURNING {columns}
+                """,  # noqa: S608 (the table and column names are the model's own)
                 [
                     Job.Status.RUNNING.value,
                     worker_id,
@@ -83,10 +95,95 @@ class JobQuerySet(models.QuerySet["Job"]):
                     channel,
                     Job.Status.QUEUED.value,
                     now,
+                    size,
                 ],
             )
+            claimed = self._from_rows(cursor.fetchall())
+        # RETURNING gives no order.
+        return sorted(claimed, key=lambda job: (-job.priority, job.run_after, job.pk))
+
+    def _from_rows(self, rows: list[tuple[Any, ...]]) -> list[Job]:
+        """Jobs from rows of all their columns, in field order (what raw() does, for a third
+        of its cost)."""
+        fields = Job._meta.concrete_fields
+        converters = [
+            (index, field.from_db_value)
+            for index, field in enumerate(fields)
+            if hasattr(field, "from_db_value")
+        ]
+        names = [field.attname for field in fields]
+        jobs = []
+        for row in rows:
+            values = list(row)
+            for index, convert in converters:
+                values[index] = convert(values[index], None, connection)
+            jobs.append(Job.from_db(self.db, names, values))
+        return jobs
+
+    def set_succeeded_many(self, outcomes: Sequence[tuple[Job, Any]]) -> list[Job]:
+        """Record the results of several jobs one worker ran, in one statement; the jobs
+        recorded are returned (one cancelled or given to another worker meanwhile is not)."""
+        if len(outcomes) == 1:
+            job, result = outcomes[0]
+            return [job] if job.set_succeeded(result) else []
+        by_id = {job.pk: (job, result) for job, result in outcomes}
+        worker_ids = {job.worker_id for job, _ in outcomes}
+        assert len(worker_ids) == 1, "the jobs of one worker"
+        # Our own finish time marks the rows this statement changed.
+        now = timezone.now()
+        fields: dict[str, Any] = {
+            "status": Job.Status.SUCCEEDED,
+            "progress": 100,
+            "error": "",
+            "error_class": "",
+            "traceback": "",
+            "finished_at": now,
+            "updated_at": now,
+        }
+        mine = self.filter(pk__in=by_id, status=Job.Status.RUNNING, worker_id__in=worker_ids)
+        changed = mine.update(
+            result=Case(
+                *(
+                    When(pk=pk, then=Value(result, output_field=models.JSONField()))
+                    for pk, (_, result) in by_id.items()
+                )
+            ),
+            **fields,
         )
-        return claimed[0] if claimed else None
+        if changed == len(by_id):
+            recorded = list(by_id)
+        else:
+            recorded = list(
+                self.filter(pk__in=by_id, worker_id__in=worker_ids, finished_at=now).values_list(
+                    "pk", flat=True
+                )
+            )
+        jobs = []
+        for pk in recorded:
+            job, result = by_id[pk]
+            for name, value in fields.items():
+                setattr(job, name, value)
+            job.result = result
+            jobs.append(job)
+        return jobs
+
+    def release_many(self, jobs: Sequence[Job]) -> int:
+        """Hand claimed jobs back unstarted (see Job.release); returns how many were."""
+        if not jobs:
+            return 0
+        return self.filter(
+            pk__in=[job.pk for job in jobs],
+            status=Job.Status.RUNNING,
+            worker_id__in={job.worker_id for job in jobs},
+        ).update(
+            status=Job.Status.QUEUED,
+            attempts=Greatest(F("attempts") - 1, 0),
+            progress=0,
+            progress_message="",
+            dispatched_at=None,
+            worker_id="",
+            updated_at=timezone.now(),
+        )
 
 
 class Job(models.Model):

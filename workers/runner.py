@@ -1,4 +1,13 @@
-"""Running claimed jobs: one thread per channel, a heartbeat, a time limit, progress events."""
+"""Running claimed jobs: a thread per channel, a watchdog for heartbeats and time limits, and
+one sender of job events per process.
+
+A channel's jobs are claimed and run on that channel's own thread, in batches sized so that a
+batch takes about JOBS["BATCH_WINDOW"] seconds by the channel's recent job durations: a slow
+job is claimed alone, trivial ones many at a time in one statement, their successes recorded
+in one statement too. A batch never holds jobs back from other workers for long: when its
+running job outlasts the window, the watchdog records what already succeeded and hands the
+unstarted jobs back.
+"""
 
 from __future__ import annotations
 
@@ -10,15 +19,16 @@ import socket
 import threading
 import time
 import traceback
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import Any
 
-from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
-from django.db import DatabaseError, close_old_connections
+from django.db import close_old_connections
 from django.tasks import task_backends
 from django.utils.crypto import get_random_string
 from django.utils.json import normalize_json
@@ -34,6 +44,12 @@ logger = logging.getLogger(__name__)
 
 # After a time limit, how long the task's thread gets to unwind before it is abandoned.
 UNWIND_GRACE = 5.0
+# How often the watchdog looks at running jobs (time limits, overlong batches).
+WATCHDOG_TICK = 0.05
+# How many recent successes a worker remembers, to skip their wake-ups.
+SUCCEEDED_MEMORY = 10_000
+# Weight of the newest job in a channel's running average of job durations.
+DURATION_WEIGHT = 0.2
 
 
 def new_worker_id() -> str:
@@ -50,6 +66,63 @@ def raise_in_thread(thread_id: int, exception: type[BaseException]) -> None:
 
 # Sends a job's event (type) to its groups, without waiting for the layer.
 Publish = Callable[[Job, str], None]
+
+
+class EventSender:
+    """Sends job events to their groups from the worker's event loop, in order.
+
+    Any thread publishes without waiting for Redis. A job's event still waiting to go out is
+    replaced by its newer one (the row holds the latest state anyway), so a worker running
+    jobs faster than Redis takes their events sends only their outcomes.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.lock = threading.Lock()
+        self.pending: dict[int, tuple[list[str], dict[str, Any]]] = {}
+        self.wake_scheduled = False
+        self.wake = asyncio.Event()
+        self.sending = False
+        self.task = loop.create_task(self.run())
+
+    def publish(self, job: Job, event_type: str) -> None:
+        item = (job_event_groups(job), dict(job_event(job, event_type)))
+        with self.lock:
+            self.pending.pop(job.pk, None)
+            self.pending[job.pk] = item
+            if self.wake_scheduled:
+                return
+            self.wake_scheduled = True
+        self.loop.call_soon_threadsafe(self.wake.set)
+
+    async def run(self) -> None:
+        layer = get_channel_layer()
+        while True:
+            await self.wake.wait()
+            self.wake.clear()
+            with self.lock:
+                batch, self.pending = self.pending, {}
+                self.wake_scheduled = False
+            self.sending = True
+            for groups, event in batch.values():
+                try:
+                    for group in groups:
+                        await layer.group_send(group, event)
+                except Exception:
+                    logger.warning(
+                        "job=%s event=%s not sent", event["job"], event["type"], exc_info=True
+                    )
+            self.sending = False
+
+    async def flush(self, timeout: float) -> None:
+        """Wait until every event published so far is sent (or `timeout` passes)."""
+        deadline = time.monotonic() + timeout
+        while self.pending or self.sending:
+            if time.monotonic() > deadline:
+                logger.warning("%d job events not sent at shutdown", len(self.pending))
+                break
+            await asyncio.sleep(0.01)
+        self.task.cancel()
 
 
 class ProgressReporter:
@@ -71,38 +144,60 @@ class ProgressReporter:
         self.publish(self.job, events.JOB_PROGRESS)
 
 
+# What a task's call came to: its JSON-safe value, or the exception it raised.
+Outcome = BaseException | Any
+
+
 class Execution:
-    """One attempt of one job, run in a worker thread by `run()`."""
+    """One attempt of one job, run on its channel's thread."""
 
     def __init__(self, job: Job, publish: Publish) -> None:
         self.job = job
-        self.publish = publish
-        self.thread_id: int | None = None
+        self.thread_id = threading.get_ident()
+        self.started = time.monotonic()
+        self.deadline = self.started + job.time_limit
+        self.interrupted_at: float | None = None
         self.in_task = False
         self.lock = threading.Lock()
+        # Whether the page heard of this attempt yet (any event).
+        self.announced = False
+        self.send_event = publish
+
+    def publish(self, job: Job, event_type: str) -> None:
+        with self.lock:
+            self.announced = True
+            self.send_event(job, event_type)
+
+    def announce(self) -> None:
+        """Tell the page that the job runs, unless an event of its own did already."""
+        with self.lock:
+            if not self.announced:
+                self.announced = True
+                self.send_event(self.job, events.JOB_PROGRESS)
 
     def interrupt(self, exception: type[BaseException]) -> bool:
         """Stop the task's code with `exception`; False if it is not inside the task."""
         with self.lock:
-            if not self.in_task or self.thread_id is None:
+            if not self.in_task:
                 return False
             raise_in_thread(self.thread_id, exception)
+            self.interrupted_at = time.monotonic()
             return True
 
-    def run(self) -> None:
-        self.thread_id = threading.get_ident()
-        job = self.job
+    def run(self) -> tuple[bool, Any]:
+        """Run the task; (True, value) if it succeeded, else record why not: (False, None)."""
         try:
-            try:
-                self.record(self.call())
-            except TimeLimitExceeded:
-                # Delivered late, while recording: the limit still wins.
-                self.fail(f"took longer than its time limit of {job.time_limit:g} s", retry=False)
-        finally:
-            close_old_connections()
+            outcome = self.call()
+            if isinstance(outcome, BaseException):
+                self.record_failure(outcome)
+                return False, None
+            return True, outcome
+        except TimeLimitExceeded:
+            # Delivered late, after the task returned: the limit still wins.
+            self.record_failure(TimeLimitExceeded())
+            return False, None
 
-    def call(self) -> BaseException | Any:
-        """Run the task; return its JSON-safe value, or the exception it raised."""
+    def call(self) -> Outcome:
         job = self.job
         try:
             task = import_string(job.task_path)
@@ -110,7 +205,8 @@ class Execution:
             return PermanentFailure(f"unknown task {job.task_path!r}: {error}")
         backend = task_backends[task.backend]
         assert isinstance(backend, ChannelsBackend)
-        self.publish(job, events.JOB_PROGRESS)
+        # No "running" event yet: the watchdog announces a job that is still running after a
+        # tick, so a job that takes less sends only its outcome.
         with self.lock:
             self.in_task = True
         try:
@@ -132,7 +228,7 @@ class Execution:
         except TypeError as error:
             return PermanentFailure(f"returned a value that is not JSON: {error}")
 
-    def record(self, outcome: BaseException | Any) -> None:
+    def record_failure(self, outcome: BaseException) -> None:
         job = self.job
         if isinstance(outcome, JobLost):
             logger.warning("job=%s %s", job.pk, outcome)
@@ -140,11 +236,8 @@ class Execution:
             self.fail(f"took longer than its time limit of {job.time_limit:g} s", retry=False)
         elif isinstance(outcome, PermanentFailure):
             self.fail(str(outcome), retry=False, error=outcome)
-        elif isinstance(outcome, Exception):
+        else:
             self.fail(f"{type(outcome).__name__}: {outcome}", retry=True, error=outcome)
-        elif job.set_succeeded(outcome):
-            logger.info("job=%s task=%s succeeded attempt=%s", job.pk, job.task_path, job.attempts)
-            self.publish(job, events.JOB_DONE)
 
     def fail(self, message: str, *, retry: bool, error: BaseException | None = None) -> None:
         job = self.job
@@ -172,46 +265,66 @@ class Execution:
             self.publish(job, events.JOB_FAILED)
 
 
+@dataclass
+class Batch:
+    """The jobs one claim gave a channel's thread, shared with the watchdog under `lock`."""
+
+    channel: str
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    # Claimed, not started yet.
+    waiting: deque[Job] = field(default_factory=deque)
+    # Ran and succeeded, not recorded yet.
+    succeeded: list[tuple[Job, Any]] = field(default_factory=list)
+    current: Execution | None = None
+    # The watchdog gave up on the thread (stuck past a time limit): it must stop.
+    abandoned: bool = False
+
+    def start_next(self, publish: Publish) -> Execution | None:
+        with self.lock:
+            if self.abandoned or not self.waiting:
+                self.current = None
+            else:
+                self.current = Execution(self.waiting.popleft(), publish)
+            return self.current
+
+    def announce(self, execution: Execution) -> None:
+        # Under the lock: once the thread moved on, the job's outcome may be on its way, and a
+        # "running" event must not overtake it.
+        with self.lock:
+            if self.current is execution:
+                execution.announce()
+
+    def add_success(self, job: Job, value: Any) -> None:
+        with self.lock:
+            self.succeeded.append((job, value))
+
+    def take(self) -> tuple[list[tuple[Job, Any]], list[Job]]:
+        """What is left to settle: successes to record, and jobs to hand back."""
+        with self.lock:
+            succeeded, self.succeeded = self.succeeded, []
+            waiting = list(self.waiting)
+            self.waiting.clear()
+            return succeeded, waiting
+
+
 class JobRunner:
     """Claims and runs a process's jobs, one at a time per channel, until asked to stop."""
 
     def __init__(self, worker_id: str | None = None) -> None:
         self.worker_id = worker_id or new_worker_id()
         self.stopping = False
-        self.executions: dict[str, Execution] = {}
+        self.batches: dict[str, Batch] = {}
         self.executors: dict[str, ThreadPoolExecutor] = {}
-        # Job events wait here for one sender task, so a job's thread never waits for Redis;
-        # one queue keeps them in order.
-        self.events: asyncio.Queue[tuple[list[str], dict[str, Any]]] | None = None
-        self.sender: asyncio.Task[None] | None = None
-
-    def publisher(self) -> Publish:
-        """A thread-safe Publish for jobs run from the current event loop."""
-        loop = asyncio.get_running_loop()
-        if self.events is None:
-            self.events = asyncio.Queue()
-            self.sender = loop.create_task(self.send_events(self.events))
-        queue = self.events
-
-        def publish(job: Job, event_type: str) -> None:
-            item = (job_event_groups(job), dict(job_event(job, event_type)))
-            loop.call_soon_threadsafe(queue.put_nowait, item)
-
-        return publish
-
-    async def send_events(self, queue: asyncio.Queue[tuple[list[str], dict[str, Any]]]) -> None:
-        layer = get_channel_layer()
-        while True:
-            groups, event = await queue.get()
-            try:
-                for group in groups:
-                    await layer.group_send(group, event)
-            except Exception:
-                logger.warning(
-                    "job=%s event=%s not sent", event["job"], event["type"], exc_info=True
-                )
-            finally:
-                queue.task_done()
+        # A channel's running average of job durations, which sizes its batches.
+        self.durations: dict[str, float] = {}
+        # Jobs this worker recently saw succeed (a success is final: never run again).
+        self.succeeded: OrderedDict[int, None] = OrderedDict()
+        self.succeeded_lock = threading.Lock()
+        self.sender: EventSender | None = None
+        self.watchdog: asyncio.Task[None] | None = None
+        self.busy = asyncio.Event()
+        self.batch_window: float = settings.JOBS["BATCH_WINDOW"]
+        self.max_batch = int(settings.JOBS["MAX_BATCH"])
 
     def executor(self, channel: str) -> ThreadPoolExecutor:
         # One long-lived thread per channel keeps its database connection between jobs.
@@ -219,65 +332,147 @@ class JobRunner:
             self.executors[channel] = ThreadPoolExecutor(1, thread_name_prefix=f"job-{channel}")
         return self.executors[channel]
 
-    async def drain(self, channel: str) -> None:
-        """Run ready jobs of `channel` until there are none (or the worker is stopping)."""
-        while not self.stopping:
-            # Claimed on the channel's own thread: the job then runs on the connection that
-            # claimed it, with no hop through the shared database thread.
-            job = await sync_to_async(
-                self.claim, thread_sensitive=False, executor=self.executor(channel)
-            )(channel)
-            if job is None:
-                return
-            await self.run(job)
+    async def drain(self, channel: str, woken_for: int | None = None) -> None:
+        """Run ready jobs of `channel` until there are none (or the worker is stopping).
 
-    def claim(self, channel: str) -> Job | None:
+        A wake-up for a job this worker already ran (claimed in a batch with others) is
+        skipped: whoever drains after a job's own wake-up finds the job, so no other job
+        depends on it.
+        """
+        if woken_for is not None and woken_for in self.succeeded:
+            return
+        if self.sender is None:
+            self.sender = EventSender(asyncio.get_running_loop())
+        if self.watchdog is None or self.watchdog.done():
+            self.watchdog = asyncio.ensure_future(self.watch())
+        batch = Batch(channel)
+        self.batches[channel] = batch
+        self.busy.set()
+        thread = asyncio.wrap_future(self.executor(channel).submit(self.run_batches, batch))
         try:
-            return Job.objects.claim_next(channel=channel, worker_id=self.worker_id)
-        except DatabaseError:
-            close_old_connections()  # a broken connection is replaced on the next claim
-            raise
-
-    async def run(self, job: Job) -> None:
-        logger.info("job=%s task=%s claimed attempt=%s", job.pk, job.task_path, job.attempts)
-        execution = Execution(job, self.publisher())
-        self.executions[job.channel] = execution
-        thread = asyncio.ensure_future(
-            sync_to_async(
-                execution.run, thread_sensitive=False, executor=self.executor(job.channel)
-            )()
-        )
-        heartbeat = asyncio.ensure_future(self.heartbeat(execution))
-        try:
-            await asyncio.wait_for(asyncio.shield(thread), timeout=job.time_limit)
-        except TimeoutError:
-            await self.stop_overdue(execution, thread)
+            while not thread.done() and not batch.abandoned:
+                await asyncio.wait([thread], timeout=WATCHDOG_TICK * 4)
+            if thread.done():
+                thread.result()  # a database error ends the drain; the next wake-up retries
         finally:
-            heartbeat.cancel()
-            self.executions.pop(job.channel, None)
+            self.batches.pop(channel, None)
 
-    async def heartbeat(self, execution: Execution) -> None:
-        interval: float = settings.JOBS["HEARTBEAT_INTERVAL"]
-        while True:
-            await asyncio.sleep(interval)
-            if not await database_sync_to_async(execution.job.heartbeat)():
-                logger.warning("job=%s is no longer ours; stopping it", execution.job.pk)
-                execution.interrupt(JobLost)
-                return
+    def batch_size(self, channel: str) -> int:
+        duration = self.durations.get(channel)
+        if duration is None:
+            return 1  # nothing known yet: it may be slow
+        return max(1, min(self.max_batch, int(self.batch_window / max(duration, 1e-6))))
 
-    async def stop_overdue(self, execution: Execution, thread: asyncio.Future[None]) -> None:
-        job = execution.job
-        logger.error("job=%s over its time limit of %g s; interrupting", job.pk, job.time_limit)
-        execution.interrupt(TimeLimitExceeded)
+    def run_batches(self, batch: Batch) -> None:
+        """On the channel's thread: claim a batch, run it, settle it, until none is left."""
+        assert self.sender is not None
+        publish = self.sender.publish
+        channel = batch.channel
         try:
-            await asyncio.wait_for(asyncio.shield(thread), timeout=UNWIND_GRACE)
-        except TimeoutError:
-            # Stuck in C code: record the failure ourselves and give the channel a new thread;
-            # whatever the old one records later is refused, since the job is no longer running.
-            await database_sync_to_async(execution.fail)(
-                f"took longer than its time limit of {job.time_limit:g} s", retry=False
-            )
-            self.executors.pop(job.channel).shutdown(wait=False)
+            while not self.stopping and not batch.abandoned:
+                size = self.batch_size(channel)
+                jobs = Job.objects.claim_batch(channel=channel, worker_id=self.worker_id, size=size)
+                if not jobs:
+                    return
+                # A short batch emptied the channel: a job enqueued since brings a wake-up.
+                last = len(jobs) < size
+                with batch.lock:
+                    batch.waiting.extend(jobs)
+                while not self.stopping and (execution := batch.start_next(publish)):
+                    job = execution.job
+                    logger.info(
+                        "job=%s task=%s claimed attempt=%s", job.pk, job.task_path, job.attempts
+                    )
+                    succeeded, value = execution.run()
+                    duration = time.monotonic() - execution.started
+                    average = self.durations.get(channel, duration)
+                    self.durations[channel] = average + DURATION_WEIGHT * (duration - average)
+                    if succeeded:
+                        batch.add_success(job, value)
+                self.settle(batch)
+                if last:
+                    return
+        finally:
+            with batch.lock:
+                batch.current = None
+            if not batch.abandoned:
+                self.settle(batch)
+            close_old_connections()
+
+    def settle(self, batch: Batch) -> None:
+        """Record the batch's successes so far and hand back the jobs it has not started."""
+        assert self.sender is not None
+        succeeded, waiting = batch.take()
+        if succeeded:
+            for job in Job.objects.set_succeeded_many(succeeded):
+                logger.info(
+                    "job=%s task=%s succeeded attempt=%s", job.pk, job.task_path, job.attempts
+                )
+                self.sender.publish(job, events.JOB_DONE)
+                with self.succeeded_lock:
+                    self.succeeded[job.pk] = None
+                    if len(self.succeeded) > SUCCEEDED_MEMORY:
+                        self.succeeded.popitem(last=False)
+        if waiting and Job.objects.release_many(waiting):
+            logger.info("channel=%s %d jobs handed back unstarted", batch.channel, len(waiting))
+            job_wake(waiting[0])
+
+    async def watch(self) -> None:
+        """Heartbeats, time limits and overlong batches of the running jobs."""
+        beats: dict[int, float] = {}
+        while True:
+            if not self.batches:
+                self.busy.clear()
+                await self.busy.wait()
+            await asyncio.sleep(WATCHDOG_TICK)
+            try:
+                await self.check(beats)
+            except Exception:
+                logger.exception("watchdog check failed; trying again")
+
+    async def check(self, beats: dict[int, float]) -> None:
+        heartbeat_interval: float = settings.JOBS["HEARTBEAT_INTERVAL"]
+        now = time.monotonic()
+        for batch in list(self.batches.values()):
+            execution = batch.current
+            if execution is None or batch.abandoned:
+                continue
+            job = execution.job
+            if now - execution.started >= WATCHDOG_TICK:
+                batch.announce(execution)
+            if now > execution.deadline:
+                await self.stop_overdue(batch, execution)
+                continue
+            if now - execution.started > self.batch_window and (batch.waiting or batch.succeeded):
+                await database_sync_to_async(self.settle)(batch)
+            if now - beats.get(job.pk, execution.started) > heartbeat_interval:
+                beats[job.pk] = now
+                if not await database_sync_to_async(job.heartbeat)():
+                    logger.warning("job=%s is no longer ours; stopping it", job.pk)
+                    execution.interrupt(JobLost)
+        running = {batch.current.job.pk for batch in self.batches.values() if batch.current}
+        for pk in beats.keys() - running:
+            del beats[pk]
+
+    async def stop_overdue(self, batch: Batch, execution: Execution) -> None:
+        job = execution.job
+        if execution.interrupted_at is None:
+            logger.error("job=%s over its time limit of %g s; interrupting", job.pk, job.time_limit)
+            execution.interrupt(TimeLimitExceeded)
+            return
+        if time.monotonic() - execution.interrupted_at < UNWIND_GRACE:
+            return
+        # Stuck in C code: record the failure ourselves, settle the batch and give the channel
+        # a new thread; whatever the old one records later is refused, since the job is no
+        # longer running.
+        with batch.lock:
+            batch.abandoned = True
+        logger.error("job=%s did not stop within %g s; abandoning its thread", job.pk, UNWIND_GRACE)
+        await database_sync_to_async(execution.fail)(
+            f"took longer than its time limit of {job.time_limit:g} s", retry=False
+        )
+        await database_sync_to_async(self.settle)(batch)
+        self.executors.pop(batch.channel).shutdown(wait=False)
 
     async def sweep(self) -> None:
         try:
@@ -292,20 +487,23 @@ class JobRunner:
         """Let running jobs finish within `grace` seconds, then hand the rest back."""
         self.stopping = True
         deadline = time.monotonic() + grace
-        while self.executions and time.monotonic() < deadline:
-            await asyncio.sleep(0.1)
-        for execution in list(self.executions.values()):
-            job = execution.job
-            execution.interrupt(JobLost)
-            if await database_sync_to_async(job.release)():
-                logger.warning("job=%s handed back unfinished at shutdown", job.pk)
-                await database_sync_to_async(job_wake)(job)
+        while self.batches and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        for batch in list(self.batches.values()):
+            execution = batch.current
+            with batch.lock:
+                batch.abandoned = True
+            if execution is not None:
+                job = execution.job
+                execution.interrupt(JobLost)
+                if await database_sync_to_async(job.release)():
+                    logger.warning("job=%s handed back unfinished at shutdown", job.pk)
+                    await database_sync_to_async(job_wake)(job)
+            await database_sync_to_async(self.settle)(batch)
         for executor in self.executors.values():
             executor.shutdown(wait=False)
-        if self.events is not None and self.sender is not None:
+        if self.watchdog is not None:
+            self.watchdog.cancel()
+        if self.sender is not None:
             # The last events (a job's done) still go out before the process ends.
-            try:
-                await asyncio.wait_for(self.events.join(), timeout=5)
-            except TimeoutError:
-                logger.warning("%d job events not sent at shutdown", self.events.qsize())
-            self.sender.cancel()
+            await self.sender.flush(timeout=5)

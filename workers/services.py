@@ -10,12 +10,12 @@ from typing import TYPE_CHECKING, Any
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.json import normalize_json
 
 from workers import events
-from workers.layer import layer_send
+from workers.layer import layer_send, layer_send_soon
 from workers.models import Job, Lease
 
 if TYPE_CHECKING:
@@ -61,27 +61,47 @@ def job_create(
         dispatched_at=now if due else None,
     )
     if due:
-        # A deferred job is woken by the sweep once its time comes.
-        transaction.on_commit(partial(job_dispatch, job), robust=True)
+        # A deferred job is woken by the sweep once its time comes. The caller does not wait
+        # for the layer: a request answers as soon as its transaction commits.
+        transaction.on_commit(partial(job_dispatch_soon, job), robust=True)
     return job
 
 
 def job_dispatch(job: Job) -> bool:
     """Send the job's wake-up on its channel. A full or unreachable layer is only logged:
     the job stays queued and the recovery sweep dispatches it again."""
-    wakeup: events.WakeUp = {"type": events.JOB_WAKEUP, "job": job.pk}
     try:
-        layer_send(job.channel, dict(wakeup))
-    except Exception:
-        logger.warning(
-            "job=%s channel=%s wake-up not sent; recovery will retry",
-            job.pk,
-            job.channel,
-            exc_info=True,
-        )
-        Job.objects.filter(pk=job.pk).update(dispatched_at=None)
+        layer_send(job.channel, dict(job_wakeup(job)))
+    except Exception as error:
+        job_dispatch_failed(job, error)
         return False
     return True
+
+
+def job_dispatch_soon(job: Job) -> None:
+    """job_dispatch() without waiting for the layer."""
+
+    def failed(error: BaseException) -> None:
+        try:
+            job_dispatch_failed(job, error)
+        finally:
+            connection.close()  # a thread of the sender's, not a request's
+
+    layer_send_soon(job.channel, dict(job_wakeup(job)), failed)
+
+
+def job_wakeup(job: Job) -> events.WakeUp:
+    return {"type": events.JOB_WAKEUP, "job": job.pk}
+
+
+def job_dispatch_failed(job: Job, error: BaseException) -> None:
+    logger.warning(
+        "job=%s channel=%s wake-up not sent; recovery will retry",
+        job.pk,
+        job.channel,
+        exc_info=error,
+    )
+    Job.objects.filter(pk=job.pk).update(dispatched_at=None)
 
 
 def job_wake(job: Job) -> bool:

@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from tests import tasks
 from tests.jobs import run_worker_until
+from tests.processes import wait_for
 from workers import events
 from workers.backends import enqueue_for
 from workers.models import Job, Lease
@@ -92,7 +93,9 @@ def test_a_layer_that_cannot_take_the_wakeup_does_not_fail_the_enqueue() -> None
             channel_layers.backends.clear()
     job = Job.objects.get(pk=result.id)
     assert job.status == "queued"
-    assert job.dispatched_at is None  # the sweep will send it
+    # The enqueue does not wait for the layer; once the send has failed, the row says so
+    # and the sweep will send it.
+    wait_for(lambda: Job.objects.get(pk=result.id).dispatched_at is None, 10, "the failed wake-up")
 
 
 def test_get_result_reports_status_value_and_errors_from_any_process() -> None:
