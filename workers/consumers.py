@@ -3,7 +3,7 @@
 import logging
 from typing import Any
 
-from channels.consumer import AsyncConsumer
+from channels.consumer import AsyncConsumer, get_handler_name
 
 from workers.events import WakeUp
 from workers.runner import JobRunner
@@ -23,11 +23,18 @@ def default_runner() -> JobRunner:
 
 class JobWorkerConsumer(AsyncConsumer):
     async def dispatch(self, message: dict[str, Any]) -> None:
+        # Not AsyncConsumer.dispatch, which first closes old database connections on the
+        # database thread: this consumer uses the database only on its channel's own thread,
+        # which looks after its connection.
         try:
-            await super().dispatch(message)
+            handler = getattr(self, get_handler_name(message), None)
         except ValueError:
+            handler = None
+        if handler is None:
             # A message of a type this channel does not know must not kill the worker.
             logger.error("channel=%s ignored message %r", self.scope["channel"], message)
+            return
+        await handler(message)
 
     async def job_wakeup(self, message: WakeUp) -> None:
         runner: JobRunner = self.scope.get("runner") or default_runner()

@@ -12,20 +12,31 @@ from __future__ import annotations
 import asyncio
 import atexit
 import concurrent.futures
-import logging
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from asgiref.sync import async_to_sync
 from channels.layers import InMemoryChannelLayer, get_channel_layer
 
-logger = logging.getLogger(__name__)
-
 SEND_TIMEOUT = 5.0
 
 _loop: asyncio.AbstractEventLoop | None = None
 _lock = threading.Lock()
+
+
+@dataclass
+class _Waiting:
+    """A layer_send_soon() message waiting for its channel's previous send to finish."""
+
+    message: dict[str, Any]
+    on_failure: list[Callable[[BaseException], None]]
+
+
+# Per layer and channel: its one send in flight (a lock) and the message waiting behind it.
+_channel_locks: dict[tuple[int, str], asyncio.Lock] = {}
+_waiting: dict[tuple[int, str], _Waiting] = {}
 # Sends started by layer_send_soon() and not finished yet.
 _in_flight: set[concurrent.futures.Future[None]] = set()
 
@@ -35,6 +46,8 @@ def _sender_loop() -> asyncio.AbstractEventLoop:
     with _lock:
         if _loop is None or _loop.is_closed():
             _loop = asyncio.new_event_loop()
+            _channel_locks.clear()
+            _waiting.clear()
             threading.Thread(target=_loop.run_forever, name="layer-sender", daemon=True).start()
         return _loop
 
@@ -53,7 +66,13 @@ def layer_send_soon(
     channel: str, message: dict[str, Any], on_failure: Callable[[BaseException], None]
 ) -> None:
     """Send `message` on `channel` without waiting for the layer; if the send fails,
-    `on_failure(error)` runs later in a thread of its own (it may use the database)."""
+    `on_failure(error)` runs later in a thread of its own (it may use the database).
+
+    One send per channel is in flight at a time. A message waiting behind it is replaced by
+    a newer one for the same channel: the one sent still goes out after both were asked
+    for, which is all a wake-up has to do. A burst of enqueues thus sends a few wake-ups
+    over one Redis connection, not one each over as many connections.
+    """
     layer = get_channel_layer()
     if isinstance(layer, InMemoryChannelLayer):
         try:
@@ -61,14 +80,29 @@ def layer_send_soon(
         except Exception as error:
             on_failure(error)
         return
+    loop = _sender_loop()
+    key = (id(layer), channel)
+    with _lock:
+        waiting = _waiting.get(key)
+        if waiting is not None:
+            waiting.message = message
+            waiting.on_failure.append(on_failure)
+            return
+        waiting = _waiting[key] = _Waiting(message, [on_failure])
 
     async def send() -> None:
-        try:
-            await asyncio.wait_for(layer.send(channel, message), SEND_TIMEOUT)
-        except Exception as error:
-            await asyncio.get_running_loop().run_in_executor(None, on_failure, error)
+        lock = _channel_locks.setdefault(key, asyncio.Lock())
+        async with lock:
+            with _lock:
+                # From here on, a newer message waits for the next send.
+                del _waiting[key]
+            try:
+                await asyncio.wait_for(layer.send(channel, waiting.message), SEND_TIMEOUT)
+            except Exception as error:
+                for callback in waiting.on_failure:
+                    await asyncio.get_running_loop().run_in_executor(None, callback, error)
 
-    future = asyncio.run_coroutine_threadsafe(send(), _sender_loop())
+    future = asyncio.run_coroutine_threadsafe(send(), loop)
     with _lock:
         _in_flight.add(future)
     future.add_done_callback(_in_flight.discard)

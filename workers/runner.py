@@ -28,7 +28,7 @@ from typing import Any
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
-from django.db import close_old_connections
+from django.db import DatabaseError, close_old_connections
 from django.tasks import task_backends
 from django.utils.crypto import get_random_string
 from django.utils.json import normalize_json
@@ -48,6 +48,8 @@ UNWIND_GRACE = 5.0
 WATCHDOG_TICK = 0.05
 # How many recent successes a worker remembers, to skip their wake-ups.
 SUCCEEDED_MEMORY = 10_000
+# A channel's thread checks its database connection before a drain after this long idle.
+CONNECTION_CHECK_AFTER = 1.0
 # Weight of the newest job in a channel's running average of job durations.
 DURATION_WEIGHT = 0.2
 
@@ -320,6 +322,8 @@ class JobRunner:
         # Jobs this worker recently saw succeed (a success is final: never run again).
         self.succeeded: OrderedDict[int, None] = OrderedDict()
         self.succeeded_lock = threading.Lock()
+        # When each channel's thread last finished a drain.
+        self.idle_since: dict[str, float] = {}
         self.sender: EventSender | None = None
         self.watchdog: asyncio.Task[None] | None = None
         self.busy = asyncio.Event()
@@ -368,6 +372,10 @@ class JobRunner:
         assert self.sender is not None
         publish = self.sender.publish
         channel = batch.channel
+        if time.monotonic() - self.idle_since.get(channel, 0) > CONNECTION_CHECK_AFTER:
+            # As Django does per request: drop a connection past its age or found broken.
+            # Not per drain: under load that is a SELECT 1 for every few jobs.
+            close_old_connections()
         try:
             while not self.stopping and not batch.abandoned:
                 size = self.batch_size(channel)
@@ -392,12 +400,15 @@ class JobRunner:
                 self.settle(batch)
                 if last:
                     return
+        except DatabaseError:
+            close_old_connections()  # a broken connection is replaced on the next drain
+            raise
         finally:
             with batch.lock:
                 batch.current = None
             if not batch.abandoned:
                 self.settle(batch)
-            close_old_connections()
+            self.idle_since[channel] = time.monotonic()
 
     def settle(self, batch: Batch) -> None:
         """Record the batch's successes so far and hand back the jobs it has not started."""
