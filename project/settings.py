@@ -131,6 +131,8 @@ if os.environ.get("DATABASE_URL"):
             os.environ["DATABASE_URL"], conn_max_age=60, conn_health_checks=True
         )
     }
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+        DATABASES["default"].setdefault("OPTIONS", {})["server_side_binding"] = True
 else:
     STATE_DIR.mkdir(parents=True, exist_ok=True)
     DATABASES = {

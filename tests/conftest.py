@@ -67,14 +67,18 @@ def flush_redis() -> None:
 def empty_layer(flush_redis: None) -> None:
     """Start from an empty channel layer. The in-memory one is a process-wide object; Redis
     is emptied by flush_redis, not by layer.flush(), which would close connections that other
-    event loops (e.g. workers.layer's sender thread) own."""
-    from channels.layers import InMemoryChannelLayer, get_channel_layer
+    event loops (e.g. workers.layer's sender thread) own. A Redis layer object is made anew:
+    one keeps per-channel receive locks, and a lock held by an earlier test's (closed) event
+    loop would fail the next receive on another loop."""
+    from channels.layers import DEFAULT_CHANNEL_LAYER, InMemoryChannelLayer, channel_layers
 
-    layer = get_channel_layer()
+    layer = channel_layers.backends.get(DEFAULT_CHANNEL_LAYER)
     if isinstance(layer, InMemoryChannelLayer):
         import asyncio
 
         asyncio.run(layer.flush())
+    elif layer is not None:
+        del channel_layers.backends[DEFAULT_CHANNEL_LAYER]
 
 
 def database_url() -> str:

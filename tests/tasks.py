@@ -68,5 +68,12 @@ def sleepy(seconds: float) -> str:
 
 
 @task(queue_name="compute")
+def sleeps_in_c(seconds: float) -> str:
+    # One long C call: an exception raised in the thread waits for it to return.
+    time.sleep(seconds)
+    return "woke"
+
+
+@task(queue_name="compute")
 def returns_a_set() -> set[int]:
     return {1, 2}

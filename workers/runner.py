@@ -28,7 +28,7 @@ from typing import Any
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
-from django.db import DatabaseError, close_old_connections
+from django.db import DatabaseError, close_old_connections, connection
 from django.tasks import task_backends
 from django.utils.crypto import get_random_string
 from django.utils.json import normalize_json
@@ -345,6 +345,15 @@ class JobRunner:
         """
         if woken_for is not None and woken_for in self.succeeded:
             return
+        try:
+            await self.run_drain(channel)
+        except DatabaseError:
+            # Most likely a connection the database dropped while the thread was idle (a
+            # restart): the thread has closed it, and a second drain reconnects.
+            logger.warning("channel=%s database error; draining again", channel, exc_info=True)
+            await self.run_drain(channel)
+
+    async def run_drain(self, channel: str) -> None:
         if self.sender is None:
             self.sender = EventSender(asyncio.get_running_loop())
         if self.watchdog is None or self.watchdog.done():
@@ -357,7 +366,7 @@ class JobRunner:
             while not thread.done() and not batch.abandoned:
                 await asyncio.wait([thread], timeout=WATCHDOG_TICK * 4)
             if thread.done():
-                thread.result()  # a database error ends the drain; the next wake-up retries
+                thread.result()
         finally:
             self.batches.pop(channel, None)
 
@@ -406,7 +415,9 @@ class JobRunner:
         finally:
             with batch.lock:
                 batch.current = None
-            if not batch.abandoned:
+            if batch.abandoned:
+                connection.close()  # this thread is retired; its connection goes with it
+            else:
                 self.settle(batch)
             self.idle_since[channel] = time.monotonic()
 
@@ -512,6 +523,7 @@ class JobRunner:
                     await database_sync_to_async(job_wake)(job)
             await database_sync_to_async(self.settle)(batch)
         for executor in self.executors.values():
+            executor.submit(connection.close)  # each channel's thread closes its own
             executor.shutdown(wait=False)
         if self.watchdog is not None:
             self.watchdog.cancel()

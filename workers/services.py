@@ -45,7 +45,7 @@ def job_create(
     """Record a job in the caller's transaction; wake a worker once that commits."""
     now = timezone.now()
     due = (run_after or now) <= now
-    job = Job.objects.create(
+    job = Job.objects.insert(
         task_path=task_path,
         channel=channel,
         priority=priority,

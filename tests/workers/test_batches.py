@@ -1,0 +1,246 @@
+"""How a worker takes and settles its jobs: batches of quick jobs claimed and recorded in one
+statement each, a batch that never holds jobs back from another worker for long, one sender
+of job events that keeps only a job's newest unsent event, and wake-ups merged in a burst."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
+from django.utils import timezone
+
+from tests import tasks
+from tests.jobs import run_worker_until
+from workers import events, runner
+from workers.backends import enqueue_for
+from workers.layer import layer_send_soon
+from workers.models import Job
+from workers.runner import EventSender, JobRunner
+from workers.worker import Worker
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(autouse=True)
+def _empty_layer(empty_layer: None) -> None:
+    pass
+
+
+def columns(job: Job) -> dict[str, Any]:
+    return {field.attname: getattr(job, field.attname) for field in Job._meta.concrete_fields}
+
+
+async def receive_all(channel: str, quiet: float = 0.5) -> list[dict[str, Any]]:
+    layer = get_channel_layer()
+    received = []
+    while True:
+        try:
+            received.append(await asyncio.wait_for(layer.receive(channel), quiet))
+        except TimeoutError:
+            return received
+
+
+def test_a_batch_claim_takes_ready_jobs_in_order_and_returns_them_as_stored() -> None:
+    older = [tasks.trivial.enqueue() for _ in range(3)]
+    urgent = tasks.trivial.using(priority=5).enqueue(marks="")
+    jobs = Job.objects.claim_batch(channel="compute", worker_id="w", size=3)
+    assert [job.pk for job in jobs] == [int(urgent.id), int(older[0].id), int(older[1].id)]
+    for job in jobs:
+        assert columns(job) == columns(Job.objects.get(pk=job.pk))
+        assert (job.status, job.attempts, job.worker_ids) == ("running", 1, ["w"])
+    rest = Job.objects.claim_batch(channel="compute", worker_id="v", size=5)
+    assert [job.pk for job in rest] == [int(older[2].id)]
+
+
+def test_insert_writes_the_row_that_create_writes(user: Any) -> None:
+    now = timezone.now()
+    values: dict[str, Any] = {
+        "task_path": "tests.tasks.count_up",
+        "channel": "compute",
+        "priority": 3,
+        "args": [1, "two", None],
+        "kwargs": {"delay": 0.5, "nested": {"a": [1]}},
+        "owner": user,
+        "meta": {"upload": 12},
+        "max_attempts": 4,
+        "time_limit": 7.5,
+        "run_after": now,
+        "enqueued_at": now,
+        "dispatched_at": None,
+    }
+    inserted = Job.objects.insert(**values)
+    created = Job.objects.create(**values)
+    stored = Job.objects.get(pk=inserted.pk)
+    assert columns(inserted) == columns(stored)
+    differ = {"id", "updated_at"}
+    assert {k: v for k, v in columns(stored).items() if k not in differ} == {
+        k: v for k, v in columns(Job.objects.get(pk=created.pk)).items() if k not in differ
+    }
+
+
+def test_successes_are_recorded_together_where_the_worker_still_owns_the_job() -> None:
+    for _ in range(3):
+        tasks.trivial.enqueue()
+    jobs = Job.objects.claim_batch(channel="compute", worker_id="w", size=3)
+    Job.objects.filter(pk=jobs[1].pk).update(status="cancelled")
+    recorded = Job.objects.set_succeeded_many(
+        [(jobs[0], {"n": 1}), (jobs[1], "too late"), (jobs[2], None)]
+    )
+    assert [job.pk for job in recorded] == [jobs[0].pk, jobs[2].pk]
+    first, cancelled, last = (Job.objects.get(pk=job.pk) for job in jobs)
+    assert (first.status, first.result, first.progress) == ("succeeded", {"n": 1}, 100)
+    assert first.finished_at is not None
+    assert (cancelled.status, cancelled.result) == ("cancelled", None)
+    assert (last.status, last.result) == ("succeeded", None)
+
+
+def test_jobs_handed_back_unstarted_do_not_count_an_attempt() -> None:
+    for _ in range(2):
+        tasks.trivial.enqueue()
+    jobs = Job.objects.claim_batch(channel="compute", worker_id="w", size=2)
+    assert Job.objects.release_many(jobs) == 2
+    for job in jobs:
+        stored = Job.objects.get(pk=job.pk)
+        assert (stored.status, stored.attempts, stored.worker_id) == ("queued", 0, "")
+
+
+async def test_a_job_longer_than_a_tick_says_it_runs_and_every_job_ends_with_its_outcome(
+    user: Any,
+) -> None:
+    layer = get_channel_layer()
+    listener = await layer.new_channel()
+    await layer.group_add(events.user_group(user.pk), listener)
+
+    def enqueue() -> tuple[int, int]:
+        with enqueue_for(owner=user):
+            return int(tasks.trivial.enqueue().id), int(tasks.sleepy.enqueue(0.4).id)
+
+    quick, slow = await database_sync_to_async(enqueue)()
+    await run_worker_until(lambda: Job.objects.get(pk=slow).status == "succeeded")
+    received = await receive_all(listener)
+    by_job = {job: [e for e in received if e["job"] == job] for job in (quick, slow)}
+    assert [e["type"] for e in by_job[slow]] == ["job.progress", "job.done"]
+    assert by_job[slow][0]["status"] == "running"
+    assert by_job[quick][-1]["type"] == "job.done"
+    assert len(by_job[quick]) <= 2
+
+
+async def start_worker(job_runner: JobRunner) -> tuple[Worker, asyncio.Future[None]]:
+    from project.asgi import application
+
+    worker = Worker(
+        application=application,
+        channels=["compute"],
+        channel_layer=get_channel_layer(),
+        runner=job_runner,
+        handle_signals=False,
+    )
+    return worker, asyncio.ensure_future(worker.arun())
+
+
+async def until(condition: Callable[[], bool], timeout: float = 20) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await database_sync_to_async(condition)():
+        assert asyncio.get_running_loop().time() < deadline, "not reached in time"
+        await asyncio.sleep(0.02)
+
+
+async def test_a_long_job_in_a_batch_frees_the_jobs_behind_it_for_another_worker() -> None:
+    def enqueue() -> tuple[list[int], int, list[int]]:
+        before = [int(tasks.trivial.using(priority=2).enqueue().id) for _ in range(2)]
+        slow = int(tasks.sleepy.using(priority=1).enqueue(2).id)
+        after = [int(tasks.trivial.enqueue().id) for _ in range(3)]
+        return before, slow, after
+
+    before, slow, after = await database_sync_to_async(enqueue)()
+    first = JobRunner()
+    # As if it had just run many quick jobs: it claims the six in one batch.
+    first.durations["compute"] = 0.0001
+    worker, task = await start_worker(first)
+    second_worker = second_task = None
+    try:
+        # The window passes while the slow job runs: what ran is recorded, the rest is free.
+        await until(lambda: Job.objects.filter(pk__in=before, status="succeeded").count() == 2)
+        await until(lambda: Job.objects.filter(pk__in=after, status="queued").count() == 3)
+        assert (await database_sync_to_async(Job.objects.get)(pk=slow)).status == "running"
+        second = JobRunner()
+        second_worker, second_task = await start_worker(second)
+        await until(lambda: Job.objects.filter(pk__in=after, status="succeeded").count() == 3)
+        assert (await database_sync_to_async(Job.objects.get)(pk=slow)).status == "running"
+        for job_id in after:
+            job = await database_sync_to_async(Job.objects.get)(pk=job_id)
+            assert job.worker_id == second.worker_id
+            assert job.worker_ids == [first.worker_id, second.worker_id]
+            assert job.attempts == 1
+        await until(lambda: Job.objects.get(pk=slow).status == "succeeded")
+    finally:
+        for each, each_task in ((worker, task), (second_worker, second_task)):
+            if each is not None and each_task is not None:
+                each.request_stop()
+                await asyncio.wait_for(each_task, 15)
+
+
+async def test_a_task_stuck_past_its_time_limit_fails_and_the_channel_goes_on(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(runner, "UNWIND_GRACE", 0.5)
+    stuck = dataclasses.replace(tasks.sleeps_in_c, time_limit=0.3)
+
+    def enqueue() -> tuple[int, int]:
+        return int(stuck.enqueue(3).id), int(tasks.trivial.enqueue().id)
+
+    stuck_id, next_id = await database_sync_to_async(enqueue)()
+    started = asyncio.get_running_loop().time()
+    await run_worker_until(lambda: Job.objects.get(pk=next_id).status == "succeeded")
+    # Well before the stuck call returns (3 s): the channel got a new thread.
+    assert asyncio.get_running_loop().time() - started < 2.5
+    job = await database_sync_to_async(Job.objects.get)(pk=stuck_id)
+    assert (job.status, job.error) == ("failed", "took longer than its time limit of 0.3 s")
+
+
+async def test_the_event_sender_keeps_only_the_newest_unsent_event_of_a_job() -> None:
+    layer = get_channel_layer()
+    listener = await layer.new_channel()
+    for pk in (101, 102):
+        await layer.group_add(events.job_group(pk), listener)
+    sender = EventSender(asyncio.get_running_loop())
+    first = Job(pk=101, task_path="tests.tasks.count_up", channel="compute", status="running")
+    second = Job(pk=102, task_path="tests.tasks.trivial", channel="compute", status="running")
+    # Published before the sender's loop gets a turn: all of them wait together.
+    for percent in (10, 50, 90):
+        first.progress = percent
+        sender.publish(first, events.JOB_PROGRESS)
+    sender.publish(second, events.JOB_PROGRESS)
+    first.status, first.progress = "succeeded", 100
+    sender.publish(first, events.JOB_DONE)
+    await sender.flush(timeout=5)
+    received = await receive_all(listener)
+    # In the order of each job's newest event.
+    assert [(e["job"], e["type"], e["progress"]) for e in received] == [
+        (102, "job.progress", 0),
+        (101, "job.done", 100),
+    ]
+
+
+@pytest.mark.redis
+def test_wakeups_sent_in_a_burst_are_merged_and_the_last_names_the_newest_job() -> None:
+    failures: list[BaseException] = []
+    for job in range(1, 201):
+        layer_send_soon("compute", {"type": events.JOB_WAKEUP, "job": job}, failures.append)
+
+    async def until_the_newest_arrives() -> list[dict[str, Any]]:
+        received: list[dict[str, Any]] = []
+        while not received or received[-1]["job"] != 200:
+            received.append(await asyncio.wait_for(get_channel_layer().receive("compute"), 10))
+        return received
+
+    received = asyncio.run(until_the_newest_arrives())
+    jobs = [message["job"] for message in received]
+    assert 1 <= len(jobs) < 200
+    assert jobs == sorted(jobs)
+    assert not failures
