@@ -36,7 +36,10 @@ def job_when(job_id: int, *statuses: str, timeout: float = 30) -> Job:
 
 
 async def run_worker_until(
-    condition: Callable[[], Any], channels: Sequence[str] = ("compute",), timeout: float = 30
+    condition: Callable[[], Any],
+    channels: Sequence[str] = ("compute",),
+    timeout: float = 30,
+    runner: JobRunner | None = None,
 ) -> None:
     """Run this project's Worker on the running loop until `condition()` (sync, may use the
     database) holds, then stop it as SIGTERM would."""
@@ -46,7 +49,7 @@ async def run_worker_until(
         application=application,
         channels=list(channels),
         channel_layer=get_channel_layer(),
-        runner=JobRunner(),
+        runner=runner or JobRunner(),
         handle_signals=False,
     )
     task = asyncio.ensure_future(worker.arun())

@@ -163,6 +163,7 @@ class Execution:
         self.lock = threading.Lock()
         # Whether the page heard of this attempt yet (any event).
         self.announced = False
+        self.noticed = False
         self.send_event = publish
 
     def publish(self, job: Job, event_type: str) -> None:
@@ -170,12 +171,18 @@ class Execution:
             self.announced = True
             self.send_event(job, event_type)
 
-    def announce(self) -> None:
-        """Tell the page that the job runs, unless an event of its own did already."""
+    def notice(self) -> None:
+        """The job runs longer than a watchdog tick: log it, and tell the page that it runs
+        unless an event of the task's own did already. (A quicker job logs only its outcome.)"""
         with self.lock:
+            if self.noticed:
+                return
+            self.noticed = True
+            job = self.job
+            logger.info("job=%s task=%s running attempt=%s", job.pk, job.task_path, job.attempts)
             if not self.announced:
                 self.announced = True
-                self.send_event(self.job, events.JOB_PROGRESS)
+                self.send_event(job, events.JOB_PROGRESS)
 
     def interrupt(self, exception: type[BaseException]) -> bool:
         """Stop the task's code with `exception`; False if it is not inside the task."""
@@ -289,12 +296,12 @@ class Batch:
                 self.current = Execution(self.waiting.popleft(), publish)
             return self.current
 
-    def announce(self, execution: Execution) -> None:
+    def notice(self, execution: Execution) -> None:
         # Under the lock: once the thread moved on, the job's outcome may be on its way, and a
         # "running" event must not overtake it.
         with self.lock:
             if self.current is execution:
-                execution.announce()
+                execution.notice()
 
     def add_success(self, job: Job, value: Any) -> None:
         with self.lock:
@@ -397,9 +404,6 @@ class JobRunner:
                     batch.waiting.extend(jobs)
                 while not self.stopping and (execution := batch.start_next(publish)):
                     job = execution.job
-                    logger.info(
-                        "job=%s task=%s claimed attempt=%s", job.pk, job.task_path, job.attempts
-                    )
                     succeeded, value = execution.run()
                     duration = time.monotonic() - execution.started
                     average = self.durations.get(channel, duration)
@@ -461,7 +465,7 @@ class JobRunner:
                 continue
             job = execution.job
             if now - execution.started >= WATCHDOG_TICK:
-                batch.announce(execution)
+                batch.notice(execution)
             if now > execution.deadline:
                 await self.stop_overdue(batch, execution)
                 continue

@@ -90,6 +90,8 @@ class Worker(ChannelsWorker):
         consumer.future = asyncio.ensure_future(
             application(scope=scope, receive=receive, send=self.application_send)
         )
+        # A consumer that crashed wakes its listener too, which starts a new one.
+        consumer.future.add_done_callback(lambda _: consumer.free.release())
         # Registered so that the application checker logs a crash of the consumer.
         self.application_instances[channel] = {
             "input_queue": consumer.queue,
@@ -103,11 +105,13 @@ class Worker(ChannelsWorker):
         consumer = self.start_consumer(channel)
         failures = 0
         while True:
+            await consumer.free.acquire()
             if consumer.future is not None and consumer.future.done():
+                error = None if consumer.future.cancelled() else consumer.future.exception()
+                logger.error(
+                    "channel=%s consumer stopped; starting a new one", channel, exc_info=error
+                )
                 consumer = self.start_consumer(channel)
-            try:
-                await asyncio.wait_for(consumer.free.acquire(), timeout=5)
-            except TimeoutError:
                 continue
             try:
                 message = await self.channel_layer.receive(channel)

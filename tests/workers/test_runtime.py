@@ -22,6 +22,7 @@ from tests.processes import wait_for
 from workers import events
 from workers.backends import enqueue_for
 from workers.models import Job, Lease
+from workers.runner import JobRunner
 from workers.services import job_cancel, jobs_sweep
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -240,3 +241,32 @@ async def test_a_task_returning_something_that_is_not_json_fails_clearly() -> No
     job = await database_sync_to_async(Job.objects.get)(pk=job_id)
     assert job.error.startswith("returned a value that is not JSON")
     assert job.attempts == 1
+
+
+async def test_a_channel_consumer_that_crashes_is_replaced_and_the_channel_goes_on() -> None:
+    class CrashesOnce(JobRunner):
+        crashed = asyncio.Event()
+
+        async def drain(self, channel: str, woken_for: int | None = None) -> None:
+            if not self.crashed.is_set():
+                self.crashed.set()
+                raise RuntimeError("the consumer's first wake-up crashes it")
+            await super().drain(channel, woken_for)
+
+    runner = CrashesOnce()
+    first = int((await database_sync_to_async(tasks.trivial.enqueue)()).id)
+
+    async def enqueue_after_the_crash() -> int:
+        await runner.crashed.wait()
+        return int((await database_sync_to_async(tasks.trivial.enqueue)()).id)
+
+    second = asyncio.ensure_future(enqueue_after_the_crash())
+    # Well before the sweep would send anything again (JOBS_REDISPATCH_AFTER is 15 s).
+    await run_worker_until(
+        lambda: (
+            second.done()
+            and Job.objects.filter(pk__in=[first, second.result()], status="succeeded").count() == 2
+        ),
+        timeout=5,
+        runner=runner,
+    )
