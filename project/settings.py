@@ -6,6 +6,7 @@ that `required()` names; see deploy/env.example for all of them.
 """
 
 import os
+import re
 from pathlib import Path
 
 import dj_database_url
@@ -147,6 +148,13 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["CONN_MAX_AGE"] = 0
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# Named channels served by workers. The job runtime's queue names are these channels.
+WORKER_CHANNELS = ["thumbnails", "compute", "chat-messages"]
+# A worker channel holds one wake-up at most: a wake-up waiting there is taken after any job
+# committed meanwhile, so it wakes a worker for that job too, and a worker that finds more
+# than a batch wakes another (workers/runner.py). A send refused as full is no failure.
+WAKEUP_CAPACITY = dict.fromkeys(WORKER_CHANNELS, 1)
+
 # Channel layer: in-memory by default (one process), Redis when REDIS_URL is set.
 REDIS_URL = os.environ.get("REDIS_URL", "")
 if REDIS_URL:
@@ -167,15 +175,25 @@ if REDIS_URL:
                     }
                 ],
                 "capacity": 1000,
+                "channel_capacity": WAKEUP_CAPACITY,
                 "expiry": 60,
             },
         }
     }
 else:
-    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
-
-# Named channels served by workers. The job runtime's queue names are these channels.
-WORKER_CHANNELS = ["thumbnails", "compute", "chat-messages"]
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels.layers.InMemoryChannelLayer",
+            # Channels 4.3's in-memory layer uses channel_capacity without compiling it (as
+            # channels-redis does): it takes the compiled form, (pattern, capacity) pairs.
+            "CONFIG": {
+                "channel_capacity": [
+                    (re.compile(re.escape(name) + r"\Z"), capacity)
+                    for name, capacity in WAKEUP_CAPACITY.items()
+                ]
+            },
+        }
+    }
 
 TASKS = {
     "default": {

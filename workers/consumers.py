@@ -38,4 +38,4 @@ class JobWorkerConsumer(AsyncConsumer):
 
     async def job_wakeup(self, message: WakeUp) -> None:
         runner: JobRunner = self.scope.get("runner") or default_runner()
-        await runner.drain(self.scope["channel"], woken_for=message.get("job"))
+        await runner.drain(self.scope["channel"])

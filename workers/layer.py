@@ -109,8 +109,9 @@ def layer_send_soon(
 
 
 @atexit.register
-def _finish_sends() -> None:
-    # A script that enqueues and exits still gets its wake-ups out.
+def finish_sends() -> None:
+    """Wait for the sends layer_send_soon() started (a script that enqueues and exits still
+    gets its wake-ups out)."""
     with _lock:
         pending = list(_in_flight)
     if pending:

@@ -19,13 +19,14 @@ import socket
 import threading
 import time
 import traceback
-from collections import OrderedDict, deque
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 from channels.db import database_sync_to_async
+from channels.exceptions import ChannelFull
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import DatabaseError, close_old_connections, connection
@@ -38,7 +39,7 @@ from workers import events
 from workers.backends import ChannelsBackend, JobContext
 from workers.exceptions import JobLost, PermanentFailure, TimeLimitExceeded
 from workers.models import Job
-from workers.services import job_event, job_event_groups, job_wake, jobs_sweep
+from workers.services import job_event, job_event_groups, job_wake, job_wakeup, jobs_sweep
 
 logger = logging.getLogger(__name__)
 
@@ -46,8 +47,6 @@ logger = logging.getLogger(__name__)
 UNWIND_GRACE = 5.0
 # How often the watchdog looks at running jobs (time limits, overlong batches).
 WATCHDOG_TICK = 0.05
-# How many recent successes a worker remembers, to skip their wake-ups.
-SUCCEEDED_MEMORY = 10_000
 # A channel's thread checks its database connection before a drain after this long idle.
 CONNECTION_CHECK_AFTER = 1.0
 # Weight of the newest job in a channel's running average of job durations.
@@ -326,13 +325,11 @@ class JobRunner:
         self.executors: dict[str, ThreadPoolExecutor] = {}
         # A channel's running average of job durations, which sizes its batches.
         self.durations: dict[str, float] = {}
-        # Jobs this worker recently saw succeed (a success is final: never run again).
-        self.succeeded: OrderedDict[int, None] = OrderedDict()
-        self.succeeded_lock = threading.Lock()
         # When each channel's thread last finished a drain.
         self.idle_since: dict[str, float] = {}
         self.sender: EventSender | None = None
         self.watchdog: asyncio.Task[None] | None = None
+        self.tasks: set[asyncio.Future[None]] = set()
         self.busy = asyncio.Event()
         self.batch_window: float = settings.JOBS["BATCH_WINDOW"]
         self.max_batch = int(settings.JOBS["MAX_BATCH"])
@@ -343,15 +340,8 @@ class JobRunner:
             self.executors[channel] = ThreadPoolExecutor(1, thread_name_prefix=f"job-{channel}")
         return self.executors[channel]
 
-    async def drain(self, channel: str, woken_for: int | None = None) -> None:
-        """Run ready jobs of `channel` until there are none (or the worker is stopping).
-
-        A wake-up for a job this worker already ran (claimed in a batch with others) is
-        skipped: whoever drains after a job's own wake-up finds the job, so no other job
-        depends on it.
-        """
-        if woken_for is not None and woken_for in self.succeeded:
-            return
+    async def drain(self, channel: str) -> None:
+        """Run ready jobs of `channel` until there are none (or the worker is stopping)."""
         try:
             await self.run_drain(channel)
         except DatabaseError:
@@ -400,6 +390,9 @@ class JobRunner:
                     return
                 # A short batch emptied the channel: a job enqueued since brings a wake-up.
                 last = len(jobs) < size
+                if not last:
+                    # More work than one batch: wake another worker to share it.
+                    self.wake_another(channel, jobs[-1])
                 with batch.lock:
                     batch.waiting.extend(jobs)
                 while not self.stopping and (execution := batch.start_next(publish)):
@@ -435,13 +428,33 @@ class JobRunner:
                     "job=%s task=%s succeeded attempt=%s", job.pk, job.task_path, job.attempts
                 )
                 self.sender.publish(job, events.JOB_DONE)
-                with self.succeeded_lock:
-                    self.succeeded[job.pk] = None
-                    if len(self.succeeded) > SUCCEEDED_MEMORY:
-                        self.succeeded.popitem(last=False)
         if waiting and Job.objects.release_many(waiting):
             logger.info("channel=%s %d jobs handed back unstarted", batch.channel, len(waiting))
-            job_wake(waiting[0])
+            self.wake_another(batch.channel, waiting[0])
+
+    def wake_another(self, channel: str, job: Job) -> None:
+        """From any thread: wake a worker for `channel` (sent from this worker's loop). The
+        channel holds one wake-up at most, so one waiting already makes this a no-op; a send
+        that fails is left to the recovery sweep."""
+        assert self.sender is not None
+        loop = self.sender.loop
+        wakeup = dict(job_wakeup(job))
+
+        async def send() -> None:
+            try:
+                await get_channel_layer().send(channel, wakeup)
+            except ChannelFull:
+                pass
+            except Exception:
+                logger.warning("channel=%s wake-up not sent", channel, exc_info=True)
+
+        loop.call_soon_threadsafe(lambda: self.background(send()))
+
+    def background(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        # Kept referenced until done (the loop holds tasks only weakly).
+        task = asyncio.ensure_future(coroutine)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
 
     async def watch(self) -> None:
         """Heartbeats, time limits and overlong batches of the running jobs."""

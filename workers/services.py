@@ -8,6 +8,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from asgiref.sync import async_to_sync
+from channels.exceptions import ChannelFull
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import connection, transaction
@@ -68,10 +69,13 @@ def job_create(
 
 
 def job_dispatch(job: Job) -> bool:
-    """Send the job's wake-up on its channel. A full or unreachable layer is only logged:
-    the job stays queued and the recovery sweep dispatches it again."""
+    """Send the job's wake-up on its channel. An unreachable layer is only logged: the job
+    stays queued and the recovery sweep dispatches it again. A full channel already holds a
+    wake-up, which a worker takes after this job committed: it serves this job too."""
     try:
         layer_send(job.channel, dict(job_wakeup(job)))
+    except ChannelFull:
+        return True
     except Exception as error:
         job_dispatch_failed(job, error)
         return False
@@ -95,6 +99,8 @@ def job_wakeup(job: Job) -> events.WakeUp:
 
 
 def job_dispatch_failed(job: Job, error: BaseException) -> None:
+    if isinstance(error, ChannelFull):
+        return  # a wake-up is waiting already (see job_dispatch)
     logger.warning(
         "job=%s channel=%s wake-up not sent; recovery will retry",
         job.pk,

@@ -247,11 +247,11 @@ async def test_a_channel_consumer_that_crashes_is_replaced_and_the_channel_goes_
     class CrashesOnce(JobRunner):
         crashed = asyncio.Event()
 
-        async def drain(self, channel: str, woken_for: int | None = None) -> None:
+        async def drain(self, channel: str) -> None:
             if not self.crashed.is_set():
                 self.crashed.set()
                 raise RuntimeError("the consumer's first wake-up crashes it")
-            await super().drain(channel, woken_for)
+            await super().drain(channel)
 
     runner = CrashesOnce()
     first = int((await database_sync_to_async(tasks.trivial.enqueue)()).id)
