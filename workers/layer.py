@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from asgiref.sync import async_to_sync
+from channels.exceptions import ChannelFull
 from channels.layers import InMemoryChannelLayer, get_channel_layer
 
 SEND_TIMEOUT = 5.0
@@ -65,18 +66,21 @@ def layer_send(channel: str, message: dict[str, Any]) -> None:
 def layer_send_soon(
     channel: str, message: dict[str, Any], on_failure: Callable[[BaseException], None]
 ) -> None:
-    """Send `message` on `channel` without waiting for the layer; if the send fails,
-    `on_failure(error)` runs later in a thread of its own (it may use the database).
+    """Send the wake-up `message` on `channel` without waiting for the layer; if the send
+    fails, `on_failure(error)` runs later in a thread of its own (it may use the database).
 
-    One send per channel is in flight at a time. A message waiting behind it is replaced by
-    a newer one for the same channel: the one sent still goes out after both were asked
-    for, which is all a wake-up has to do. A burst of enqueues thus sends a few wake-ups
-    over one Redis connection, not one each over as many connections.
+    What is enough for a wake-up: it reaches the channel after it was asked for. So one send
+    per channel is in flight at a time, and a message waiting behind it is replaced by a newer
+    one for the same channel (the one sent still goes out after both were asked for); and a
+    full channel is no failure, since the message waiting there is taken after this one was
+    asked for. A burst of enqueues thus costs a few sends over one Redis connection.
     """
     layer = get_channel_layer()
     if isinstance(layer, InMemoryChannelLayer):
         try:
             async_to_sync(layer.send)(channel, message)
+        except ChannelFull:
+            pass
         except Exception as error:
             on_failure(error)
         return
@@ -98,6 +102,8 @@ def layer_send_soon(
                 del _waiting[key]
             try:
                 await asyncio.wait_for(layer.send(channel, waiting.message), SEND_TIMEOUT)
+            except ChannelFull:
+                pass
             except Exception as error:
                 for callback in waiting.on_failure:
                     await asyncio.get_running_loop().run_in_executor(None, callback, error)

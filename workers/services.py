@@ -99,8 +99,6 @@ def job_wakeup(job: Job) -> events.WakeUp:
 
 
 def job_dispatch_failed(job: Job, error: BaseException) -> None:
-    if isinstance(error, ChannelFull):
-        return  # a wake-up is waiting already (see job_dispatch)
     logger.warning(
         "job=%s channel=%s wake-up not sent; recovery will retry",
         job.pk,
