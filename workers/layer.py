@@ -1,4 +1,7 @@
-"""Sending on the channel layer from sync code, cheaply.
+"""Sending wake-ups on the channel layer, from sync code cheaply.
+
+What a wake-up must do is reach its channel after it was asked for. So a full channel is no
+failure: the wake-up waiting there is taken after this one was asked for (send_wakeup).
 
 `async_to_sync(layer.send)` called from a thread with no event loop above it (a management
 command, a script, a Celery-style producer) starts a new event loop per call, and
@@ -12,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import concurrent.futures
+import contextlib
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -53,34 +57,37 @@ def _sender_loop() -> asyncio.AbstractEventLoop:
         return _loop
 
 
+async def send_wakeup(layer: Any, channel: str, message: dict[str, Any]) -> None:
+    """Send the wake-up `message` on `channel`; raises what the layer raises, but for a full
+    channel, whose waiting wake-up does the job."""
+    with contextlib.suppress(ChannelFull):
+        await layer.send(channel, message)
+
+
 def layer_send(channel: str, message: dict[str, Any]) -> None:
-    """Send `message` on `channel` from sync code; raises what the layer raises."""
+    """send_wakeup() from sync code, waiting for it."""
     layer = get_channel_layer()
     if isinstance(layer, InMemoryChannelLayer):
-        async_to_sync(layer.send)(channel, message)
+        async_to_sync(send_wakeup)(layer, channel, message)
         return
-    future = asyncio.run_coroutine_threadsafe(layer.send(channel, message), _sender_loop())
+    future = asyncio.run_coroutine_threadsafe(send_wakeup(layer, channel, message), _sender_loop())
     future.result(SEND_TIMEOUT)
 
 
 def layer_send_soon(
     channel: str, message: dict[str, Any], on_failure: Callable[[BaseException], None]
 ) -> None:
-    """Send the wake-up `message` on `channel` without waiting for the layer; if the send
-    fails, `on_failure(error)` runs later in a thread of its own (it may use the database).
+    """send_wakeup() from sync code, without waiting for the layer; if the send fails,
+    `on_failure(error)` runs later in a thread of its own (it may use the database).
 
-    What is enough for a wake-up: it reaches the channel after it was asked for. So one send
-    per channel is in flight at a time, and a message waiting behind it is replaced by a newer
-    one for the same channel (the one sent still goes out after both were asked for); and a
-    full channel is no failure, since the message waiting there is taken after this one was
-    asked for. A burst of enqueues thus costs a few sends over one Redis connection.
+    One send per channel is in flight at a time, and a message waiting behind it is replaced
+    by a newer one for the same channel: the one sent still goes out after both were asked
+    for. A burst of enqueues thus costs a few sends over one Redis connection.
     """
     layer = get_channel_layer()
     if isinstance(layer, InMemoryChannelLayer):
         try:
-            async_to_sync(layer.send)(channel, message)
-        except ChannelFull:
-            pass
+            layer_send(channel, message)
         except Exception as error:
             on_failure(error)
         return
@@ -101,9 +108,7 @@ def layer_send_soon(
                 # From here on, a newer message waits for the next send.
                 del _waiting[key]
             try:
-                await asyncio.wait_for(layer.send(channel, waiting.message), SEND_TIMEOUT)
-            except ChannelFull:
-                pass
+                await asyncio.wait_for(send_wakeup(layer, channel, waiting.message), SEND_TIMEOUT)
             except Exception as error:
                 for callback in waiting.on_failure:
                     await asyncio.get_running_loop().run_in_executor(None, callback, error)

@@ -26,7 +26,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from channels.db import database_sync_to_async
-from channels.exceptions import ChannelFull
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import DatabaseError, close_old_connections, connection
@@ -38,6 +37,7 @@ from django.utils.module_loading import import_string
 from workers import events
 from workers.backends import ChannelsBackend, JobContext
 from workers.exceptions import JobLost, PermanentFailure, TimeLimitExceeded
+from workers.layer import send_wakeup
 from workers.models import Job
 from workers.services import job_event, job_event_groups, job_wake, job_wakeup, jobs_sweep
 
@@ -433,18 +433,15 @@ class JobRunner:
             self.wake_another(batch.channel, waiting[0])
 
     def wake_another(self, channel: str, job: Job) -> None:
-        """From any thread: wake a worker for `channel` (sent from this worker's loop). The
-        channel holds one wake-up at most, so one waiting already makes this a no-op; a send
-        that fails is left to the recovery sweep."""
+        """From any thread: wake a worker for `channel`, sent from this worker's loop (where an
+        in-memory layer lives); a send that fails is left to the recovery sweep."""
         assert self.sender is not None
         loop = self.sender.loop
         wakeup = dict(job_wakeup(job))
 
         async def send() -> None:
             try:
-                await get_channel_layer().send(channel, wakeup)
-            except ChannelFull:
-                pass
+                await send_wakeup(get_channel_layer(), channel, wakeup)
             except Exception:
                 logger.warning("channel=%s wake-up not sent", channel, exc_info=True)
 

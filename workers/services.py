@@ -8,7 +8,6 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from asgiref.sync import async_to_sync
-from channels.exceptions import ChannelFull
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import connection, transaction
@@ -70,12 +69,9 @@ def job_create(
 
 def job_dispatch(job: Job) -> bool:
     """Send the job's wake-up on its channel. An unreachable layer is only logged: the job
-    stays queued and the recovery sweep dispatches it again. A full channel already holds a
-    wake-up, which a worker takes after this job committed: it serves this job too."""
+    stays queued and the recovery sweep dispatches it again."""
     try:
         layer_send(job.channel, dict(job_wakeup(job)))
-    except ChannelFull:
-        return True
     except Exception as error:
         job_dispatch_failed(job, error)
         return False
