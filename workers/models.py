@@ -147,28 +147,19 @@ class JobQuerySet(models.QuerySet["Job"]):
                 return [job for job, result in outcomes if job.set_succeeded(result)]
         worker_id = outcomes[0][0].worker_id
         assert all(job.worker_id == worker_id for job, _ in outcomes), "one worker's jobs"
-        now = timezone.now()
-        fields: dict[str, Any] = {
-            "status": Job.Status.SUCCEEDED,
-            "progress": 100,
-            "error": "",
-            "error_class": "",
-            "traceback": "",
-            "finished_at": now,
-            "updated_at": now,
-        }
+        fields = Job.success_fields()
+        fields["updated_at"] = fields["finished_at"]
         table = Job._meta.db_table
+        assignments = ", ".join(f"{connection.ops.quote_name(name)} = %s" for name in fields)
         # What set_succeeded() does, for a whole batch in one statement.
         with connection.cursor() as cursor:
             cursor.execute(
                 f"""
-                UPDATE {table} AS job SET status = %s, progress = %s, error = %s,
-                    error_class = %s, traceback = %s, finished_at = %s, updated_at = %s,
-                    result = outcome.result::jsonb
+                UPDATE {table} AS job SET {assignments}, result = outcome.result::jsonb
                 FROM unnest(%s::bigint[], %s::text[]) AS outcome(id, result)
                 WHERE job.id = outcome.id AND job.status = %s AND job.worker_id = %s
                 RETURNING job.id
-                """,  # noqa: S608 (the table name is the model's own)
+                """,  # noqa: S608 (the table and column names are the model's own)
                 [
                     *fields.values(),
                     [job.pk for job, _ in outcomes],
@@ -188,7 +179,8 @@ class JobQuerySet(models.QuerySet["Job"]):
         return jobs
 
     def release_many(self, jobs: Sequence[Job]) -> int:
-        """Hand claimed jobs back unstarted (see Job.release); returns how many were."""
+        """Hand claimed jobs back unfinished, the attempt not counted, where their worker
+        still owns them; returns how many were."""
         if not jobs:
             return 0
         return self.filter(
@@ -353,16 +345,20 @@ class Job(models.Model):
             heartbeat_at=timezone.now(),
         )
 
+    @classmethod
+    def success_fields(cls) -> dict[str, Any]:
+        """What recording a success writes, besides its result."""
+        return {
+            "status": cls.Status.SUCCEEDED,
+            "progress": 100,
+            "error": "",
+            "error_class": "",
+            "traceback": "",
+            "finished_at": timezone.now(),
+        }
+
     def set_succeeded(self, result: Any) -> bool:
-        return self._update_if_mine(
-            status=self.Status.SUCCEEDED,
-            progress=100,
-            result=result,
-            error="",
-            error_class="",
-            traceback="",
-            finished_at=timezone.now(),
-        )
+        return self._update_if_mine(result=result, **self.success_fields())
 
     def set_failed(
         self, *, error: str, error_class: str = "", traceback: str = "", retry: bool
@@ -388,14 +384,10 @@ class Job(models.Model):
 
     def release(self) -> bool:
         """Hand the job back unfinished (worker shutting down); the attempt does not count."""
-        return self._update_if_mine(
-            status=self.Status.QUEUED,
-            attempts=max(0, self.attempts - 1),
-            progress=0,
-            progress_message="",
-            dispatched_at=None,
-            worker_id="",
-        )
+        changed = Job.objects.release_many([self]) == 1
+        if changed:
+            self.refresh_from_db()
+        return changed
 
     def retry_delay(self) -> float:
         """Exponential backoff: base ** attempts seconds, capped."""
