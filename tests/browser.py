@@ -133,19 +133,26 @@ def page_log() -> PageLog:
     return PageLog()
 
 
-@pytest.fixture
-def page(
-    browser: Browser, output_dir: Path, page_log: PageLog, request: pytest.FixtureRequest
-) -> Iterator[Page]:
-    """A fresh desktop-sized page in its own context; a screenshot is saved if the test fails."""
+def new_page(browser: Browser, page_log: PageLog) -> Page:
+    """A fresh desktop-sized page in a context of its own (a user of its own), its console
+    errors and CSP violations logged to `page_log`; close it with `page.context.close()`."""
     context = browser.new_context(viewport=DESKTOP, locale="en-GB", timezone_id="UTC")
     context.set_default_timeout(15_000)
     opened = context.new_page()
     opened.add_init_script(REPORT_CSP_VIOLATIONS)
     opened.on("console", page_log.console)
     opened.on("pageerror", page_log.page_error)
+    return opened
+
+
+@pytest.fixture
+def page(
+    browser: Browser, output_dir: Path, page_log: PageLog, request: pytest.FixtureRequest
+) -> Iterator[Page]:
+    """A fresh page (new_page()); a screenshot is saved if the test fails."""
+    opened = new_page(browser, page_log)
     yield opened
     if request.node.stash.get(_failed, False) and not opened.is_closed():
         opened.screenshot(path=output_dir / "failure.png", full_page=True)
         (output_dir / "failure.html").write_text(opened.content())
-    context.close()
+    opened.context.close()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
@@ -24,12 +24,27 @@ async def connect_ws(base_url: str, path: str, client: httpx.Client | None = Non
 async def receive_until(
     ws: Any, done: Callable[[dict[str, Any]], bool], timeout: float
 ) -> list[dict[str, Any]]:
-    """Collect JSON frames until one satisfies `done` (included); fail after `timeout`."""
+    """Collect JSON frames of `ws` until one satisfies `done` (included); fail after `timeout`."""
+
+    async def next_frame() -> dict[str, Any]:
+        frame: dict[str, Any] = json.loads(await ws.recv())
+        return frame
+
+    return await collect_until(next_frame, done, timeout)
+
+
+async def collect_until(
+    next_frame: Callable[[], Awaitable[dict[str, Any]]],
+    done: Callable[[dict[str, Any]], bool],
+    timeout: float,
+) -> list[dict[str, Any]]:
+    """Collect frames from `next_frame()` until one satisfies `done` (included); fail after
+    `timeout`."""
     frames: list[dict[str, Any]] = []
 
     async def collect() -> None:
         while True:
-            frame = json.loads(await ws.recv())
+            frame = await next_frame()
             frames.append(frame)
             if done(frame):
                 return

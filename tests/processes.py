@@ -135,17 +135,22 @@ class Processes:
         process = self.manage(
             name, "runworker", *(channels or ("thumbnails", "compute", "chat-messages")), **env
         )
-        wait_for(
-            lambda: "listening on channels" in process.output() or not process.alive(),
-            30,
-            f"{name} to start",
-        )
-        assert process.alive(), process.output()
+        wait_until_listening(process)
         return process
 
     def stop_all(self) -> None:
         for process in self.started:
             process.stop(timeout=10)
+
+
+def wait_until_listening(process: Process, timeout: float = 30) -> None:
+    """Wait for a worker process to listen on its channels."""
+    wait_for(
+        lambda: "listening on channels" in process.output() or not process.alive(),
+        timeout,
+        f"{process.name} to start",
+    )
+    assert process.alive(), process.output()
 
 
 def wait_until_serving(process: Process, timeout: float = 30) -> None:

@@ -18,6 +18,7 @@ from django.test import Client
 from chat import ratelimit
 from project.asgi import application
 from project.routing import channel_routes
+from tests.clients import collect_until
 from workers.worker import Worker
 
 
@@ -69,22 +70,14 @@ async def frames_until(
     timeout: float = 5,
 ) -> list[dict[str, Any]]:
     """Collect JSON frames until one satisfies `done` (included); fail after `timeout`."""
-    frames: list[dict[str, Any]] = []
 
-    async def collect() -> None:
-        while True:
-            output = await communicator.receive_output(timeout)
-            assert output["type"] == "websocket.send", output
-            frame = json.loads(output["text"])
-            frames.append(frame)
-            if done(frame):
-                return
+    async def next_frame() -> dict[str, Any]:
+        output = await communicator.receive_output(timeout)
+        assert output["type"] == "websocket.send", output
+        frame: dict[str, Any] = json.loads(output["text"])
+        return frame
 
-    try:
-        await asyncio.wait_for(collect(), timeout)
-    except TimeoutError:
-        raise AssertionError(f"no matching frame within {timeout} s; got {frames}") from None
-    return frames
+    return await collect_until(next_frame, done, timeout)
 
 
 async def joined(communicator: WebsocketCommunicator) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -8,10 +8,10 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Dialog, Page, expect
+from playwright.sync_api import Browser, Dialog, Page, expect
 
 from chat.services import message_post, messages_publish, messages_sequence, room_get_or_create
-from tests.browser import DESKTOP, REPORT_CSP_VIOLATIONS, PageLog
+from tests.browser import PageLog, new_page
 from tests.processes import Process, Processes, wait_until_serving
 
 pytest_plugins = ["tests.browser"]
@@ -36,14 +36,9 @@ def say(page: Page, body: str) -> None:
 
 @pytest.fixture
 def second_page(browser: Browser, page_log: PageLog) -> Iterator[Page]:
-    context: BrowserContext = browser.new_context(viewport=DESKTOP, locale="en-GB")
-    context.set_default_timeout(15_000)
-    opened = context.new_page()
-    opened.add_init_script(REPORT_CSP_VIOLATIONS)
-    opened.on("console", page_log.console)
-    opened.on("pageerror", page_log.page_error)
+    opened = new_page(browser, page_log)
     yield opened
-    context.close()
+    opened.context.close()
 
 
 @pytest.fixture

@@ -26,7 +26,7 @@ from tests.deploy.units import (
     sandboxed,
     to_checkout,
 )
-from tests.processes import Process, Processes, free_port, wait_for
+from tests.processes import Process, Processes, free_port, wait_for, wait_until_listening
 from tests.processes import log_in as log_in_through_the_form
 
 SITE = parse_env_file(ENV_EXAMPLE)["DJANGO_ALLOWED_HOSTS"].split(",")[0]
@@ -110,12 +110,7 @@ class Deployment:
     def worker(self, instance: str, **env: str) -> Process:
         argv = sandboxed(WORKER, command(WORKER, instance=instance))
         process = self.processes.start(f"worker@{instance}", argv, **env)
-        wait_for(
-            lambda: "listening on channels" in process.output() or not process.alive(),
-            30,
-            f"worker {instance} to start",
-        )
-        assert process.alive(), process.output()
+        wait_until_listening(process)
         return process
 
 
