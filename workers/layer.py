@@ -1,4 +1,4 @@
-"""Sending wake-ups on the channel layer, from sync code cheaply.
+"""Sending wake-ups and job events on the channel layer cheaply.
 
 What a wake-up must do is reach its channel after it was asked for. So a full channel is no
 failure: the wake-up waiting there is taken after this one was asked for (send_wakeup).
@@ -17,13 +17,15 @@ import atexit
 import concurrent.futures
 import contextlib
 import threading
-from collections.abc import Callable
+from collections import defaultdict
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
 from asgiref.sync import async_to_sync
 from channels.exceptions import ChannelFull
 from channels.layers import InMemoryChannelLayer, get_channel_layer
+from channels_redis.core import RedisChannelLayer
 
 SEND_TIMEOUT = 5.0
 
@@ -62,6 +64,32 @@ async def send_wakeup(layer: Any, channel: str, message: dict[str, Any]) -> None
     channel, whose waiting wake-up does the job."""
     with contextlib.suppress(ChannelFull):
         await layer.send(channel, message)
+
+
+async def groups_with_members(layer: Any, groups: Collection[str]) -> set[str]:
+    """The groups among `groups` that anyone may have joined, asked in one round trip per
+    Redis host; other layers answer all of them.
+
+    channels-redis' group_send() asks Redis twice for a group's members before it finds none,
+    and most job events go to a group nobody watches (the job's own). A member that joins
+    after this answer reads the job's row after the event's change was committed, so it
+    misses nothing that group_send() would have given it.
+    """
+    if not isinstance(layer, RedisChannelLayer):
+        return set(groups)
+    by_host: defaultdict[int, list[str]] = defaultdict(list)
+    for group in groups:
+        by_host[layer.consistent_hash(group)].append(group)
+    found: set[str] = set()
+    for index, names in by_host.items():
+        async with layer.connection(index).pipeline(transaction=False) as pipe:
+            for name in names:
+                # An empty sorted set does not exist in Redis; a group key whose members
+                # expired still does, and group_send() clears it.
+                pipe.exists(layer._group_key(name))
+            answers = await pipe.execute()
+            found.update(name for name, exists in zip(names, answers, strict=True) if exists)
+    return found
 
 
 def layer_send(channel: str, message: dict[str, Any]) -> None:

@@ -37,7 +37,7 @@ from django.utils.module_loading import import_string
 from workers import events
 from workers.backends import ChannelsBackend, JobContext
 from workers.exceptions import JobLost, PermanentFailure, TimeLimitExceeded
-from workers.layer import send_wakeup
+from workers.layer import groups_with_members, send_wakeup
 from workers.models import Job
 from workers.services import job_event, job_event_groups, job_wake, job_wakeup, jobs_sweep
 
@@ -105,10 +105,16 @@ class EventSender:
                 batch, self.pending = self.pending, {}
                 self.wake_scheduled = False
             self.sending = True
+            wanted = {group for groups, _ in batch.values() for group in groups}
+            try:
+                listened = await groups_with_members(layer, wanted)
+            except Exception:
+                listened = wanted  # each send below fails (and logs) on its own
             for groups, event in batch.values():
                 try:
                     for group in groups:
-                        await layer.group_send(group, event)
+                        if group in listened:
+                            await layer.group_send(group, event)
                 except Exception:
                     logger.warning(
                         "job=%s event=%s not sent", event["job"], event["type"], exc_info=True

@@ -12,13 +12,14 @@ from typing import Any
 import pytest
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
+from django.conf import settings
 from django.utils import timezone
 
 from tests import tasks
 from tests.jobs import run_worker_until
 from workers import events, runner
 from workers.backends import enqueue_for
-from workers.layer import finish_sends, layer_send_soon
+from workers.layer import finish_sends, groups_with_members, layer_send_soon
 from workers.models import Job
 from workers.runner import EventSender, JobRunner
 from workers.worker import Worker
@@ -225,6 +226,27 @@ async def test_the_event_sender_keeps_only_the_newest_unsent_event_of_a_job() ->
         (102, "job.progress", 0),
         (101, "job.done", 100),
     ]
+
+
+async def test_events_skip_only_the_groups_that_nobody_joined() -> None:
+    layer = get_channel_layer()
+    watcher, leaver = await layer.new_channel(), await layer.new_channel()
+    await layer.group_add(events.job_group(201), watcher)
+    await layer.group_add(events.job_group(202), leaver)
+    await layer.group_discard(events.job_group(202), leaver)
+    wanted = {events.job_group(pk) for pk in (201, 202, 203)}
+    listened = await groups_with_members(layer, wanted)
+    if settings.CHANNEL_LAYERS["default"]["BACKEND"].startswith("channels_redis"):
+        assert listened == {events.job_group(201)}
+    else:
+        assert listened == wanted  # other layers are not asked: every group gets its events
+    # The sender sends to the group with a member, and nothing fails for the others.
+    sender = EventSender(asyncio.get_running_loop())
+    for pk in (201, 202, 203):
+        sender.publish(Job(pk=pk, task_path="tests.tasks.trivial", status="succeeded"), "job.done")
+    await sender.flush(timeout=5)
+    assert [event["job"] for event in await receive_all(watcher)] == [201]
+    assert await receive_all(leaver, quiet=0.1) == []
 
 
 def test_a_burst_of_enqueues_leaves_one_wakeup_that_serves_every_job() -> None:
