@@ -133,7 +133,12 @@ if os.environ.get("DATABASE_URL"):
         )
     }
     if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
-        DATABASES["default"].setdefault("OPTIONS", {})["server_side_binding"] = True
+        # Server-side binding, and statements run five times prepared (psycopg's default;
+        # Django turns preparing off unless asked): the job runtime's few statements run for
+        # every job, and PostgreSQL then parses them once per connection.
+        DATABASES["default"].setdefault("OPTIONS", {}).update(
+            server_side_binding=True, prepare_threshold=5
+        )
 else:
     STATE_DIR.mkdir(parents=True, exist_ok=True)
     DATABASES = {
