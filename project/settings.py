@@ -133,12 +133,11 @@ if os.environ.get("DATABASE_URL"):
         )
     }
     if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
-        # Server-side binding, and statements run five times prepared (psycopg's default;
-        # Django turns preparing off unless asked): the job runtime's few statements run for
-        # every job, and PostgreSQL then parses them once per connection.
-        DATABASES["default"].setdefault("OPTIONS", {}).update(
-            server_side_binding=True, prepare_threshold=5
-        )
+        # psycopg prepares a statement after five runs (its default; Django turns preparing
+        # off unless asked). Only the job runtime's per-job statements are prepared: they run
+        # on server-binding cursors (workers.models.prepared_cursor); Django's own cursors
+        # bind client-side, which never prepares but has no limit on parameters.
+        DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = 5
 else:
     STATE_DIR.mkdir(parents=True, exist_ok=True)
     DATABASES = {

@@ -53,7 +53,7 @@ class JobQuerySet(models.QuerySet["Job"]):
             return job
         sql, bound = _insert_statement(frozenset(values))
         params = [field.get_db_prep_save(field.pre_save(job, True), connection) for field in bound]
-        with connection.cursor() as cursor:
+        with prepared_cursor() as cursor:
             cursor.execute(sql, params)
             (job.pk,) = cursor.fetchone()
         job._state.adding = False
@@ -90,7 +90,7 @@ class JobQuerySet(models.QuerySet["Job"]):
         table = Job._meta.db_table
         fields = Job._meta.concrete_fields
         columns = ", ".join(connection.ops.quote_name(field.attname) for field in fields)
-        with connection.cursor() as cursor:
+        with prepared_cursor() as cursor:
             cursor.execute(
                 f"""
                 UPDATE {table} SET status = %s, attempts = attempts + 1, worker_id = %s,
@@ -152,7 +152,7 @@ class JobQuerySet(models.QuerySet["Job"]):
         table = Job._meta.db_table
         assignments = ", ".join(f"{connection.ops.quote_name(name)} = %s" for name in fields)
         # What set_succeeded() does, for a whole batch in one statement.
-        with connection.cursor() as cursor:
+        with prepared_cursor() as cursor:
             cursor.execute(
                 f"""
                 UPDATE {table} AS job SET {assignments}, result = outcome.result::jsonb
@@ -196,6 +196,25 @@ class JobQuerySet(models.QuerySet["Job"]):
             worker_id="",
             updated_at=timezone.now(),
         )
+
+
+def prepared_cursor() -> Any:
+    """A cursor for the runtime's per-job statements on PostgreSQL (enqueue, claim, settle):
+    it binds parameters server-side, so psycopg prepares a statement after a few runs (the
+    connection's prepare_threshold, see settings) and PostgreSQL parses it once per
+    connection. Django's own cursors bind client-side: server-side binding caps a statement
+    at 65,535 parameters, which Django's delete of that many jobs exceeds."""
+    from django.db.backends.postgresql.base import ServerBindingCursor
+
+    # What connection.cursor() does, with the other cursor class.
+    connection.close_if_health_check_failed()
+    connection.ensure_connection()
+    connection.validate_thread_sharing()
+    # (django-stubs types Django's cursor classes as taking no arguments.)
+    cursor: Any = ServerBindingCursor(connection.connection)  # type: ignore[call-arg]
+    if connection.queries_logged:
+        return connection.make_debug_cursor(cursor)
+    return connection.make_cursor(cursor)
 
 
 @functools.cache
