@@ -55,7 +55,7 @@ def test_urls_select_postgresql_and_redis_with_a_safe_socket_timeout(tmp_path) -
     shown = json.loads(result.stdout)
     assert shown["db"] == "django.db.backends.postgresql"
     layer = shown["layer"]
-    assert layer["BACKEND"] == "channels_redis.core.RedisChannelLayer"
+    assert layer["BACKEND"] == "project.layers.RedisChannelLayer"
     host = layer["CONFIG"]["hosts"][0]
     assert host["address"] == "redis://127.0.0.1:6379/0"
     # channels-redis blocks 5 s in BZPOPMIN: the socket must wait longer than that.

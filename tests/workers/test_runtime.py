@@ -78,7 +78,7 @@ def test_a_rolled_back_enqueue_leaves_no_job_and_sends_nothing() -> None:
 def test_a_layer_that_cannot_take_the_wakeup_does_not_fail_the_enqueue() -> None:
     broken = {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "BACKEND": "project.layers.RedisChannelLayer",
             "CONFIG": {
                 "hosts": [{"address": "redis://127.0.0.1:1/0", "socket_connect_timeout": 1}]
             },
