@@ -228,6 +228,11 @@ JOBS = {
     # outlasts the window hands its unstarted jobs back to the other workers.
     "BATCH_WINDOW": env_float("JOBS_BATCH_WINDOW", 0.05),
     "MAX_BATCH": int(env_float("JOBS_MAX_BATCH", 50)),
+    # A process sends each channel at most one wake-up per WAKEUP_SPACING: the first at once,
+    # the jobs enqueued in the meantime on one sent when the time is up. A burst of jobs thus
+    # wakes a worker to claim them together (a wake-up costs far more than a job's share of
+    # a batch), for at most this much more latency.
+    "WAKEUP_SPACING": env_float("JOBS_WAKEUP_SPACING", 0.005),
     # Progress events per job are sent at most this often (the last one always goes out).
     "PROGRESS_MIN_INTERVAL": env_float("JOBS_PROGRESS_MIN_INTERVAL", 0.2),
 }

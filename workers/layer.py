@@ -103,14 +103,19 @@ def layer_send(channel: str, message: dict[str, Any]) -> None:
 
 
 def layer_send_soon(
-    channel: str, message: dict[str, Any], on_failure: Callable[[BaseException], None]
+    channel: str,
+    message: dict[str, Any],
+    on_failure: Callable[[BaseException], None],
+    *,
+    spacing: float = 0.0,
 ) -> None:
     """send_wakeup() from sync code, without waiting for the layer; if the send fails,
     `on_failure(error)` runs later in a thread of its own (it may use the database).
 
-    One send per channel is in flight at a time, and a message waiting behind it is replaced
-    by a newer one for the same channel: the one sent still goes out after both were asked
-    for. A burst of enqueues thus costs a few sends over one Redis connection.
+    One send per channel is in flight at a time, and the next starts `spacing` seconds after
+    it at the earliest; a message waiting meanwhile is replaced by a newer one for the same
+    channel: the one sent still goes out after both were asked for. A burst of enqueues thus
+    costs one send per `spacing`, and wakes a worker to take its jobs together.
     """
     layer = get_channel_layer()
     if isinstance(layer, InMemoryChannelLayer):
@@ -140,6 +145,7 @@ def layer_send_soon(
             except Exception as error:
                 for callback in waiting.on_failure:
                     await asyncio.get_running_loop().run_in_executor(None, callback, error)
+            await asyncio.sleep(spacing)
 
     future = asyncio.run_coroutine_threadsafe(send(), loop)
     with _lock:

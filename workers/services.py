@@ -87,7 +87,9 @@ def job_dispatch_soon(job: Job) -> None:
         finally:
             connection.close()  # a thread of the sender's, not a request's
 
-    layer_send_soon(job.channel, dict(job_wakeup(job)), failed)
+    layer_send_soon(
+        job.channel, dict(job_wakeup(job)), failed, spacing=settings.JOBS["WAKEUP_SPACING"]
+    )
 
 
 def job_wakeup(job: Job) -> events.WakeUp:

@@ -14,6 +14,7 @@ from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import connection
+from django.test import override_settings
 from django.utils import timezone
 
 from tests import tasks
@@ -285,3 +286,25 @@ def test_a_burst_of_enqueues_leaves_one_wakeup_that_serves_every_job() -> None:
             lambda: Job.objects.filter(pk__in=jobs, status="succeeded").count() == 30, timeout=10
         )
     )
+
+
+@pytest.mark.redis
+def test_a_process_spaces_its_wakeups_the_first_at_once_the_next_when_the_time_is_up() -> None:
+    layer = get_channel_layer()
+
+    async def next_wakeup(within: float) -> int | None:
+        """The job of the next wake-up on the channel, if one comes `within` seconds."""
+        try:
+            return int((await asyncio.wait_for(layer.receive("compute"), within))["job"])
+        except TimeoutError:
+            return None
+
+    with override_settings(JOBS={**settings.JOBS, "WAKEUP_SPACING": 1.0}):
+        first = int(tasks.trivial.enqueue().id)
+        assert asyncio.run(next_wakeup(within=0.5)) == first
+        second = int(tasks.trivial.enqueue().id)
+        # Not before the spacing is up, which leaves the second job waiting for it...
+        assert asyncio.run(next_wakeup(within=0.3)) is None
+        # ...but then it goes out, for the newest job.
+        assert asyncio.run(next_wakeup(within=3)) == second
+        finish_sends()
