@@ -6,7 +6,8 @@ result backend, its default setup otherwise; a task is done when its result is s
 
 Two figures per runtime and worker count:
 - stream: this process enqueues BENCH_JOBS jobs one after another while the workers run; the
-  wall time from the first enqueue until the last job is done, and each enqueue call's latency.
+  wall time from the first enqueue until the last job is done, each enqueue call's latency,
+  and each job's latency from its enqueue to its being done.
 - backlog: BENCH_JOBS jobs wait before the workers start; the rate from the first job done to
   the last, i.e. what the workers sustain when the producer is not the limit, and the workers'
   own CPU time per job meanwhile (the database and Redis servers' CPU is not counted).
@@ -15,12 +16,14 @@ Two figures per runtime and worker count:
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import sys
 import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +54,9 @@ LOG_LEVEL = os.environ.get("BENCH_LOG_LEVEL", "INFO")
 
 Enqueue = Callable[[], Any]
 Counter = Callable[[], int]
+# From what each enqueue returned and the time.time() it was called at: each job's latency
+# from its enqueue to its being done, in seconds.
+JobLatencies = Callable[[list[tuple[Any, float]]], list[float]]
 
 
 @dataclass
@@ -59,6 +65,7 @@ class Run:
     workers: int
     stream_seconds: float = 0.0
     latencies: list[float] = field(default_factory=list)
+    job_latencies: list[float] = field(default_factory=list)
     backlog_seconds: float = 0.0
     backlog_cpu_seconds: float = 0.0
 
@@ -81,6 +88,9 @@ class Run:
 
     def latency_ms(self, fraction: float) -> float:
         return percentile(self.latencies, fraction) * 1000
+
+    def job_latency_ms(self, fraction: float) -> float:
+        return percentile(self.job_latencies, fraction) * 1000
 
     def summary(self) -> str:
         return (
@@ -122,13 +132,16 @@ class Workers:
         self.processes.clear()
 
 
-def timed_calls(call: Enqueue, count: int) -> list[float]:
-    latencies = []
+def timed_calls(call: Enqueue, count: int) -> tuple[list[float], list[tuple[Any, float]]]:
+    """Each call's latency, and what it returned with the time.time() it was called at."""
+    latencies, returned = [], []
     for _ in range(count):
+        called_at = time.time()
         before = time.perf_counter()
-        call()
+        handle = call()
         latencies.append(time.perf_counter() - before)
-    return latencies
+        returned.append((handle, called_at))
+    return latencies, returned
 
 
 def wait_until(done: Counter, target: int, what: str, timeout: float) -> float:
@@ -154,15 +167,16 @@ def measure_backlog(run: Run, done: Counter, workers: Workers) -> None:
     run.backlog_seconds = last - first
 
 
-def measure_stream(run: Run, enqueue: Enqueue, done: Counter) -> None:
+def measure_stream(run: Run, enqueue: Enqueue, done: Counter, job_latencies: JobLatencies) -> None:
     """Warm the producer up, then time JOBS enqueues and wait for all of them to finish."""
     already = done()
     timed_calls(enqueue, WARMUP)
     wait_until(done, already + WARMUP, f"{run.label} warm-up", START_TIMEOUT)
     started = time.perf_counter()
-    run.latencies = timed_calls(enqueue, JOBS)
+    run.latencies, enqueued = timed_calls(enqueue, JOBS)
     finished = wait_until(done, already + WARMUP + JOBS, f"{run.label} stream", RUN_TIMEOUT)
     run.stream_seconds = finished - started
+    run.job_latencies = job_latencies(enqueued)
 
 
 def empty_job_table() -> None:
@@ -206,6 +220,14 @@ def run_ours(count: int, *, database: str, layer: str, logs: Path) -> Run:
     def succeeded() -> int:
         return Job.objects.filter(status=Job.Status.SUCCEEDED).count()
 
+    def job_latencies(enqueued: list[tuple[Any, float]]) -> list[float]:
+        # Both times are written by the processes concerned (the producer, the worker).
+        rows = Job.objects.filter(pk__in=[int(result.id) for result, _ in enqueued])
+        return [
+            (finished - queued).total_seconds()
+            for queued, finished in rows.values_list("enqueued_at", "finished_at")
+        ]
+
     # The backlog as `enqueue()` leaves it, written in one go (one by one, the writing would
     # take longer than the draining): rows already dispatched, a wake-up per worker waiting.
     now = timezone.now()
@@ -225,7 +247,7 @@ def run_ours(count: int, *, database: str, layer: str, logs: Path) -> Run:
     try:
         measure_backlog(run, succeeded, workers)
         empty_job_table()
-        measure_stream(run, trivial.enqueue, succeeded)
+        measure_stream(run, trivial.enqueue, succeeded, job_latencies)
         unfinished = Job.objects.exclude(status=Job.Status.SUCCEEDED).count()
         if unfinished:
             raise RuntimeError(f"{run.label}: {unfinished} jobs did not succeed")
@@ -268,12 +290,20 @@ def run_celery(count: int, *, broker: str, results: str, logs: Path) -> Run:
         # Each finished task leaves one key, its result, in the result database.
         return int(result_db.dbsize())
 
+    def job_latencies(enqueued: list[tuple[Any, float]]) -> list[float]:
+        # A result's date_done is written by the worker when the task is done.
+        metas = result_db.mget([f"celery-task-meta-{result.id}" for result, _ in enqueued])
+        return [
+            datetime.fromisoformat(json.loads(meta)["date_done"]).timestamp() - called_at
+            for meta, (_, called_at) in zip(metas, enqueued, strict=True)
+        ]
+
     for _ in range(JOBS):
         trivial.delay()
     try:
         measure_backlog(run, stored, workers)
         result_db.flushdb()
-        measure_stream(run, trivial.delay, stored)
+        measure_stream(run, trivial.delay, stored, job_latencies)
         return run
     finally:
         workers.stop()
@@ -308,14 +338,15 @@ def report(runs: list[Run], view_like: list[float]) -> None:
     out()
     header = (
         f"{'runtime':<11}{'stream jobs/s':>14}{'enqueue p50 ms':>16}{'p99 ms':>8}"
-        f"{'backlog jobs/s':>16}{'worker CPU ms/job':>19}"
+        f"{'job p50 ms':>12}{'p99 ms':>8}{'backlog jobs/s':>16}{'worker CPU ms/job':>19}"
     )
     out(header)
     out("-" * len(header))
     for run in runs:
         out(
             f"{run.label:<11}{run.stream_rate:>14.0f}{run.latency_ms(0.5):>16.2f}"
-            f"{run.latency_ms(0.99):>8.2f}{run.backlog_rate:>16.0f}{run.cpu_ms_per_job:>19.2f}"
+            f"{run.latency_ms(0.99):>8.2f}{run.job_latency_ms(0.5):>12.1f}"
+            f"{run.job_latency_ms(0.99):>8.1f}{run.backlog_rate:>16.0f}{run.cpu_ms_per_job:>19.2f}"
         )
     out()
     by_label = {run.label: run for run in runs}
@@ -337,7 +368,9 @@ def report(runs: list[Run], view_like: list[float]) -> None:
         )
     out()
     out("stream: one producer enqueues while the workers run; wall time from the first enqueue")
-    out("  until every job is done (row `succeeded` / result stored), so a slow enqueue caps it.")
+    out("  until every job is done (row `succeeded` / result stored), so a slow enqueue caps it;")
+    out("  job p50/p99: each job's time from its enqueue to its being done. Ours wakes workers")
+    out("  at most once per JOBS_WAKEUP_SPACING per producer, so a burst's jobs run together.")
     out("backlog: the jobs wait before the workers start; rate from the first job done to the")
     out("  last, and the worker processes' CPU time per job meanwhile.")
     out()
