@@ -233,6 +233,8 @@ JOBS = {
     # wakes a worker to claim them together (a wake-up costs far more than a job's share of
     # a batch), for at most this much more latency.
     "WAKEUP_SPACING": env_float("JOBS_WAKEUP_SPACING", 0.005),
+    # `manage.py clearjobs` (daily) deletes finished jobs older than this that no upload needs.
+    "KEEP_FINISHED_DAYS": env_float("JOBS_KEEP_FINISHED_DAYS", 30),
     # Progress events per job are sent at most this often (the last one always goes out).
     "PROGRESS_MIN_INTERVAL": env_float("JOBS_PROGRESS_MIN_INTERVAL", 0.2),
 }

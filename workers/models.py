@@ -10,7 +10,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, connection, models, transaction
-from django.db.models import F, Q
+from django.db.models import F, ForeignObjectRel, Q
 from django.db.models.functions import Greatest
 from django.utils import timezone
 
@@ -42,6 +42,19 @@ class JobQuerySet(models.QuerySet["Job"]):
 
     def owned_by(self, user_id: int) -> JobQuerySet:
         return self.filter(owner_id=user_id)
+
+    def disposable(self, *, finished_before: datetime) -> JobQuerySet:
+        """Jobs finished before `finished_before` that no other row points to (an upload's
+        status is its jobs': those stay as long as it does)."""
+        jobs = self.filter(status__in=Job.FINISHED, finished_at__lt=finished_before)
+        for relation in Job._meta.get_fields(include_hidden=True):
+            if isinstance(relation, ForeignObjectRel):  # a foreign key to Job, on any model
+                column = relation.field.attname
+                pointing = relation.related_model._default_manager.filter(
+                    **{f"{column}__isnull": False}
+                )
+                jobs = jobs.exclude(pk__in=pointing.values(column))
+        return jobs
 
     def insert(self, **values: Any) -> Job:
         """Job.objects.create(**values) for the enqueue path, on PostgreSQL at a third of its
