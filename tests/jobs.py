@@ -35,6 +35,14 @@ def job_when(job_id: int, *statuses: str, timeout: float = 30) -> Job:
     return wait_for(reached, timeout, f"job {job_id} to be {' or '.join(statuses)}")
 
 
+async def until(condition: Callable[[], Any], timeout: float = 20, what: str = "") -> None:
+    """Wait on the running loop until `condition()` (sync, may use the database) holds."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await database_sync_to_async(condition)():
+        assert asyncio.get_running_loop().time() < deadline, what or "not reached in time"
+        await asyncio.sleep(0.05)
+
+
 async def run_worker_until(
     condition: Callable[[], Any],
     channels: Sequence[str] = ("compute",),
@@ -54,10 +62,7 @@ async def run_worker_until(
     )
     task = asyncio.ensure_future(worker.arun())
     try:
-        deadline = asyncio.get_running_loop().time() + timeout
-        while not await database_sync_to_async(condition)():
-            assert asyncio.get_running_loop().time() < deadline, "the worker did not get there"
-            await asyncio.sleep(0.05)
+        await until(condition, timeout, "the worker did not get there")
     finally:
         worker.request_stop()
         await asyncio.wait_for(task, 15)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -18,7 +17,7 @@ from django.test import override_settings
 from django.utils import timezone
 
 from tests import tasks
-from tests.jobs import run_worker_until
+from tests.jobs import run_worker_until, until
 from workers import events, runner
 from workers.backends import enqueue_for
 from workers.layer import finish_sends, groups_with_members, layer_send_soon
@@ -161,13 +160,6 @@ async def start_worker(job_runner: JobRunner) -> tuple[Worker, asyncio.Future[No
         handle_signals=False,
     )
     return worker, asyncio.ensure_future(worker.arun())
-
-
-async def until(condition: Callable[[], bool], timeout: float = 20) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not await database_sync_to_async(condition)():
-        assert asyncio.get_running_loop().time() < deadline, "not reached in time"
-        await asyncio.sleep(0.02)
 
 
 async def test_a_long_job_in_a_batch_frees_the_jobs_behind_it_for_another_worker() -> None:
