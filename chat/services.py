@@ -1,11 +1,8 @@
-"""The chat's rules: room names, what a message may be, posting, ordering, publishing, presence.
+"""The chat's rules: room names, what a message may be, posting, rate limits, presence.
 
 A message's life: `message_post` stores it with no sequence number and, in the same
-transaction, queues the `message_publish` job on the `chat-messages` channel. The job runs
-`messages_sequence` (under the room's row lock, the room's pending messages get the next numbers
-in the order they were stored) and then `messages_publish` (under the same lock, the room's
-unpublished messages are broadcast in sequence order and marked published). A crash anywhere
-leaves rows that the next run, or any later message's run, finishes.
+transaction, queues the `message_publish` job on the `chat-messages` channel, whose worker
+numbers and broadcasts it (chat/publishing.py).
 """
 
 from __future__ import annotations
@@ -15,16 +12,14 @@ import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from chat import events, ratelimit
+from chat import ratelimit
 from chat.exceptions import InvalidMessage, InvalidRoomName, RateLimited
 from chat.models import ROOM_NAME_MAX_LENGTH, Message, Presence, Room
-from chat.selectors import message_payload
+from chat.tasks import message_publish
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -33,8 +28,6 @@ ROOM_NAME_RE = re.compile(rf"[A-Za-z0-9_-]{{1,{ROOM_NAME_MAX_LENGTH}}}")
 CLIENT_ID_RE = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 # C0 controls other than tab, newline and carriage return: invisible, and PostgreSQL refuses NUL.
 CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-# Messages per broadcast: a backlog (after Redis was away) goes out in bounded layer messages.
-PUBLISH_BATCH = 50
 
 
 def room_name_clean(name: Any) -> str:
@@ -101,9 +94,6 @@ def message_post(
     A retry with the same client_id returns the first message; if that one is still waiting
     for its number, its acknowledgement now goes to `reply_to` (the retrying connection).
     """
-    # Imported here: chat.tasks calls back into this module.
-    from chat.tasks import message_publish
-
     clean = message_clean(body=body, client_id=client_id)
     try:
         with transaction.atomic():
@@ -123,60 +113,6 @@ def message_post(
             Message.objects.filter(pk=message.pk, seq__isnull=True).update(reply_to=reply_to)
         return PostResult(message=message, created=False)
     return PostResult(message=message, created=True)
-
-
-def messages_sequence(*, room_id: int) -> int:
-    """Number the room's pending messages in the order they were stored; returns how many.
-
-    The room's row lock makes one numbering at a time per room, so several workers never
-    give out a number twice, and one sender's messages (stored one after the other) keep
-    their order whichever worker runs first.
-    """
-    with transaction.atomic():
-        room = Room.objects.select_for_update(no_key=True).filter(pk=room_id).first()
-        if room is None:
-            return 0
-        pending = list(Message.objects.filter(room=room).pending().only("id"))
-        if not pending:
-            return 0
-        for message in pending:
-            room.last_seq += 1
-            message.seq = room.last_seq
-        Message.objects.bulk_update(pending, ["seq"])
-        room.last_message_at = timezone.now()
-        room.save(update_fields=["last_seq", "last_message_at"])
-    return len(pending)
-
-
-def messages_publish(*, room_id: int) -> int:
-    """Broadcast the room's sequenced, unpublished messages in order; returns how many.
-
-    Sent under the room's lock, so broadcasts of one room never overtake each other. What is
-    sent is already committed; if marking it published fails, it is sent again later and the
-    rooms' hubs drop the repeat by its seq.
-    """
-    layer = get_channel_layer()
-    published = 0
-    while True:
-        with transaction.atomic():
-            room = Room.objects.select_for_update(no_key=True).filter(pk=room_id).first()
-            if room is None:
-                return published
-            batch = list(
-                Message.objects.filter(room=room)
-                .unpublished()
-                .select_related("author")[:PUBLISH_BATCH]
-            )
-            if not batch:
-                return published
-            broadcast: events.Broadcast = {
-                "type": events.CHAT_BROADCAST,
-                "messages": [message_payload(m, room=room) for m in batch],
-                "reply_to": [m.reply_to for m in batch],
-            }
-            async_to_sync(layer.group_send)(events.room_group(room.pk), dict(broadcast))
-            Message.objects.filter(pk__in=[m.pk for m in batch]).update(published_at=timezone.now())
-        published += len(batch)
 
 
 async def message_rate_check(*, user_id: int) -> None:

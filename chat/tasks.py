@@ -1,28 +1,21 @@
 """The `chat-messages` worker's task: number a room's new messages and broadcast them."""
 
-import dataclasses
 import logging
 
-from django.tasks import task
-
-from chat import services
+from chat import publishing
+from workers.backends import task
 
 logger = logging.getLogger(__name__)
 
 
-@task(queue_name="chat-messages")
+# Retried for a long while (backoff up to RETRY_BACKOFF_MAX): a broadcast waits for Redis to
+# come back, while the numbering is already safe in the database.
+@task(queue_name="chat-messages", max_attempts=12, time_limit=60)
 def message_publish(room_id: int) -> dict[str, int]:
     """Sequence and broadcast the room's waiting messages. Idempotent: a second run finds
     nothing to number and nothing unpublished, so a burst's later jobs cost little."""
-    sequenced = services.messages_sequence(room_id=room_id)
-    published = services.messages_publish(room_id=room_id)
+    sequenced = publishing.messages_sequence(room_id=room_id)
+    published = publishing.messages_publish(room_id=room_id)
     if sequenced or published:
         logger.debug("room=%s sequenced=%s published=%s", room_id, sequenced, published)
     return {"sequenced": sequenced, "published": published}
-
-
-# Retried for a long while (backoff up to RETRY_BACKOFF_MAX): a broadcast waits for Redis to
-# come back, while the numbering is already safe in the database.
-message_publish = dataclasses.replace(  # type: ignore[call-arg]  # JobTask's own fields
-    message_publish, max_attempts=12, time_limit=60
-)

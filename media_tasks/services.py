@@ -1,4 +1,5 @@
-"""The uploads app's rules: accepting files, storing renditions and analyses, deleting."""
+"""The uploads app's rules: accepting files, queueing their processing, deleting them.
+What the workers do with an upload is in media_tasks/processing.py."""
 
 from __future__ import annotations
 
@@ -9,15 +10,14 @@ from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, BinaryIO, cast
 
 from django.conf import settings
-from django.core.files.base import ContentFile
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 
 from media_tasks import imaging
 from media_tasks.exceptions import UploadRejected, UploadTooLarge
-from media_tasks.models import Rendition, Upload, rendition_path
+from media_tasks.models import Upload
+from media_tasks.tasks import analyse_upload, make_renditions
 from workers.backends import enqueue_for
-from workers.models import Job
 from workers.services import job_cancel
 
 if TYPE_CHECKING:
@@ -86,8 +86,6 @@ def upload_create(*, owner: User, files: Sequence[UploadedFile[bytes]]) -> list[
 
 def upload_enqueue_processing(*, upload: Upload) -> None:
     """Queue the thumbnails and the analysis of `upload` (after the caller's commit)."""
-    from media_tasks.tasks import analyse_upload, make_renditions
-
     with enqueue_for(owner=upload.owner, upload=upload.pk):
         thumbnails = make_renditions.enqueue(upload.pk)
         analysis = analyse_upload.enqueue(upload.pk)
@@ -106,41 +104,3 @@ def upload_delete(*, upload: Upload) -> None:
     for file in files:
         file.delete(save=False)
     logger.info("upload=%s deleted with %d files", upload.pk, len(files))
-
-
-def renditions_store(*, upload: Upload, renditions: Sequence[imaging.Rendition]) -> None:
-    """Store renditions under names derived from the upload, replacing any earlier run's."""
-    storage = Rendition._meta.get_field("file").storage  # type: ignore[attr-defined]
-    for made in renditions:
-        extension = ".webp" if made.format == "WEBP" else ".jpg"
-        path = rendition_path(upload, made.name, extension)
-        # Re-running the job overwrites: delete first, since storages pick a new name instead.
-        storage.delete(path)
-        stored = storage.save(path, ContentFile(made.data))
-        Rendition.objects.update_or_create(
-            upload=upload,
-            name=made.name,
-            defaults={
-                "size": made.size,
-                "width": made.width,
-                "height": made.height,
-                "format": made.format,
-                "bytes": len(made.data),
-                "file": stored,
-            },
-        )
-    if not Upload.objects.filter(pk=upload.pk).exists():
-        # Deleted while we worked: leave no orphans behind.
-        for made in renditions:
-            extension = ".webp" if made.format == "WEBP" else ".jpg"
-            storage.delete(rendition_path(upload, made.name, extension))
-
-
-def analysis_store(*, upload: Upload, analysis: imaging.Analysis) -> None:
-    Upload.objects.filter(pk=upload.pk).update(
-        analysis=analysis.as_json(), phash=analysis.phash, placeholder=analysis.placeholder
-    )
-
-
-def upload_jobs_unfinished(*, upload: Upload) -> list[Job]:
-    return [job for job in upload.jobs() if not job.is_finished]

@@ -16,7 +16,6 @@ from channels.layers import get_channel_layer
 
 from tests.processes import free_port, wait_for
 from workers.models import Job
-from workers.runner import JobRunner
 from workers.worker import Worker
 
 
@@ -47,17 +46,16 @@ async def run_worker_until(
     condition: Callable[[], Any],
     channels: Sequence[str] = ("compute",),
     timeout: float = 30,
-    runner: JobRunner | None = None,
+    worker_class: type[Worker] = Worker,
 ) -> None:
     """Run this project's Worker on the running loop until `condition()` (sync, may use the
     database) holds, then stop it as SIGTERM would."""
     from project.asgi import application
 
-    worker = Worker(
+    worker = worker_class(
         application=application,
         channels=list(channels),
         channel_layer=get_channel_layer(),
-        runner=runner or JobRunner(),
         handle_signals=False,
     )
     task = asyncio.ensure_future(worker.arun())

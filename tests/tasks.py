@@ -6,9 +6,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from django.tasks import task
-
-from workers.backends import JobContext
+from workers.backends import JobContext, task
 from workers.exceptions import PermanentFailure
 
 

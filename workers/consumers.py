@@ -1,4 +1,4 @@
-"""The consumer of every named channel: a wake-up makes it run the channel's ready jobs."""
+"""The consumer of every named channel: a wake-up makes it drain the channel's ready jobs."""
 
 import logging
 from typing import Any
@@ -6,22 +6,13 @@ from typing import Any
 from channels.consumer import AsyncConsumer, get_handler_name
 
 from workers.events import WakeUp
-from workers.runner import JobRunner
 
 logger = logging.getLogger(__name__)
 
-_default_runner: JobRunner | None = None
-
-
-def default_runner() -> JobRunner:
-    # For workers started without a runner in the scope (Channels' own Worker).
-    global _default_runner
-    if _default_runner is None:
-        _default_runner = JobRunner()
-    return _default_runner
-
 
 class JobWorkerConsumer(AsyncConsumer):
+    """Served by this project's Worker (workers/worker.py), which puts itself in the scope."""
+
     async def dispatch(self, message: dict[str, Any]) -> None:
         # Not AsyncConsumer.dispatch, which first closes old database connections on the
         # database thread: this consumer uses the database only on its channel's own thread,
@@ -37,5 +28,4 @@ class JobWorkerConsumer(AsyncConsumer):
         await handler(message)
 
     async def job_wakeup(self, message: WakeUp) -> None:
-        runner: JobRunner = self.scope.get("runner") or default_runner()
-        await runner.drain(self.scope["channel"])
+        await self.scope["worker"].drain(self.scope["channel"])

@@ -1,10 +1,31 @@
-"""Messages of the job runtime: the wake-up on a named channel and the progress events.
+"""What a job tells the world: the wake-up on its named channel, and its progress events.
 
 Payloads are small and JSON-safe; their `type` names are the constants below, shared by the
-senders (workers) and receivers (the jobs websocket).
+senders (workers) and the receivers (the app's websocket consumers). A job's event goes to its
+owner's group and to the job's own group, and carries the job's `meta`: the small JSON facts
+the app that enqueued it attached (`enqueue_for(owner=user, upload=7)` gives every event of
+the job `"upload": 7`). That is how an app adds what its pages need; the runtime knows none
+of them.
 """
 
-from typing import Any, NotRequired, TypedDict
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable, Collection
+from typing import TYPE_CHECKING, Any, NotRequired, TypedDict, cast
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from channels_redis.core import RedisChannelLayer
+
+if TYPE_CHECKING:
+    from workers.models import Job
+
+logger = logging.getLogger(__name__)
 
 JOB_WAKEUP = "job.wakeup"
 JOB_PROGRESS = "job.progress"
@@ -21,7 +42,8 @@ class WakeUp(TypedDict):
 
 
 class JobEvent(TypedDict):
-    """Sent to the owner's group and the job's group when a job moves."""
+    """Sent to the owner's group and the job's group when a job moves; besides these keys it
+    carries the job's meta (see the module's docstring)."""
 
     type: str
     job: int
@@ -31,8 +53,6 @@ class JobEvent(TypedDict):
     progress: int
     message: str
     error: NotRequired[str]
-    result: NotRequired[Any]
-    upload: NotRequired[int]
 
 
 def user_group(user_id: int) -> str:
@@ -41,3 +61,131 @@ def user_group(user_id: int) -> str:
 
 def job_group(job_id: int) -> str:
     return f"jobs.job.{job_id}"
+
+
+def job_event(job: Job, event_type: str) -> JobEvent:
+    """The job's event of `event_type` as it stands now."""
+    event: JobEvent = {
+        "type": event_type,
+        "job": job.pk,
+        "task": job.task_path.rsplit(".", 1)[-1],
+        "channel": job.channel,
+        "status": job.status,
+        "progress": job.progress,
+        "message": job.progress_message,
+    }
+    if job.status == "failed":
+        event["error"] = job.error
+    # The app's facts first: a key of the runtime's own is never overwritten by one.
+    return cast(JobEvent, {**job.meta, **event})
+
+
+def job_event_groups(job: Job) -> list[str]:
+    groups = [job_group(job.pk)]
+    if job.owner_id is not None:
+        groups.append(user_group(job.owner_id))
+    return groups
+
+
+def broadcast(job: Job, event_type: str) -> None:
+    """From sync code: send a job event to its groups; never fails the caller."""
+    layer = get_channel_layer()
+    event = job_event(job, event_type)
+    try:
+        for group in job_event_groups(job):
+            async_to_sync(layer.group_send)(group, dict(event))
+    except Exception:
+        logger.warning("job=%s event=%s not sent", job.pk, event_type, exc_info=True)
+
+
+# Sends a job's event (type) to its groups without waiting for the layer.
+Publish = Callable[["Job", str], None]
+
+
+class EventSender:
+    """Sends job events to their groups from the worker's event loop, in order.
+
+    Any thread publishes without waiting for Redis. A job's event still waiting to go out is
+    replaced by its newer one (the row holds the latest state anyway), so a worker running
+    jobs faster than Redis takes their events sends only their outcomes.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.lock = threading.Lock()
+        self.pending: dict[int, tuple[list[str], dict[str, Any]]] = {}
+        self.wake_scheduled = False
+        self.wake = asyncio.Event()
+        self.sending = False
+        self.task = loop.create_task(self.run())
+
+    def publish(self, job: Job, event_type: str) -> None:
+        item = (job_event_groups(job), dict(job_event(job, event_type)))
+        with self.lock:
+            self.pending.pop(job.pk, None)
+            self.pending[job.pk] = item
+            if self.wake_scheduled:
+                return
+            self.wake_scheduled = True
+        self.loop.call_soon_threadsafe(self.wake.set)
+
+    async def run(self) -> None:
+        layer = get_channel_layer()
+        while True:
+            await self.wake.wait()
+            self.wake.clear()
+            with self.lock:
+                batch, self.pending = self.pending, {}
+                self.wake_scheduled = False
+            self.sending = True
+            wanted = {group for groups, _ in batch.values() for group in groups}
+            try:
+                listened = await groups_with_members(layer, wanted)
+            except Exception:
+                listened = wanted  # each send below fails (and logs) on its own
+            for groups, event in batch.values():
+                try:
+                    for group in groups:
+                        if group in listened:
+                            await layer.group_send(group, event)
+                except Exception:
+                    logger.warning(
+                        "job=%s event=%s not sent", event["job"], event["type"], exc_info=True
+                    )
+            self.sending = False
+
+    async def flush(self, timeout: float) -> None:
+        """Wait until every event published so far is sent (or `timeout` passes)."""
+        deadline = time.monotonic() + timeout
+        while self.pending or self.sending:
+            if time.monotonic() > deadline:
+                logger.warning("%d job events not sent at shutdown", len(self.pending))
+                break
+            await asyncio.sleep(0.01)
+        self.task.cancel()
+
+
+async def groups_with_members(layer: Any, groups: Collection[str]) -> set[str]:
+    """The groups among `groups` that anyone may have joined, asked in one round trip per
+    Redis host; other layers answer all of them.
+
+    channels-redis' group_send() asks Redis twice for a group's members before it finds none,
+    and most job events go to a group nobody watches (the job's own). A member that joins
+    after this answer reads the job's row after the event's change was committed, so it
+    misses nothing that group_send() would have given it.
+    """
+    if not isinstance(layer, RedisChannelLayer):
+        return set(groups)
+    by_host: defaultdict[int, list[str]] = defaultdict(list)
+    for group in groups:
+        by_host[layer.consistent_hash(group)].append(group)
+    found: set[str] = set()
+    for index, names in by_host.items():
+        async with layer.connection(index).pipeline(transaction=False) as pipe:
+            for name in names:
+                # An empty sorted set does not exist in Redis; a group key whose members
+                # expired still does, and group_send() clears it.
+                pipe.exists(layer._group_key(name))
+            answers = await pipe.execute()
+            found.update(name for name, exists in zip(names, answers, strict=True) if exists)
+    return found

@@ -1,4 +1,15 @@
-"""The durable job record: the truth about every job lives here, not in the channel layer."""
+"""The durable job record: the truth about every job lives here, not in the channel layer.
+
+Each state change of a job is written once, here: a claim, a heartbeat, progress, a success,
+a failure (with its retry), a hand-back, a recovery, a cancel and an operator's retry. Those a
+worker makes are conditional on the worker still owning the job, those of operators and the
+recovery sweep on the status the caller saw, so that two writers never overwrite each other.
+
+The three statements every job runs through (its insert, the claim of its batch, the record
+of its batch's successes) are the hot path of the runtime: they run on a server-binding cursor
+on PostgreSQL, so that psycopg prepares them (`prepared_cursor`), and each batch takes one
+statement. They use the same definitions of the changes as the one-job methods beside them.
+"""
 
 from __future__ import annotations
 
@@ -10,9 +21,51 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, connection, models, transaction
-from django.db.models import F, ForeignObjectRel, Q
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.models import F, ForeignObjectRel, Func, Q, Subquery, Value
 from django.db.models.functions import Greatest
+from django.db.models.sql import UpdateQuery
+from django.db.models.sql.compiler import SQLCompiler
 from django.utils import timezone
+
+
+class JSONAppend(Func):
+    """A JSON array column with one value appended (PostgreSQL and SQLite)."""
+
+    output_field = models.JSONField()
+
+    def as_postgresql(
+        self, compiler: SQLCompiler, connection: BaseDatabaseWrapper, **extra: Any
+    ) -> tuple[str, tuple[Any, ...]]:
+        (array, array_params), (value, value_params) = self._compiled(compiler)
+        return f"({array} || to_jsonb(({value})::text))", (*array_params, *value_params)
+
+    def as_sqlite(
+        self, compiler: SQLCompiler, connection: BaseDatabaseWrapper, **extra: Any
+    ) -> tuple[str, tuple[Any, ...]]:
+        (array, array_params), (value, value_params) = self._compiled(compiler)
+        return f"json_insert({array}, '$[#]', {value})", (*array_params, *value_params)
+
+    def _compiled(self, compiler: SQLCompiler) -> list[tuple[str, Sequence[Any]]]:
+        return [compiler.compile(expression) for expression in self.get_source_expressions()]
+
+
+class SkipLocked(Subquery):
+    """A subquery whose rows are locked FOR UPDATE SKIP LOCKED where the database can: rows
+    another transaction holds are passed over. Used inside one UPDATE, whose own implicit
+    transaction holds the locks (Django's select_for_update() asks for an explicit one)."""
+
+    def as_sql(  # type: ignore[override]
+        self,
+        compiler: SQLCompiler,
+        connection: BaseDatabaseWrapper,
+        template: str | None = None,
+        **extra: Any,
+    ) -> tuple[str, tuple[Any, ...]]:
+        if connection.features.has_select_for_update_skip_locked:
+            template = "(%(subquery)s FOR UPDATE SKIP LOCKED)"
+        sql, params = super().as_sql(compiler, connection, template=template, **extra)
+        return sql, tuple(params)
 
 
 class JobQuerySet(models.QuerySet["Job"]):
@@ -28,13 +81,11 @@ class JobQuerySet(models.QuerySet["Job"]):
         cutoff = timezone.now() - timedelta(seconds=silent_for)
         return self.filter(status=Job.Status.RUNNING, heartbeat_at__lt=cutoff)
 
-    def undispatched(self, *, waiting_for: float) -> JobQuerySet:
+    def not_woken(self, *, waiting_for: float) -> JobQuerySet:
         """Ready jobs with no wake-up sent since they became ready, or none for a while."""
         cutoff = timezone.now() - timedelta(seconds=waiting_for)
         return self.ready().filter(
-            Q(dispatched_at__isnull=True)
-            | Q(dispatched_at__lt=cutoff)
-            | Q(dispatched_at__lt=F("run_after"))
+            Q(woken_at__isnull=True) | Q(woken_at__lt=cutoff) | Q(woken_at__lt=F("run_after"))
         )
 
     def unfinished(self) -> JobQuerySet:
@@ -56,6 +107,8 @@ class JobQuerySet(models.QuerySet["Job"]):
                 jobs = jobs.exclude(pk__in=pointing.values(column))
         return jobs
 
+    # The hot path: a job's insert, its batch's claim and its batch's recorded successes.
+
     def insert(self, **values: Any) -> Job:
         """Job.objects.create(**values) for the enqueue path, on PostgreSQL at a third of its
         cost: the statement is worked out once per process from the model's fields, with the
@@ -73,98 +126,54 @@ class JobQuerySet(models.QuerySet["Job"]):
         job._state.db = self.db
         return job
 
-    def claim_next(self, *, channel: str, worker_id: str) -> Job | None:
-        """Take the next ready job of `channel` for this worker, or None."""
-        jobs = self.claim_batch(channel=channel, worker_id=worker_id, size=1)
-        return jobs[0] if jobs else None
-
-    def claim_batch(self, *, channel: str, worker_id: str, size: int) -> list[Job]:
-        """Take up to `size` ready jobs of `channel` for this worker, in the order to run them.
+    def claim(self, *, channel: str, worker_id: str, size: int) -> list[Job]:
+        """Take up to `size` ready jobs of `channel` for this worker, in the order to run
+        them, in one statement (`Job.claim_changes`).
 
         Rows locked by another worker's claim are skipped, so two workers never take the same
         job; on SQLite the IMMEDIATE transaction serialises claims instead.
         """
-        if connection.vendor == "postgresql":
-            return self._claim_batch_in_one_statement(
-                channel=channel, worker_id=worker_id, size=size
-            )
-        with transaction.atomic():
-            jobs = list(self.ready(channel).select_for_update(skip_locked=True)[:size])
-            for job in jobs:
-                job.claim(worker_id)
-            return jobs
-
-    def _claim_batch_in_one_statement(
-        self, *, channel: str, worker_id: str, size: int
-    ) -> list[Job]:
-        # What claim() does, in one round trip for the whole batch: the claim is the hot path
-        # of every job (see tests/bench/bench_jobs.py).
-        now = timezone.now()
-        table = Job._meta.db_table
-        fields = Job._meta.concrete_fields
-        columns = ", ".join(connection.ops.quote_name(field.attname) for field in fields)
-        with prepared_cursor() as cursor:
-            cursor.execute(
-                f"""
-                UPDATE {table} SET status = %s, attempts = attempts + 1, worker_id = %s,
-                    worker_ids = worker_ids || to_jsonb(%s::text),
-                    started_at = %s, heartbeat_at = %s, updated_at = %s
-                WHERE id IN (
-                    SELECT id FROM {table}
-                    WHERE channel = %s AND status = %s AND run_after <= %s
-                    ORDER BY priority DESC, run_after, id
-                    LIMIT %s FOR UPDATE SKIP LOCKED
-                )
-                RETURNING {columns}
-                """,  # noqa: S608 (the table and column names are the model's own)
-                [
-                    Job.Status.RUNNING.value,
-                    worker_id,
-                    worker_id,
-                    now,
-                    now,
-                    now,
-                    channel,
-                    Job.Status.QUEUED.value,
-                    now,
-                    size,
-                ],
-            )
-            claimed = self._from_rows(cursor.fetchall())
+        next_ids = self.ready(channel).values("pk")[:size]
+        claimed = self.filter(pk__in=SkipLocked(next_ids)).update_returning(
+            **Job.claim_changes(worker_id)
+        )
         # RETURNING gives no order.
         return sorted(claimed, key=lambda job: (-job.priority, job.run_after, job.pk))
 
-    def _from_rows(self, rows: list[tuple[Any, ...]]) -> list[Job]:
-        """Jobs from rows of all their columns, in field order (what raw() does, for a third
-        of its cost)."""
+    def update_returning(self, **changes: Any) -> list[Job]:
+        """update(**changes), in one statement that returns the changed jobs whole."""
+        query: Any = self.query.chain(UpdateQuery)
+        query.add_update_values(changes)
+        compiler = query.get_compiler(self.db)
         fields = Job._meta.concrete_fields
-        converters = [
-            (index, field.from_db_value)
-            for index, field in enumerate(fields)
-            if hasattr(field, "from_db_value")
-        ]
+        compiler.returning_fields = fields
+        sql, params = compiler.as_sql()
+        with prepared_cursor() as cursor:
+            cursor.execute(sql, params)
+            rows: Any = cursor.fetchall()
+        # What Django's own update-returning does, for a cursor of ours.
+        converters = compiler.get_converters(
+            [field.get_col(Job._meta.db_table) for field in fields]
+        )
+        if converters:
+            rows = compiler.apply_converters(rows, converters)
         names = [field.attname for field in fields]
-        jobs = []
-        for row in rows:
-            values = list(row)
-            for index, convert in converters:
-                values[index] = convert(values[index], None, connection)
-            jobs.append(Job.from_db(self.db, names, values))
-        return jobs
+        return [Job.from_db(self.db, names, list(row)) for row in rows]
 
-    def set_succeeded_many(self, outcomes: Sequence[tuple[Job, Any]]) -> list[Job]:
-        """Record the results of jobs one worker ran; the jobs recorded are returned (one
-        cancelled or given to another worker meanwhile is not)."""
+    def record_successes(self, outcomes: Sequence[tuple[Job, Any]]) -> list[Job]:
+        """Record the results of jobs one worker ran (`Job.success_changes`); the jobs
+        recorded are returned (one cancelled or given to another worker meanwhile is not)."""
         if connection.vendor != "postgresql":
             with transaction.atomic():
                 return [job for job, result in outcomes if job.set_succeeded(result)]
         worker_id = outcomes[0][0].worker_id
         assert all(job.worker_id == worker_id for job, _ in outcomes), "one worker's jobs"
-        fields = Job.success_fields()
+        fields = Job.success_changes()
         fields["updated_at"] = fields["finished_at"]
         table = Job._meta.db_table
         assignments = ", ".join(f"{connection.ops.quote_name(name)} = %s" for name in fields)
-        # What set_succeeded() does, for a whole batch in one statement.
+        # set_succeeded() for a whole batch: the results differ per job, which Django's
+        # update() cannot say in one statement.
         with prepared_cursor() as cursor:
             cursor.execute(
                 f"""
@@ -191,7 +200,7 @@ class JobQuerySet(models.QuerySet["Job"]):
                 jobs.append(job)
         return jobs
 
-    def release_many(self, jobs: Sequence[Job]) -> int:
+    def hand_back(self, jobs: Sequence[Job]) -> int:
         """Hand claimed jobs back unfinished, the attempt not counted, where their worker
         still owns them; returns how many were."""
         if not jobs:
@@ -205,18 +214,21 @@ class JobQuerySet(models.QuerySet["Job"]):
             attempts=Greatest(F("attempts") - 1, 0),
             progress=0,
             progress_message="",
-            dispatched_at=None,
+            woken_at=None,
             worker_id="",
             updated_at=timezone.now(),
         )
 
 
 def prepared_cursor() -> Any:
-    """A cursor for the runtime's per-job statements on PostgreSQL (enqueue, claim, settle):
+    """A cursor for the runtime's per-job statements on PostgreSQL (enqueue, claim, record):
     it binds parameters server-side, so psycopg prepares a statement after a few runs (the
     connection's prepare_threshold, see settings) and PostgreSQL parses it once per
     connection. Django's own cursors bind client-side: server-side binding caps a statement
-    at 65,535 parameters, which Django's delete of that many jobs exceeds."""
+    at 65,535 parameters, which Django's delete of that many jobs exceeds. Elsewhere, the
+    connection's usual cursor."""
+    if connection.vendor != "postgresql":
+        return connection.cursor()
     from django.db.backends.postgresql.base import ServerBindingCursor
 
     # What connection.cursor() does, with the other cursor class.
@@ -278,7 +290,8 @@ class Job(models.Model):
         on_delete=models.CASCADE,
         related_name="jobs",
     )
-    # Small JSON facts that progress events carry to the page, e.g. {"upload": 12}.
+    # Small JSON facts of the app that enqueued the job; every event of the job carries them
+    # (e.g. {"upload": 12}).
     meta = models.JSONField(default=dict, blank=True)
 
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
@@ -290,7 +303,9 @@ class Job(models.Model):
 
     run_after = models.DateTimeField(default=timezone.now, help_text="Earliest run time.")
     enqueued_at = models.DateTimeField(default=timezone.now)
-    dispatched_at = models.DateTimeField(null=True, blank=True)
+    woken_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the last wake-up for this job was sent."
+    )
     started_at = models.DateTimeField(null=True, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -332,28 +347,32 @@ class Job(models.Model):
     def is_finished(self) -> bool:
         return self.status in self.FINISHED
 
-    # State changes. Each one that a worker makes is conditional on the worker still owning
-    # the job: a worker taken for dead must not overwrite what its successor recorded.
+    # State changes a worker makes: conditional on the worker still owning the job, since a
+    # worker taken for dead must not overwrite what its successor recorded.
 
-    def claim(self, worker_id: str) -> None:
+    @classmethod
+    def claim_changes(cls, worker_id: str) -> dict[str, Any]:
+        """What claiming a queued job writes (JobQuerySet.claim, for a batch, and claim())."""
         now = timezone.now()
-        self.status = self.Status.RUNNING
-        self.attempts += 1
-        self.worker_id = worker_id
-        self.worker_ids = [*self.worker_ids, worker_id]
-        self.started_at = now
-        self.heartbeat_at = now
-        self.save(
-            update_fields=[
-                "status",
-                "attempts",
-                "worker_id",
-                "worker_ids",
-                "started_at",
-                "heartbeat_at",
-                "updated_at",
-            ]
+        return {
+            "status": cls.Status.RUNNING,
+            "attempts": F("attempts") + 1,
+            "worker_id": worker_id,
+            "worker_ids": JSONAppend("worker_ids", Value(worker_id)),
+            "started_at": now,
+            "heartbeat_at": now,
+            "updated_at": now,
+        }
+
+    def claim(self, worker_id: str) -> bool:
+        """Claim this job if it is still queued (claims of the runtime come in batches)."""
+        claimed = Job.objects.filter(pk=self.pk, status=self.Status.QUEUED).update_returning(
+            **self.claim_changes(worker_id)
         )
+        for job in claimed:
+            for field in Job._meta.concrete_fields:
+                setattr(self, field.attname, getattr(job, field.attname))
+        return bool(claimed)
 
     def _update_if_mine(self, **fields: Any) -> bool:
         """Write `fields` if this worker still runs the job; mirror them on self if so."""
@@ -378,8 +397,9 @@ class Job(models.Model):
         )
 
     @classmethod
-    def success_fields(cls) -> dict[str, Any]:
-        """What recording a success writes, besides its result."""
+    def success_changes(cls) -> dict[str, Any]:
+        """What recording a success writes, besides its result (set_succeeded() for one job,
+        JobQuerySet.record_successes for a batch)."""
         return {
             "status": cls.Status.SUCCEEDED,
             "progress": 100,
@@ -390,7 +410,7 @@ class Job(models.Model):
         }
 
     def set_succeeded(self, result: Any) -> bool:
-        return self._update_if_mine(result=result, **self.success_fields())
+        return self._update_if_mine(result=result, **self.success_changes())
 
     def set_failed(
         self, *, error: str, error_class: str = "", traceback: str = "", retry: bool
@@ -400,7 +420,7 @@ class Job(models.Model):
             return self._update_if_mine(
                 status=self.Status.QUEUED,
                 run_after=timezone.now() + timedelta(seconds=self.retry_delay()),
-                dispatched_at=None,
+                woken_at=None,
                 error=error,
                 error_class=error_class,
                 traceback=traceback,
@@ -414,9 +434,9 @@ class Job(models.Model):
             finished_at=timezone.now(),
         )
 
-    def release(self) -> bool:
+    def hand_back(self) -> bool:
         """Hand the job back unfinished (worker shutting down); the attempt does not count."""
-        changed = Job.objects.release_many([self]) == 1
+        changed = Job.objects.hand_back([self]) == 1
         if changed:
             self.refresh_from_db()
         return changed
@@ -427,9 +447,10 @@ class Job(models.Model):
         delay: float = options["RETRY_BACKOFF"] ** self.attempts
         return min(delay, options["RETRY_BACKOFF_MAX"])
 
-    def mark_dispatched(self) -> None:
-        self.dispatched_at = timezone.now()
-        Job.objects.filter(pk=self.pk).update(dispatched_at=self.dispatched_at)
+    def mark_woken(self) -> None:
+        """Record that a wake-up for this job is being sent."""
+        self.woken_at = timezone.now()
+        Job.objects.filter(pk=self.pk).update(woken_at=self.woken_at)
 
     # State changes made by operators and the recovery sweep: conditional on the status the
     # caller saw, so a job that moved on in the meantime is left alone.
@@ -450,7 +471,7 @@ class Job(models.Model):
                 "status": self.Status.QUEUED,
                 "error": reason,
                 "run_after": now,
-                "dispatched_at": None,
+                "woken_at": None,
                 "worker_id": "",
             }
         changed = jobs.update(updated_at=now, **fields)
@@ -479,7 +500,7 @@ class Job(models.Model):
             progress=0,
             progress_message="",
             run_after=timezone.now(),
-            dispatched_at=None,
+            woken_at=None,
             finished_at=None,
             worker_id="",
             error="",

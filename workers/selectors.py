@@ -7,9 +7,8 @@ from django.conf import settings
 from django.db.models import Count, Min
 from django.utils import timezone
 
-from workers.events import JOB_PROGRESS
+from workers.events import JOB_PROGRESS, job_event
 from workers.models import Job
-from workers.services import job_event
 
 
 def jobs_unfinished_for(*, user_id: int) -> list[dict[str, Any]]:
@@ -21,15 +20,13 @@ def jobs_unfinished_for(*, user_id: int) -> list[dict[str, Any]]:
 def jobs_overview(now: datetime | None = None) -> dict[str, dict[str, Any]]:
     """Per channel: counts by status and the age in seconds of the oldest ready job."""
     now = now or timezone.now()
-    overview: dict[str, dict[str, Any]] = {
-        channel: {"counts": dict.fromkeys(Job.Status.values, 0), "oldest_ready_age": None}
-        for channel in settings.WORKER_CHANNELS
-    }
+
+    def empty() -> dict[str, Any]:
+        return {"counts": dict.fromkeys(Job.Status.values, 0), "oldest_ready_age": None}
+
+    overview = {channel: empty() for channel in settings.WORKER_CHANNELS}
     for row in Job.objects.values("channel", "status").annotate(n=Count("id")):
-        overview.setdefault(
-            row["channel"],
-            {"counts": dict.fromkeys(Job.Status.values, 0), "oldest_ready_age": None},
-        )["counts"][row["status"]] = row["n"]
+        overview.setdefault(row["channel"], empty())["counts"][row["status"]] = row["n"]
     oldest = Job.objects.ready().values("channel").annotate(oldest=Min("run_after")).order_by()
     for ready in oldest:
         overview[ready["channel"]]["oldest_ready_age"] = (now - ready["oldest"]).total_seconds()

@@ -1,29 +1,49 @@
-"""Channels' `Worker` with back-pressure, recovery sweeps and a graceful stop.
+"""The worker process (`manage.py runworker`, and the workers inside `runserver`): Channels'
+`Worker`, which listens on named channels and hands their messages to the channel's consumer,
+with back-pressure, the recovery sweep and a graceful stop.
 
 Channels' own worker reads messages off a channel as fast as they come, into an unbounded
 queue in front of a consumer that handles one at a time: a busy worker hoards wake-ups that an
 idle one could serve, and loses them if killed. This worker takes a message off a channel only
 when that channel's consumer asks for one, so every message waits in the layer for whichever
 worker is free.
+
+A wake-up makes the consumer (workers/consumers.py) drain its channel (workers/claim.py); the
+worker owns what the channels share: the watchdog (workers/watchdog.py) and the sender of job
+events (workers/events.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import random
 import signal
+import socket
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from asgiref.compatibility import guarantee_single_callable
+from channels.db import database_sync_to_async
 from channels.worker import Worker as ChannelsWorker
 from django.conf import settings
+from django.utils.crypto import get_random_string
 
-from workers.runner import JobRunner
+from workers import events, wakeups
+from workers.claim import ChannelDrain
+from workers.exceptions import JobLost
+from workers.models import Job
+from workers.recover import jobs_sweep
+from workers.watchdog import Watchdog
 
 logger = logging.getLogger(__name__)
+
+
+def new_worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{get_random_string(6)}"
 
 
 @dataclass
@@ -43,40 +63,72 @@ class Worker(ChannelsWorker):
         channels: list[str],
         channel_layer: Any,
         max_applications: int = 1000,
-        runner: JobRunner | None = None,
         handle_signals: bool = True,
+        worker_id: str | None = None,
     ) -> None:
         super().__init__(application, channels, channel_layer, max_applications)
-        self.runner = runner or JobRunner()
+        self.worker_id = worker_id or new_worker_id()
         self.handle_signals = (
             handle_signals and threading.current_thread() is threading.main_thread()
         )
+        self.stopping = False
         self.stop_requested = asyncio.Event()
+        self.sender: events.EventSender | None = None
+        self.drains = {
+            channel: ChannelDrain(
+                channel,
+                worker_id=self.worker_id,
+                publish=self.publish,
+                stopping=lambda: self.stopping,
+                started=self.batch_started,
+            )
+            for channel in channels
+        }
+        self.watchdog = Watchdog(self.drains.values())
+        self.watching: asyncio.Task[None] | None = None
 
     async def handle(self) -> None:
+        loop = asyncio.get_running_loop()
         if self.handle_signals:
-            loop = asyncio.get_running_loop()
             for signum in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(signum, self.request_stop, signum)
-        logger.info(
-            "worker=%s listening on channels %s", self.runner.worker_id, ", ".join(self.channels)
-        )
-        tasks = [asyncio.ensure_future(self.listener(channel)) for channel in self.channels]
-        tasks.append(asyncio.ensure_future(self.sweeper()))
-        await self.stop_requested.wait()
-        for task in tasks:
-            task.cancel()
-        await self.runner.shutdown(settings.JOBS["SHUTDOWN_GRACE"])
-        logger.info("worker=%s stopped", self.runner.worker_id)
+        self.sender = events.EventSender(loop)
+        self.watching = asyncio.ensure_future(self.watchdog.watch())
+        with wakeups.serving(loop):
+            logger.info(
+                "worker=%s listening on channels %s", self.worker_id, ", ".join(self.channels)
+            )
+            tasks = [asyncio.ensure_future(self.listener(channel)) for channel in self.channels]
+            tasks.append(asyncio.ensure_future(self.sweeper()))
+            await self.stop_requested.wait()
+            for task in tasks:
+                task.cancel()
+            await self.shutdown(settings.JOBS["SHUTDOWN_GRACE"])
+        logger.info("worker=%s stopped", self.worker_id)
 
     def request_stop(self, signum: int | None = None) -> None:
         logger.info(
             "worker=%s got signal %s: finishing the running job, taking no new ones",
-            self.runner.worker_id,
+            self.worker_id,
             signum,
         )
-        self.runner.stopping = True
+        self.stopping = True
         self.stop_requested.set()
+
+    # What the channels share.
+
+    async def drain(self, channel: str) -> None:
+        """Run the ready jobs of `channel` (a wake-up came) until none is left."""
+        await self.drains[channel].drain()
+
+    def publish(self, job: Job, event_type: str) -> None:
+        assert self.sender is not None, "the worker is not running"
+        self.sender.publish(job, event_type)
+
+    def batch_started(self) -> None:
+        self.watchdog.wake()
+
+    # Listening, one message at a time per channel.
 
     def start_consumer(self, channel: str) -> ChannelConsumer:
         consumer = ChannelConsumer()
@@ -85,7 +137,7 @@ class Worker(ChannelsWorker):
             consumer.free.release()
             return await consumer.queue.get()
 
-        scope = {"type": "channel", "channel": channel, "runner": self.runner}
+        scope = {"type": "channel", "channel": channel, "worker": self}
         application = guarantee_single_callable(self.application)  # type: ignore[no-untyped-call]
         consumer.future = asyncio.ensure_future(
             application(scope=scope, receive=receive, send=self.application_send)
@@ -129,12 +181,48 @@ class Worker(ChannelsWorker):
             failures = 0
             consumer.queue.put_nowait(message)
 
+    async def application_send(self, scope: dict[str, Any], message: dict[str, Any]) -> None:
+        raise ValueError(f"channel consumers cannot send; got {message.get('type')!r}")
+
+    # Recovery and stopping.
+
     async def sweeper(self) -> None:
         interval: float = settings.JOBS["SWEEP_INTERVAL"]
         while True:
-            await self.runner.sweep()
+            try:
+                swept = await database_sync_to_async(jobs_sweep)(holder=self.worker_id)
+            except Exception:
+                logger.exception("recovery sweep failed; trying again later")
+            else:
+                if any(swept.values()):
+                    counts = " ".join(f"{k}={v}" for k, v in swept.items())
+                    logger.info("recovery sweep %s", counts)
             # Jitter keeps several workers from sweeping in lockstep.
             await asyncio.sleep(interval * random.uniform(0.8, 1.2))  # noqa: S311
 
-    async def application_send(self, scope: dict[str, Any], message: dict[str, Any]) -> None:
-        raise ValueError(f"channel consumers cannot send; got {message.get('type')!r}")
+    async def shutdown(self, grace: float) -> None:
+        """Let running jobs finish within `grace` seconds, then hand the rest back."""
+        self.stopping = True
+        deadline = time.monotonic() + grace
+        while any(drain.batch for drain in self.drains.values()) and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        for drain in self.drains.values():
+            batch = drain.batch
+            if batch is None:
+                continue
+            attempt = batch.current
+            drain.abandon(batch)
+            if attempt is not None:
+                job = attempt.job
+                attempt.interrupt(JobLost)
+                if await database_sync_to_async(job.hand_back)():
+                    logger.warning("job=%s handed back unfinished at shutdown", job.pk)
+                    await database_sync_to_async(wakeups.wake)(job)
+            await database_sync_to_async(drain.settle)(batch)
+        for drain in self.drains.values():
+            drain.close()
+        if self.watching is not None:
+            self.watching.cancel()
+        if self.sender is not None:
+            # The last events (a job's done) still go out before the process ends.
+            await self.sender.flush(timeout=5)

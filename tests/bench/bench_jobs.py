@@ -197,7 +197,7 @@ def run_ours(count: int, *, database: str, layer: str, logs: Path) -> Run:
 
     from tests.tasks import trivial
     from workers.models import Job
-    from workers.services import job_dispatch
+    from workers.wakeups import wake
 
     run = Run("ours", count)
     empty_job_table()
@@ -229,7 +229,7 @@ def run_ours(count: int, *, database: str, layer: str, logs: Path) -> Run:
         ]
 
     # The backlog as `enqueue()` leaves it, written in one go (one by one, the writing would
-    # take longer than the draining): rows already dispatched, a wake-up per worker waiting.
+    # take longer than the draining): rows already woken, a wake-up per worker waiting.
     now = timezone.now()
     Job.objects.bulk_create(
         Job(
@@ -238,12 +238,12 @@ def run_ours(count: int, *, database: str, layer: str, logs: Path) -> Run:
             time_limit=300,
             run_after=now,
             enqueued_at=now,
-            dispatched_at=now,
+            woken_at=now,
         )
         for _ in range(JOBS)
     )
     for job in Job.objects.order_by("id")[:count]:
-        job_dispatch(job)
+        wake(job)
     try:
         measure_backlog(run, succeeded, workers)
         empty_job_table()

@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, Dialog, Page, expect
 
-from chat.services import message_post, messages_publish, messages_sequence, room_get_or_create
+from chat.publishing import messages_publish, messages_sequence
+from chat.services import message_post, room_get_or_create
 from tests.browser import PageLog, new_page
 from tests.processes import Process, Processes, wait_until_serving
 

@@ -11,7 +11,8 @@ from channels.db import database_sync_to_async
 from django.utils import timezone
 
 from chat.models import Message, Room
-from chat.services import message_post, messages_publish, messages_sequence, room_get_or_create
+from chat.publishing import messages_publish, messages_sequence
+from chat.services import message_post, room_get_or_create
 from tests.chat.conftest import entered, frames_for, frames_until, joined, messages_in, open_chat
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("empty_layer")]

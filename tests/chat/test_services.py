@@ -14,12 +14,11 @@ from django.utils import timezone
 
 from chat.exceptions import InvalidMessage, InvalidRoomName
 from chat.models import Message, Presence, Room
+from chat.publishing import messages_publish, messages_sequence
 from chat.selectors import history_on_connect, presence_changes, presence_users, rooms_active
 from chat.services import (
     message_clean,
     message_post,
-    messages_publish,
-    messages_sequence,
     presence_join,
     presence_prune,
     presence_touch,

@@ -5,7 +5,8 @@ from typing import Any
 import pytest
 from django.test import Client
 
-from chat.services import message_post, messages_sequence, room_get_or_create
+from chat.publishing import messages_sequence
+from chat.services import message_post, room_get_or_create
 
 pytestmark = pytest.mark.django_db
 

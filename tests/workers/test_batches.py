@@ -5,7 +5,6 @@ of job events that keeps only a job's newest unsent event, and wake-ups merged i
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 from typing import Any
 
 import pytest
@@ -18,11 +17,11 @@ from django.utils import timezone
 
 from tests import tasks
 from tests.jobs import run_worker_until, until
-from workers import events, runner
+from workers import events, watchdog
 from workers.backends import enqueue_for
-from workers.layer import finish_sends, groups_with_members, layer_send_soon
+from workers.events import EventSender, groups_with_members
 from workers.models import Job
-from workers.runner import EventSender, JobRunner
+from workers.wakeups import finish_sends, wake_soon
 from workers.worker import Worker
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -50,12 +49,12 @@ async def receive_all(channel: str, quiet: float = 0.5) -> list[dict[str, Any]]:
 def test_a_batch_claim_takes_ready_jobs_in_order_and_returns_them_as_stored() -> None:
     older = [tasks.trivial.enqueue() for _ in range(3)]
     urgent = tasks.trivial.using(priority=5).enqueue(marks="")
-    jobs = Job.objects.claim_batch(channel="compute", worker_id="w", size=3)
+    jobs = Job.objects.claim(channel="compute", worker_id="w", size=3)
     assert [job.pk for job in jobs] == [int(urgent.id), int(older[0].id), int(older[1].id)]
     for job in jobs:
         assert columns(job) == columns(Job.objects.get(pk=job.pk))
         assert (job.status, job.attempts, job.worker_ids) == ("running", 1, ["w"])
-    rest = Job.objects.claim_batch(channel="compute", worker_id="v", size=5)
+    rest = Job.objects.claim(channel="compute", worker_id="v", size=5)
     assert [job.pk for job in rest] == [int(older[2].id)]
 
 
@@ -73,7 +72,7 @@ def test_insert_writes_the_row_that_create_writes(user: Any) -> None:
         "time_limit": 7.5,
         "run_after": now,
         "enqueued_at": now,
-        "dispatched_at": None,
+        "woken_at": None,
     }
     inserted = Job.objects.insert(**values)
     created = Job.objects.create(**values)
@@ -105,9 +104,9 @@ def test_deleting_more_jobs_than_a_statement_may_have_parameters_works() -> None
 def test_successes_are_recorded_together_where_the_worker_still_owns_the_job() -> None:
     for _ in range(3):
         tasks.trivial.enqueue()
-    jobs = Job.objects.claim_batch(channel="compute", worker_id="w", size=3)
+    jobs = Job.objects.claim(channel="compute", worker_id="w", size=3)
     Job.objects.filter(pk=jobs[1].pk).update(status="cancelled")
-    recorded = Job.objects.set_succeeded_many(
+    recorded = Job.objects.record_successes(
         [(jobs[0], {"n": 1}), (jobs[1], "too late"), (jobs[2], None)]
     )
     assert [job.pk for job in recorded] == [jobs[0].pk, jobs[2].pk]
@@ -121,8 +120,8 @@ def test_successes_are_recorded_together_where_the_worker_still_owns_the_job() -
 def test_jobs_handed_back_unstarted_do_not_count_an_attempt() -> None:
     for _ in range(2):
         tasks.trivial.enqueue()
-    jobs = Job.objects.claim_batch(channel="compute", worker_id="w", size=2)
-    assert Job.objects.release_many(jobs) == 2
+    jobs = Job.objects.claim(channel="compute", worker_id="w", size=2)
+    assert Job.objects.hand_back(jobs) == 2
     for job in jobs:
         stored = Job.objects.get(pk=job.pk)
         assert (stored.status, stored.attempts, stored.worker_id) == ("queued", 0, "")
@@ -149,17 +148,15 @@ async def test_a_job_longer_than_a_tick_says_it_runs_and_every_job_ends_with_its
     assert len(by_job[quick]) <= 2
 
 
-async def start_worker(job_runner: JobRunner) -> tuple[Worker, asyncio.Future[None]]:
+def new_worker() -> Worker:
     from project.asgi import application
 
-    worker = Worker(
+    return Worker(
         application=application,
         channels=["compute"],
         channel_layer=get_channel_layer(),
-        runner=job_runner,
         handle_signals=False,
     )
-    return worker, asyncio.ensure_future(worker.arun())
 
 
 async def test_a_long_job_in_a_batch_frees_the_jobs_behind_it_for_another_worker() -> None:
@@ -170,18 +167,18 @@ async def test_a_long_job_in_a_batch_frees_the_jobs_behind_it_for_another_worker
         return before, slow, after
 
     before, slow, after = await database_sync_to_async(enqueue)()
-    first = JobRunner()
+    first = new_worker()
     # As if it had just run many quick jobs: it claims the six in one batch.
-    first.durations["compute"] = 0.0001
-    worker, task = await start_worker(first)
+    first.drains["compute"].duration = 0.0001
+    worker, task = first, asyncio.ensure_future(first.arun())
     second_worker = second_task = None
     try:
         # The window passes while the slow job runs: what ran is recorded, the rest is free.
         await until(lambda: Job.objects.filter(pk__in=before, status="succeeded").count() == 2)
         await until(lambda: Job.objects.filter(pk__in=after, status="queued").count() == 3)
         assert (await database_sync_to_async(Job.objects.get)(pk=slow)).status == "running"
-        second = JobRunner()
-        second_worker, second_task = await start_worker(second)
+        second = second_worker = new_worker()
+        second_task = asyncio.ensure_future(second.arun())
         await until(lambda: Job.objects.filter(pk__in=after, status="succeeded").count() == 3)
         assert (await database_sync_to_async(Job.objects.get)(pk=slow)).status == "running"
         for job_id in after:
@@ -200,8 +197,8 @@ async def test_a_long_job_in_a_batch_frees_the_jobs_behind_it_for_another_worker
 async def test_a_task_stuck_past_its_time_limit_fails_and_the_channel_goes_on(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(runner, "UNWIND_GRACE", 0.5)
-    stuck = dataclasses.replace(tasks.sleeps_in_c, time_limit=0.3)
+    monkeypatch.setattr(watchdog, "UNWIND_GRACE", 0.5)
+    stuck = tasks.sleeps_in_c.using(time_limit=0.3)
 
     def enqueue() -> tuple[int, int]:
         return int(stuck.enqueue(3).id), int(tasks.trivial.enqueue().id)
@@ -270,9 +267,10 @@ def test_a_burst_of_enqueues_leaves_one_wakeup_that_serves_every_job() -> None:
     (wakeup,) = asyncio.run(waiting_wakeups())
     assert wakeup["type"] == events.JOB_WAKEUP
     # A refused wake-up is no failure: no job waits for the recovery sweep.
-    assert not Job.objects.filter(pk__in=jobs, dispatched_at__isnull=True).exists()
-    layer_send_soon("compute", dict(wakeup), pytest.fail)
+    assert not Job.objects.filter(pk__in=jobs, woken_at__isnull=True).exists()
+    wake_soon(Job.objects.get(pk=jobs[0]))
     finish_sends()
+    assert Job.objects.get(pk=jobs[0]).woken_at is not None, "a full channel is no failure"
     asyncio.run(
         run_worker_until(
             lambda: Job.objects.filter(pk__in=jobs, status="succeeded").count() == 30, timeout=10

@@ -24,7 +24,7 @@ def test_jobs_command_shows_counts_by_status_and_the_oldest_waiting_job() -> Non
     for _ in range(3):
         tasks.trivial.enqueue()
     Job.objects.update(run_after=timezone.now() - timedelta(seconds=90))
-    done = Job.objects.claim_next(channel="compute", worker_id="w")
+    (done,) = Job.objects.claim(channel="compute", worker_id="w", size=1)
     done.set_succeeded("ok")
     out = StringIO()
     call_command("jobs", "--json", stdout=out)
@@ -50,7 +50,7 @@ def admin_client(django_user_model: Any) -> Client:
 
 def test_admin_lists_jobs_filtered_by_status_and_channel(admin_client: Client, user: Any) -> None:
     tasks.trivial.enqueue()
-    failed = Job.objects.claim_next(channel="compute", worker_id="w")
+    (failed,) = Job.objects.claim(channel="compute", worker_id="w", size=1)
     failed.set_failed(error="boom", retry=False)
     tasks.trivial.enqueue()
     response = admin_client.get("/admin/workers/job/?status__exact=failed&channel__exact=compute")
@@ -60,7 +60,7 @@ def test_admin_lists_jobs_filtered_by_status_and_channel(admin_client: Client, u
 
 def test_admin_retry_and_cancel_actions(admin_client: Client) -> None:
     tasks.trivial.enqueue()
-    failed = Job.objects.claim_next(channel="compute", worker_id="w")
+    (failed,) = Job.objects.claim(channel="compute", worker_id="w", size=1)
     failed.set_failed(error="boom", retry=False)
     queued = Job.objects.get(pk=tasks.trivial.enqueue().id)
     admin_client.post("/admin/workers/job/", {"action": "retry", "_selected_action": [failed.pk]})

@@ -4,7 +4,6 @@ the worker running jobs on the test's own event loop and channel layer."""
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 from datetime import timedelta
 from typing import Any
 
@@ -22,8 +21,9 @@ from tests.processes import wait_for
 from workers import events
 from workers.backends import enqueue_for
 from workers.models import Job, Lease
-from workers.runner import JobRunner
-from workers.services import job_cancel, jobs_sweep
+from workers.recover import jobs_sweep
+from workers.services import job_cancel
+from workers.worker import Worker
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -52,7 +52,7 @@ def test_enqueue_records_the_job_and_wakes_a_worker_only_after_commit(user: Any)
         assert asyncio.run(drain_channel("compute")) == []
     assert asyncio.run(drain_channel("compute")) == [{"type": "job.wakeup", "job": job.pk}]
     job.refresh_from_db()
-    assert job.dispatched_at is not None
+    assert job.woken_at is not None
     assert job.owner == user
     assert job.meta == {"upload": 7}
     assert job.channel == "compute"
@@ -96,7 +96,7 @@ def test_a_layer_that_cannot_take_the_wakeup_does_not_fail_the_enqueue() -> None
     assert job.status == "queued"
     # The enqueue does not wait for the layer; once the send has failed, the row says so
     # and the sweep will send it.
-    wait_for(lambda: Job.objects.get(pk=result.id).dispatched_at is None, 10, "the failed wake-up")
+    wait_for(lambda: Job.objects.get(pk=result.id).woken_at is None, 10, "the failed wake-up")
 
 
 def test_get_result_reports_status_value_and_errors_from_any_process() -> None:
@@ -121,18 +121,18 @@ def test_claims_follow_priority_then_age_and_never_hand_out_a_job_twice() -> Non
     low = tasks.trivial.enqueue()
     high = tasks.trivial.using(priority=10).enqueue()
     later = tasks.trivial.using(run_after=timezone.now() + timedelta(hours=1)).enqueue()
-    first = Job.objects.claim_next(channel="compute", worker_id="a")
-    second = Job.objects.claim_next(channel="compute", worker_id="b")
+    (first,) = Job.objects.claim(channel="compute", worker_id="a", size=1)
+    (second,) = Job.objects.claim(channel="compute", worker_id="b", size=1)
     assert (first.pk, second.pk) == (int(high.id), int(low.id))
-    assert Job.objects.claim_next(channel="compute", worker_id="c") is None
+    assert Job.objects.claim(channel="compute", worker_id="c", size=1) == []
     assert Job.objects.get(pk=later.id).status == "queued"
 
 
 def test_a_deferred_job_is_woken_by_the_sweep_once_due() -> None:
     result = tasks.trivial.using(run_after=timezone.now() + timedelta(seconds=1)).enqueue()
-    assert jobs_sweep(holder="me")["dispatched"] == 0
+    assert jobs_sweep(holder="me")["woken"] == 0
     Job.objects.filter(pk=result.id).update(run_after=timezone.now() - timedelta(seconds=1))
-    assert jobs_sweep(holder="me")["dispatched"] == 1
+    assert jobs_sweep(holder="me")["woken"] == 1
     assert asyncio.run(drain_channel("compute")) == [{"type": "job.wakeup", "job": int(result.id)}]
 
 
@@ -147,7 +147,7 @@ def test_the_sweep_requeues_a_silent_workers_job_and_gives_up_after_max_attempts
     assert "dead-worker stopped responding" in job.error
     for attempt in range(2, 4):
         Lease.objects.all().delete()
-        job = Job.objects.claim_next(channel="compute", worker_id=f"dead-{attempt}")
+        (job,) = Job.objects.claim(channel="compute", worker_id=f"dead-{attempt}", size=1)
         Job.objects.filter(pk=job.pk).update(heartbeat_at=timezone.now() - timedelta(hours=1))
         jobs_sweep(holder="me")
     job.refresh_from_db()
@@ -165,10 +165,10 @@ def test_only_one_process_holds_the_sweep_lease_until_it_expires() -> None:
 
 def test_a_worker_that_lost_its_job_cannot_overwrite_the_outcome() -> None:
     result = tasks.trivial.enqueue()
-    job = Job.objects.claim_next(channel="compute", worker_id="slow")
+    (job,) = Job.objects.claim(channel="compute", worker_id="slow", size=1)
     Job.objects.filter(pk=job.pk).update(heartbeat_at=timezone.now() - timedelta(hours=1))
     jobs_sweep(holder="me")
-    successor = Job.objects.claim_next(channel="compute", worker_id="fast")
+    (successor,) = Job.objects.claim(channel="compute", worker_id="fast", size=1)
     assert successor.set_succeeded("from the successor")
     assert not job.set_succeeded("from the slow one")
     assert not job.heartbeat()
@@ -225,7 +225,7 @@ async def test_a_cancelled_running_job_stops_at_its_next_progress_report() -> No
 
 
 async def test_a_time_limit_interrupts_python_code_and_the_worker_goes_on() -> None:
-    slow = dataclasses.replace(tasks.sleepy, time_limit=0.5)
+    slow = tasks.sleepy.using(time_limit=0.5)
     slow_id = int((await database_sync_to_async(slow.enqueue)(30)).id)
     next_id = int((await database_sync_to_async(tasks.trivial.enqueue)()).id)
     await run_worker_until(lambda: Job.objects.get(pk=next_id).status == "succeeded")
@@ -244,20 +244,19 @@ async def test_a_task_returning_something_that_is_not_json_fails_clearly() -> No
 
 
 async def test_a_channel_consumer_that_crashes_is_replaced_and_the_channel_goes_on() -> None:
-    class CrashesOnce(JobRunner):
-        crashed = asyncio.Event()
+    crashed = asyncio.Event()
 
+    class CrashesOnce(Worker):
         async def drain(self, channel: str) -> None:
-            if not self.crashed.is_set():
-                self.crashed.set()
+            if not crashed.is_set():
+                crashed.set()
                 raise RuntimeError("the consumer's first wake-up crashes it")
             await super().drain(channel)
 
-    runner = CrashesOnce()
     first = int((await database_sync_to_async(tasks.trivial.enqueue)()).id)
 
     async def enqueue_after_the_crash() -> int:
-        await runner.crashed.wait()
+        await crashed.wait()
         return int((await database_sync_to_async(tasks.trivial.enqueue)()).id)
 
     second = asyncio.ensure_future(enqueue_after_the_crash())
@@ -268,5 +267,5 @@ async def test_a_channel_consumer_that_crashes_is_replaced_and_the_channel_goes_
             and Job.objects.filter(pk__in=[first, second.result()], status="succeeded").count() == 2
         ),
         timeout=5,
-        runner=runner,
+        worker_class=CrashesOnce,
     )
