@@ -23,6 +23,8 @@ from chat.hub import RoomHub, room_hub
 from chat.models import Room
 from chat.selectors import ack_payload, history_on_connect, messages_before
 from chat.services import message_post, message_rate_check, room_get_or_create
+from wire.close import Close
+from wire.errors import error_payload
 
 
 class ChatConsumer(AsyncWebsocketConsumer):
@@ -41,14 +43,14 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def connect(self) -> None:
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:
-            await self.refuse(events.CLOSE_UNAUTHENTICATED)
+            await self.refuse(Close.UNAUTHENTICATED)
             return
         try:
             self.room = await database_sync_to_async(room_get_or_create)(
                 name=self.scope["url_route"]["kwargs"]["room"]
             )
         except InvalidRoomName:
-            await self.refuse(events.CLOSE_BAD_ROOM)
+            await self.refuse(Close.BAD_ROOM)
             return
         self.user = user
         self.user_id = user.pk
@@ -167,16 +169,14 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await self.send_json(page)
 
     async def send_error(self, error: ChatError, *, client_id: Any = None) -> None:
-        payload: events.ErrorPayload = {
-            "type": events.CHAT_ERROR,
-            "reason": str(error),
-            "code": error.code,
-        }
+        extra: dict[str, Any] = {}
         if isinstance(client_id, str):
-            payload["client_id"] = client_id
+            extra["client_id"] = client_id
         if isinstance(error, RateLimited):
-            payload["retry_after"] = round(error.retry_after, 1)
-        await self.send_json(payload)
+            extra["retry_after"] = round(error.retry_after, 1)
+        await self.send_json(
+            error_payload(type=events.CHAT_ERROR, code=error.code, error=str(error), **extra)
+        )
 
     async def send_json(self, content: Any) -> None:
         await self.send(text_data=json.dumps(content))

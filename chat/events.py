@@ -11,7 +11,8 @@ Frames the server sends:
     chat.ack       to the sender: "accepted" once stored, and "sequenced" with its seq (the
                    two may cross; "sequenced" always comes before the message itself)
     chat.presence  who is in the room (`users`), then changes (`joined`, `left`)
-    chat.error     a refused frame; the connection stays open
+    chat.error     a refused frame (wire.errors' shape: code, error); the connection stays open
+Close codes: wire.close.
 """
 
 from typing import NotRequired, TypedDict
@@ -26,11 +27,6 @@ CHAT_BROADCAST = "chat.broadcast"
 
 ACK_ACCEPTED = "accepted"
 ACK_SEQUENCED = "sequenced"
-
-# Close codes in the 4000 range are the application's own (RFC 6455 leaves them to us); the
-# page stops reconnecting on these.
-CLOSE_BAD_ROOM = 4400
-CLOSE_UNAUTHENTICATED = 4401
 
 
 class MessagePayload(TypedDict):
@@ -77,14 +73,6 @@ class PresencePayload(TypedDict):
     users: NotRequired[list[str]]
     joined: NotRequired[list[str]]
     left: NotRequired[list[str]]
-
-
-class ErrorPayload(TypedDict):
-    type: str
-    reason: str
-    code: str
-    client_id: NotRequired[str]
-    retry_after: NotRequired[float]
 
 
 def ack(*, client_id: str, message_id: int, seq: int | None) -> AckPayload:

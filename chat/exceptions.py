@@ -1,5 +1,7 @@
 """Errors of the chat. Their messages are shown to users as they are."""
 
+from wire import errors
+
 
 class ChatError(Exception):
     """Base class of the chat's errors; `code` lets the page react without parsing text."""
@@ -14,7 +16,7 @@ class InvalidRoomName(ChatError):
 class InvalidFrame(ChatError):
     """A frame that is not a JSON object of a known type."""
 
-    code = "bad_frame"
+    code = errors.BAD_FRAME
 
 
 class InvalidMessage(ChatError):
@@ -24,7 +26,7 @@ class InvalidMessage(ChatError):
 
 
 class RateLimited(ChatError):
-    code = "rate_limited"
+    code = errors.RATE_LIMITED
 
     def __init__(self, message: str, *, retry_after: float) -> None:
         super().__init__(message)

@@ -5,11 +5,10 @@ from typing import Any
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
+from wire.close import Close
+from wire.errors import BAD_FRAME, error_payload
 from workers import events
 from workers.selectors import jobs_unfinished_for
-
-# Close codes in the 4000 range are the application's own (RFC 6455 leaves them to us).
-CLOSE_UNAUTHENTICATED = 4401
 
 
 class JobsConsumer(AsyncJsonWebsocketConsumer):
@@ -19,7 +18,7 @@ class JobsConsumer(AsyncJsonWebsocketConsumer):
             # Accept first: a socket closed during the handshake shows the browser a bare 403,
             # while a close code tells the page to send the user to the login page.
             await self.accept()
-            await self.close(code=CLOSE_UNAUTHENTICATED)
+            await self.close(code=Close.UNAUTHENTICATED)
             return
         self.group = events.user_group(user.pk)
         # Join before reading the snapshot, so that no event falls between the two.
@@ -34,7 +33,7 @@ class JobsConsumer(AsyncJsonWebsocketConsumer):
 
     async def receive_json(self, content: Any, **kwargs: Any) -> None:
         await self.send_json(
-            {"type": "error", "reason": "this socket only sends; nothing to receive"}
+            error_payload(code=BAD_FRAME, error="this socket only sends; nothing to receive")
         )
 
     @classmethod

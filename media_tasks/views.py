@@ -14,6 +14,8 @@ from django.views.decorators.http import require_http_methods
 
 from media_tasks import selectors, services
 from media_tasks.exceptions import MediaError, UploadTooLarge
+from wire import errors
+from wire.errors import error_response
 
 PAGE_SIZE = 24
 View = Callable[..., HttpResponse]
@@ -25,14 +27,10 @@ def api_login_required(view: View) -> View:
     @wraps(view)
     def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         if not request.user.is_authenticated:
-            return JsonResponse({"error": "log in first"}, status=401)
+            return error_response(code=errors.UNAUTHENTICATED, error="log in first", status=401)
         return view(request, *args, **kwargs)
 
     return wrapped
-
-
-def error(message: str, status: int) -> JsonResponse:
-    return JsonResponse({"error": message}, status=status)
 
 
 @api_login_required
@@ -45,7 +43,7 @@ def uploads(request: HttpRequest) -> HttpResponse:
     try:
         page = paginator.page(request.GET.get("page", 1))
     except (EmptyPage, PageNotAnInteger):
-        return error("no such page", 404)
+        return error_response(code=errors.NOT_FOUND, error="no such page", status=404)
     return JsonResponse(
         {
             "uploads": [selectors.upload_json(upload) for upload in page],
@@ -61,11 +59,12 @@ def create(request: HttpRequest, user: User) -> HttpResponse:
     # Refuse an oversized body before Django reads it to disk.
     limit = settings.UPLOAD_MAX_BYTES * settings.DATA_UPLOAD_MAX_NUMBER_FILES + 1_000_000
     if int(request.META.get("CONTENT_LENGTH") or 0) > limit:
-        return error(str(UploadTooLarge(f"the request is larger than {limit} bytes")), 413)
+        too_large = UploadTooLarge(f"the request is larger than {limit} bytes")
+        return error_response(code=too_large.code, error=str(too_large), status=too_large.status)
     try:
         created = services.upload_create(owner=user, files=request.FILES.getlist("image"))
     except MediaError as rejected:
-        return error(str(rejected), rejected.status)
+        return error_response(code=rejected.code, error=str(rejected), status=rejected.status)
     return JsonResponse(
         {
             "uploads": [
@@ -87,7 +86,7 @@ def upload_detail(request: HttpRequest, upload_id: int) -> HttpResponse:
     assert isinstance(request.user, User)
     upload = selectors.upload_of(owner_id=request.user.pk, upload_id=upload_id)
     if upload is None:
-        return error("no such upload", 404)
+        return error_response(code=errors.NOT_FOUND, error="no such upload", status=404)
     if request.method == "DELETE":
         services.upload_delete(upload=upload)
         return HttpResponse(status=204)

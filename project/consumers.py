@@ -5,6 +5,8 @@ from typing import Any
 
 from channels.generic.websocket import AsyncWebsocketConsumer
 
+from wire.errors import BAD_FRAME, error_payload
+
 
 class PingConsumer(AsyncWebsocketConsumer):
     async def connect(self) -> None:
@@ -14,7 +16,7 @@ class PingConsumer(AsyncWebsocketConsumer):
         try:
             payload: Any = json.loads(text_data or "")
         except ValueError:
-            await self.send(json.dumps({"type": "error", "reason": "frames must be JSON"}))
+            await self.send(json.dumps(error_payload(code=BAD_FRAME, error="frames must be JSON")))
             return
         user = self.scope.get("user")
         await self.send(

@@ -215,7 +215,7 @@
   function onError(frame) {
     const entry = frame.client_id && pending.get(frame.client_id);
     if (!entry) {
-      showNotice(frame.reason);
+      showNotice(frame.error);
       return;
     }
     if (frame.code === "rate_limited") {
@@ -227,7 +227,7 @@
         }
       }, wait * 1000);
     } else {
-      setPendingState(entry, "failed", `not sent: ${frame.reason}`);
+      setPendingState(entry, "failed", `not sent: ${frame.error}`);
     }
   }
 

@@ -213,7 +213,7 @@ async def test_bad_frames_get_a_chat_error_and_the_connection_stays_usable(
     error = await communicator.receive_json_from(5)
     assert error["type"] == "chat.error"
     assert error["code"] == code
-    assert reason in error["reason"]
+    assert reason in error["error"]
     await communicator.send_json_to({"type": "chat.message", "body": "still here"})
     await frames_until(communicator, is_message("still here"))
     assert await database_sync_to_async(Message.objects.count)() == 1
@@ -229,7 +229,7 @@ async def test_body_length_is_checked_after_trimming(
     )
     error = await communicator.receive_json_from(5)
     assert (error["type"], error["client_id"]) == ("chat.error", "too-long")
-    assert "2001 characters long; the limit is 2000" in error["reason"]
+    assert "2001 characters long; the limit is 2000" in error["error"]
     longest = "é" * 2000
     await communicator.send_json_to({"type": "chat.message", "body": f"  {longest}\n"})
     frames = await frames_until(communicator, is_message(longest))
@@ -241,13 +241,13 @@ async def test_oversized_and_binary_frames_are_refused_unread(user: Any, passwor
     communicator = await entered("/ws/chat/general/", user, password)
     await communicator.send_to(text_data='{"type": "chat.message", "body": "' + "x" * 20000 + '"}')
     error = await communicator.receive_json_from(5)
-    assert (error["code"], error["reason"]) == (
+    assert (error["code"], error["error"]) == (
         "bad_frame",
         "Frame too large: the limit is 16384 bytes.",
     )
     await communicator.send_to(bytes_data=b'{"type": "chat.message"}')
     error = await communicator.receive_json_from(5)
-    assert error["reason"] == "Frames must be JSON text, not binary."
+    assert error["error"] == "Frames must be JSON text, not binary."
     await communicator.disconnect()
 
 
@@ -263,7 +263,7 @@ async def test_the_rate_limit_refuses_the_excess_and_says_when_to_retry(
     assert error["code"] == "rate_limited"
     assert error["client_id"] == "r3"
     assert 0 < error["retry_after"] <= 3600
-    assert "at most 3 messages per 3600 s" in error["reason"]
+    assert "at most 3 messages per 3600 s" in error["error"]
     # The limit is the user's: bob still talks.
     bob = await entered("/ws/chat/general/", other_user, password)
     await bob.send_json_to({"type": "chat.message", "body": "bob here"})

@@ -125,7 +125,7 @@ def test_another_users_upload_is_a_404_for_reading_and_deleting(
 def test_anonymous_callers_get_401_in_json() -> None:
     response = Client().post("/api/uploads/", {"image": image_file("hopper.jpg")})
     assert response.status_code == 401
-    assert response.json() == {"error": "log in first"}
+    assert response.json() == {"type": "error", "code": "unauthenticated", "error": "log in first"}
 
 
 @pytest.mark.parametrize(

@@ -29,7 +29,6 @@ NOT_AN_IMAGE = b"plain text that only pretends to be a JPEG\n"
 # Chromium logs every 4xx answer to a page's request as a console error: this one is the point.
 REJECTED_UPLOAD = r"status of 400 \(Bad Request\) \(http://127\.0\.0\.1:\d+/api/uploads/\)"
 # Served under the strictest Content-Security-Policy the site may get.
-STRICT_CSP_SETTINGS = "tests.media_tasks.csp_settings"
 
 # Each card's (state, bar value) as they change, recorded in the page so nothing is missed
 # between two polls of the test.
@@ -114,7 +113,7 @@ def test_drop_pictures_watch_them_finish_browse_and_delete(
 ) -> None:
     # The embedded default: workers run inside the web process (so no Redis needed, even in
     # the Redis configuration: the in-memory layer is right for a single process).
-    web = processes.runserver("web", REDIS_URL="", DJANGO_SETTINGS_MODULE=STRICT_CSP_SETTINGS)
+    web = processes.runserver("web", REDIS_URL="")
     log_in(page, web.url, user.username, password)
     expect(page.locator("#empty")).to_be_visible()
     expect(page.locator("#connection")).to_have_attribute("data-state", "live")
@@ -200,7 +199,6 @@ def start_web(processes: Processes, name: str, port: int) -> Process:
         name,
         [sys.executable, "manage.py", "runserver", "--noreload", f"127.0.0.1:{port}", "--noworker"],
         port=port,
-        DJANGO_SETTINGS_MODULE=STRICT_CSP_SETTINGS,
     )
     wait_until_serving(process)
     return process
