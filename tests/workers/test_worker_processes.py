@@ -263,35 +263,25 @@ def test_redis_restarted_while_jobs_are_queued_loses_no_job(
         redis_proc.wait(10)
 
 
-def test_two_workers_share_one_channel_fairly_and_finish_about_twice_as_fast(
+def test_two_workers_share_one_channel_fairly_and_run_every_job_once(
     processes: Processes, user: Any, password: str, tmp_path: Path
 ) -> None:
+    # How much faster two workers finish is a benchmark's figure (tests/bench/bench_scaling.py);
+    # that both take a fair share and no job runs twice is behaviour.
     web = processes.runserver("web", "--noworker")
     client = login(web.url, user.username, password)
-
-    def run_batch(workers: int, name: str) -> tuple[float, dict[int, int]]:
-        # Queue all 40 first, then start the workers together: the measure is the work from
-        # the first claim to the last result, not the enqueueing or the start-up.
-        marks = tmp_path / name
-        ids = [enqueue(client, "burn_cpu", 0.3, str(marks)) for _ in range(40)]
-        started = [processes.manage(f"{name}-{n}", "runworker", "compute") for n in range(workers)]
-        for pk in ids:
-            job_when(pk, "succeeded", timeout=120)
-        jobs = Job.objects.filter(pk__in=ids)
-        elapsed = (
-            max(job.finished_at for job in jobs) - min(job.started_at for job in jobs)
-        ).total_seconds()
-        per_worker: dict[int, int] = {}
-        for job in jobs:
-            per_worker[job.result] = per_worker.get(job.result, 0) + 1
-        for process in started:
-            process.stop()
-        return elapsed, per_worker
-
-    one, _ = run_batch(1, "one")
-    two, shares = run_batch(2, "two")
+    marks = tmp_path / "marks"
+    # Queue all 40 first, then start the workers together, as the benchmark does.
+    ids = [enqueue(client, "burn_cpu", 0.3, str(marks)) for _ in range(40)]
+    for n in range(2):
+        processes.manage(f"worker-{n}", "runworker", "compute")
+    for pk in ids:
+        job_when(pk, "succeeded", timeout=120)
+    shares: dict[int, int] = {}
+    for job in Job.objects.filter(pk__in=ids):
+        shares[job.result] = shares.get(job.result, 0) + 1
+        assert job.attempts == 1
     assert len(shares) == 2, shares
     assert min(shares.values()) >= 12, f"unfair shares: {shares}"
-    speedup = one / two
-    # 40 x 0.3 s of CPU on 2 cores: ideally 2x; allow for the machine's other load.
-    assert speedup >= 1.6, f"one worker {one:.1f} s, two workers {two:.1f} s: {speedup:.2f}x"
+    # Each job's side effect happened once: 40 marks in all.
+    assert len(marks_in(marks)) == 40
