@@ -16,10 +16,10 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from chat import ratelimit
 from chat.exceptions import InvalidMessage, InvalidRoomName, RateLimited
 from chat.models import ROOM_NAME_MAX_LENGTH, Message, Presence, Room
 from chat.tasks import message_publish
+from wire import ratelimit
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -45,6 +45,11 @@ def room_get_or_create(*, name: Any) -> Room:
     """The room of that name, created on first use."""
     room, _ = Room.objects.get_or_create(name=room_name_clean(name))
     return room
+
+
+def room_get(*, name: Any) -> Room | None:
+    """The room of that name if it exists; InvalidRoomName if the name is not allowed."""
+    return Room.objects.filter(name=room_name_clean(name)).first()
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,12 +122,33 @@ def message_post(
 
 async def message_rate_check(*, user_id: int) -> None:
     """Count one message against the user's limit; RateLimited once it is used up."""
-    limit = int(settings.CHAT["RATE_LIMIT"])
-    window: float = settings.CHAT["RATE_WINDOW"]
-    retry_after = await ratelimit.hit(f"chat:rate:{user_id}", limit=limit, window=window)
+    options = settings.CHAT
+    await _rate_check(
+        f"chat:rate:{user_id}", options["RATE_LIMIT"], options["RATE_WINDOW"], "messages"
+    )
+
+
+async def history_rate_check(*, user_id: int) -> None:
+    """Count one page of older history against the user's limit."""
+    options = settings.CHAT
+    await _rate_check(
+        f"chat:history:{user_id}",
+        options["HISTORY_RATE"],
+        options["HISTORY_WINDOW"],
+        "pages of history",
+    )
+
+
+async def room_create_rate_check(*, user_id: int) -> None:
+    """Count one new room against the user's limit."""
+    await _rate_check(f"chat:rooms:{user_id}", settings.CHAT["ROOMS_PER_HOUR"], 3600, "new rooms")
+
+
+async def _rate_check(key: str, limit: float, window: float, what: str) -> None:
+    retry_after = await ratelimit.hit(key, limit=int(limit), window=window)
     if retry_after is not None:
         raise RateLimited(
-            f"Slow down: at most {limit} messages per {window:g} s. "
+            f"Slow down: at most {limit:g} {what} per {window:g} s. "
             f"Try again in {retry_after:.0f} s.",
             retry_after=retry_after,
         )

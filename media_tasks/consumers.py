@@ -1,47 +1,40 @@
-"""`/ws/jobs/`: a user's job progress, live, starting from a snapshot of unfinished jobs."""
-
-from typing import Any
+"""`/ws/jobs/`: a user's job progress, live, starting from a snapshot of unfinished jobs.
+What every socket of the site shares (login, limits, session checks, frames) is in
+wire/sockets.py."""
 
 from channels.db import database_sync_to_async
-from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
-from wire.close import Close
-from wire.errors import BAD_FRAME, error_payload
+from wire.sockets import SiteConsumer
 from workers import events
 from workers.selectors import jobs_unfinished_for
 
+# The snapshot names at most this many unfinished jobs, the newest (the page reads the rest
+# of what it shows from the API).
+SNAPSHOT_MAX = 200
 
-class JobsConsumer(AsyncJsonWebsocketConsumer):
-    async def connect(self) -> None:
-        user = self.scope.get("user")
-        if user is None or not user.is_authenticated:
-            # Accept first: a socket closed during the handshake shows the browser a bare 403,
-            # while a close code tells the page to send the user to the login page.
-            await self.accept()
-            await self.close(code=Close.UNAUTHENTICATED)
-            return
-        self.group = events.user_group(user.pk)
+
+class JobsConsumer(SiteConsumer):
+    group = ""
+
+    async def start(self) -> None:
+        self.group = events.user_group(self.user.pk)
         # Join before reading the snapshot, so that no event falls between the two.
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
-        jobs = await database_sync_to_async(jobs_unfinished_for)(user_id=user.pk)
-        await self.send_json({"type": events.JOBS_SNAPSHOT, "jobs": jobs})
-
-    async def disconnect(self, code: int) -> None:
-        if hasattr(self, "group"):
-            await self.channel_layer.group_discard(self.group, self.channel_name)
-
-    async def receive_json(self, content: Any, **kwargs: Any) -> None:
+        jobs = await database_sync_to_async(jobs_unfinished_for)(
+            user_id=self.user.pk, limit=SNAPSHOT_MAX + 1
+        )
         await self.send_json(
-            error_payload(code=BAD_FRAME, error="this socket only sends; nothing to receive")
+            {
+                "type": events.JOBS_SNAPSHOT,
+                "jobs": jobs[-SNAPSHOT_MAX:],
+                "truncated": len(jobs) > SNAPSHOT_MAX,
+            }
         )
 
-    @classmethod
-    async def decode_json(cls, text_data: str) -> Any:
-        try:
-            return await super().decode_json(text_data)
-        except ValueError:
-            return None
+    async def stop(self) -> None:
+        if self.group:
+            await self.channel_layer.group_discard(self.group, self.channel_name)
 
     async def job_progress(self, event: events.JobEvent) -> None:
         await self.send_json(event)

@@ -1,4 +1,5 @@
-"""A websocket that answers pings: a liveness check for the websocket path through daphne."""
+"""A websocket that answers pings: a liveness check for the websocket path through daphne.
+Anyone may use it (probes are not logged in); it keeps nothing and sends only answers."""
 
 import json
 from typing import Any
@@ -6,6 +7,7 @@ from typing import Any
 from channels.generic.websocket import AsyncWebsocketConsumer
 
 from wire.errors import BAD_FRAME, error_payload
+from wire.sockets import BadFrame, SiteConsumer
 
 
 class PingConsumer(AsyncWebsocketConsumer):
@@ -14,9 +16,9 @@ class PingConsumer(AsyncWebsocketConsumer):
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         try:
-            payload: Any = json.loads(text_data or "")
-        except ValueError:
-            await self.send(json.dumps(error_payload(code=BAD_FRAME, error="frames must be JSON")))
+            payload: Any = SiteConsumer.decode(text_data)
+        except BadFrame as bad:
+            await self.send(json.dumps(error_payload(code=BAD_FRAME, error=str(bad))))
             return
         user = self.scope.get("user")
         await self.send(

@@ -87,6 +87,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "channels",
+    "wire",
     "media_tasks",
     "chat",
 ]
@@ -330,6 +331,20 @@ DATA_UPLOAD_MAX_NUMBER_FILES = 20
 DAPHNE_WEBSOCKET_MAX_MESSAGE_SIZE = 64 * 1024
 DAPHNE_WEBSOCKET_MAX_FRAME_SIZE = 64 * 1024
 
+# Bounds of every websocket (wire/sockets.py, project/server.py). Times in seconds.
+WEBSOCKETS = {
+    # Bytes sent to a socket whose client stopped reading, past which it is closed (4408).
+    "SEND_BUFFER_MAX": int(env_float("WEBSOCKET_SEND_BUFFER_MAX", 1024 * 1024)),
+    # Open sockets of one user in one server process; connects of one user per window.
+    "PER_USER": int(env_float("WEBSOCKET_PER_USER", 20)),
+    "CONNECT_RATE": int(env_float("WEBSOCKET_CONNECT_RATE", 60)),
+    "CONNECT_WINDOW": env_float("WEBSOCKET_CONNECT_WINDOW", 60),
+    # How often an open socket checks that its session still logs its user in.
+    "SESSION_RECHECK": env_float("WEBSOCKET_SESSION_RECHECK", 300),
+    # Frames larger than this are refused unread (daphne caps them at 64 KiB before that).
+    "FRAME_MAX_BYTES": int(env_float("WEBSOCKET_FRAME_MAX_BYTES", 16 * 1024)),
+}
+
 if not DEBUG:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", True)
@@ -377,14 +392,17 @@ LOGGING = {
 CHAT = {
     # Messages sent on connect, and per page of older history.
     "HISTORY_SIZE": int(env_float("CHAT_HISTORY_SIZE", 50)),
-    # A reconnect that missed more than this gets the latest page and a reset instead.
-    "REPLAY_MAX": int(env_float("CHAT_REPLAY_MAX", 2000)),
+    # A reconnect that missed more than this gets the latest page and a reset instead (and
+    # pages back with chat.history): what a connect sends stays small.
+    "REPLAY_MAX": int(env_float("CHAT_REPLAY_MAX", 200)),
     "BODY_MAX_CHARS": int(env_float("CHAT_BODY_MAX_CHARS", 2000)),
-    # Frames larger than this are refused unread (daphne caps them at 64 KiB before that).
-    "FRAME_MAX_BYTES": int(env_float("CHAT_FRAME_MAX_BYTES", 16 * 1024)),
     # Messages per user per window, across all processes when REDIS_URL is set.
     "RATE_LIMIT": int(env_float("CHAT_RATE_LIMIT", 10)),
     "RATE_WINDOW": env_float("CHAT_RATE_WINDOW", 10),
+    # Pages of older history per user per window, and rooms a user may create per hour.
+    "HISTORY_RATE": int(env_float("CHAT_HISTORY_RATE", 30)),
+    "HISTORY_WINDOW": env_float("CHAT_HISTORY_WINDOW", 10),
+    "ROOMS_PER_HOUR": int(env_float("CHAT_ROOMS_PER_HOUR", 20)),
     # Each server touches its connections' presence this often; one untouched for
     # PRESENCE_TTL belongs to a dead server and is dropped. Changes go out in batches.
     "PRESENCE_HEARTBEAT": env_float("CHAT_PRESENCE_HEARTBEAT", 20),

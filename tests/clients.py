@@ -10,6 +10,9 @@ from typing import Any
 import httpx
 import websockets
 
+# The headers of a websocket a page of the site opens (for Channels' WebsocketCommunicator).
+SAME_ORIGIN = ((b"origin", b"http://localhost"), (b"host", b"localhost"))
+
 
 async def connect_ws(base_url: str, path: str, client: httpx.Client | None = None) -> Any:
     """Open a websocket as the user logged in on `client` (or anonymously)."""

@@ -10,3 +10,9 @@ class Close(IntEnum):
     BAD_ROOM = 4400
     # Not logged in (or no longer): the page sends the user to the login page.
     UNAUTHENTICATED = 4401
+    # The client left too much unread (WEBSOCKETS["SEND_BUFFER_MAX"]): reconnecting (with
+    # `?since=` on the chat) gets what it missed from the database.
+    TOO_SLOW = 4408
+    # Too many sockets of this user on one server, or connects in a short while: the page
+    # tries again after a long pause.
+    TOO_MANY = 4429

@@ -11,10 +11,11 @@ from workers.events import JOB_PROGRESS, job_event
 from workers.models import Job
 
 
-def jobs_unfinished_for(*, user_id: int) -> list[dict[str, Any]]:
-    """The user's queued and running jobs, as progress events (the websocket snapshot)."""
-    jobs = Job.objects.owned_by(user_id).unfinished().order_by("id")
-    return [dict(job_event(job, JOB_PROGRESS)) for job in jobs]
+def jobs_unfinished_for(*, user_id: int, limit: int | None = None) -> list[dict[str, Any]]:
+    """The user's queued and running jobs, oldest first, as progress events (the websocket
+    snapshot); with `limit`, the newest `limit` of them."""
+    jobs = Job.objects.owned_by(user_id).unfinished().order_by("-id")[:limit]
+    return [dict(job_event(job, JOB_PROGRESS)) for job in reversed(jobs)]
 
 
 def jobs_overview(now: datetime | None = None) -> dict[str, dict[str, Any]]:

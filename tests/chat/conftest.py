@@ -15,10 +15,10 @@ from channels.routing import ChannelNameRouter
 from channels.testing import WebsocketCommunicator
 from django.test import Client
 
-from chat import ratelimit
 from project.asgi import application
 from project.routing import channel_routes
-from tests.clients import collect_until
+from tests.clients import SAME_ORIGIN, collect_until
+from wire import ratelimit
 from workers.worker import Worker
 
 
@@ -55,7 +55,7 @@ async def open_chat(
     path: str, user: Any = None, password: str = "", *, expect_accept: bool = True
 ) -> WebsocketCommunicator:
     """A websocket to `path` through the whole ASGI stack (origin check, session auth)."""
-    headers = [(b"origin", b"http://localhost")]
+    headers = [*SAME_ORIGIN]
     if user is not None:
         headers.append((b"cookie", await session_cookie(user, password)))
     communicator = WebsocketCommunicator(application, path, headers=headers)

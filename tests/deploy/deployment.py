@@ -10,11 +10,14 @@ the site's host name, the client's address in X-Forwarded-For.
 from __future__ import annotations
 
 import re
+import socket
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
+import websockets
 
 from tests.deploy.units import (
     ENV_EXAMPLE,
@@ -62,6 +65,18 @@ class AsNginx(httpx.HTTPTransport):
 def site_client(web: Process, client_address: str = "127.0.0.1") -> httpx.Client:
     return httpx.Client(
         base_url=f"https://{SITE}", transport=AsNginx(web.port or 0, client_address), timeout=10
+    )
+
+
+def site_websocket(web: Process, path: str, client_address: str = "127.0.0.1") -> Any:
+    """A websocket to https://SITE/path, reaching daphne's loopback port with the headers
+    nginx adds (its Host is the site's, and X-Forwarded-Proto says https)."""
+    connection = socket.create_connection(("127.0.0.1", web.port or 0))
+    return websockets.connect(
+        f"ws://{SITE}{path}",
+        sock=connection,
+        origin=websockets.Origin(f"https://{SITE}"),
+        additional_headers={"X-Forwarded-Proto": "https", "X-Forwarded-For": client_address},
     )
 
 

@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from project.consumers import PingConsumer
 from project.metrics import DURATION_BUCKETS, WebsocketMetricsMiddleware
+from tests.clients import SAME_ORIGIN
 from tests.deploy.prometheus import Metrics, parse
 from workers.models import Job
 
@@ -153,7 +154,7 @@ async def test_websocket_connections_are_counted_while_open(db: None) -> None:
         )
 
     open_before, total_before = await asyncio.to_thread(ping_series)
-    origin = [(b"origin", b"http://localhost")]
+    origin = [*SAME_ORIGIN]
     first = WebsocketCommunicator(app, "/ws/ping/", headers=origin)
     second = WebsocketCommunicator(app, "/ws/ping/", headers=origin)
     assert (await first.connect())[0]

@@ -19,13 +19,13 @@ from django.urls import Resolver404, resolve
 from django.utils import timezone
 
 from tests.deploy.deployment import (
-    SITE,
     WEB,
     WORKER,
     Deployment,
     assert_structured_logs,
     log_in,
     site_client,
+    site_websocket,
 )
 from tests.jobs import enqueue, job_when, start_redis
 from tests.media_tasks import images
@@ -100,9 +100,7 @@ def test_web_and_two_workers_serve_and_a_stopped_worker_loses_nothing(
     # The web server stops on SIGTERM within its unit's stop timeout, closing websockets
     # (pages reconnect to another web process) and exiting cleanly.
     async def stop_with_an_open_socket() -> int | None:
-        async with websockets.connect(
-            f"ws://127.0.0.1:{web.port}/ws/ping/", origin=websockets.Origin(f"https://{SITE}")
-        ) as ws:
+        async with site_websocket(web, "/ws/ping/") as ws:
             await ws.send(json.dumps({"before": "stop"}))
             assert json.loads(await ws.recv())["type"] == "pong"
             web.signal(signal.SIGTERM)
@@ -235,9 +233,7 @@ def test_open_websockets_show_in_the_metrics(deployment: Deployment) -> None:
         return float(found[1]) if found else 0
 
     async def scenario() -> tuple[float, float]:
-        async with websockets.connect(
-            f"ws://127.0.0.1:{web.port}/ws/ping/", origin=websockets.Origin(f"https://{SITE}")
-        ) as ws:
+        async with site_websocket(web, "/ws/ping/") as ws:
             await ws.send("{}")
             await ws.recv()
             during = await asyncio.to_thread(open_pings)

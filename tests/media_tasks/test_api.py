@@ -16,6 +16,7 @@ from django.test import Client
 
 from media_tasks.models import Rendition, Upload
 from project.asgi import application
+from tests.clients import SAME_ORIGIN
 from tests.jobs import run_worker_until
 from tests.media_tasks import images
 from tests.media_tasks.images import PILLOW_IMAGES
@@ -238,7 +239,11 @@ async def test_the_jobs_socket_sends_a_snapshot_and_only_the_users_own_events(
     communicator = WebsocketCommunicator(
         application,
         "/ws/jobs/",
-        headers=[(b"origin", b"http://localhost"), (b"cookie", f"sessionid={cookie}".encode())],
+        headers=[
+            (b"origin", b"http://localhost"),
+            (b"host", b"localhost"),
+            (b"cookie", f"sessionid={cookie}".encode()),
+        ],
     )
     connected, _ = await communicator.connect()
     assert connected
@@ -264,7 +269,9 @@ async def test_the_jobs_socket_sends_a_snapshot_and_only_the_users_own_events(
 
 async def test_an_anonymous_jobs_socket_is_closed_with_4401() -> None:
     communicator = WebsocketCommunicator(
-        application, "/ws/jobs/", headers=[(b"origin", b"http://localhost")]
+        application,
+        "/ws/jobs/",
+        headers=[*SAME_ORIGIN],
     )
     connected, _ = await communicator.connect()
     assert connected

@@ -6,13 +6,16 @@ import pytest
 from channels.testing import WebsocketCommunicator
 
 from project.asgi import application
+from tests.clients import SAME_ORIGIN
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 async def test_ping_answers_with_the_echo() -> None:
     communicator = WebsocketCommunicator(
-        application, "/ws/ping/", headers=[(b"origin", b"http://localhost")]
+        application,
+        "/ws/ping/",
+        headers=[*SAME_ORIGIN],
     )
     connected, _ = await communicator.connect()
     assert connected
@@ -44,7 +47,9 @@ async def test_the_session_user_reaches_the_consumer(user: Any, password: str) -
     await sync_to_async(client.login)(username=user.username, password=password)
     cookie = f"sessionid={client.cookies['sessionid'].value}".encode()
     communicator = WebsocketCommunicator(
-        application, "/ws/ping/", headers=[(b"origin", b"http://localhost"), (b"cookie", cookie)]
+        application,
+        "/ws/ping/",
+        headers=[*SAME_ORIGIN, (b"cookie", cookie)],
     )
     connected, _ = await communicator.connect()
     assert connected

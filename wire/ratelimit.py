@@ -1,5 +1,7 @@
 """Fixed-window counters: in Redis when REDIS_URL is set, so that every process counts against
-the same limit; in this process otherwise (the embedded default runs one process)."""
+the same limit; in this process otherwise (the embedded default runs one process), and while
+Redis does not answer: a limit never lets everything through because Redis is away, and a
+Redis that is away costs a request at most one short wait per RETRY_REDIS_AFTER."""
 
 from __future__ import annotations
 
@@ -15,15 +17,19 @@ from redis.exceptions import RedisError
 
 logger = logging.getLogger(__name__)
 
-# A limiter must not hold up chat: a Redis slower than this lets the message through.
+# A limiter must not hold anything up: a Redis slower than this is taken for away.
 REDIS_TIMEOUT = 0.5
+# Once Redis failed, count in this process for this long before asking it again.
+RETRY_REDIS_AFTER = 5.0
 
 # redis.asyncio clients belong to the event loop that created them.
 _clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aioredis.Redis] = (
     weakref.WeakKeyDictionary()
 )
-# key -> (window number, count), for processes without Redis.
+# key -> (window number, count), for processes without Redis (or while it is away).
 _local: dict[str, tuple[int, int]] = {}
+# time.monotonic() until which Redis is not asked.
+_redis_away_until = 0.0
 
 
 def _client() -> aioredis.Redis:
@@ -42,16 +48,20 @@ def _client() -> aioredis.Redis:
 async def hit(key: str, *, limit: int, window: float) -> float | None:
     """Count one event for `key`; None if within `limit` per `window` seconds, else the
     seconds until the window ends."""
+    global _redis_away_until
     now = time.time()
     number = int(now // window)
     retry_after = (number + 1) * window - now
-    if settings.REDIS_URL:
+    count = None
+    if settings.REDIS_URL and time.monotonic() >= _redis_away_until:
         try:
             count = await _redis_count(f"{key}:{number}", ttl=math.ceil(window) + 1)
         except (RedisError, OSError, TimeoutError):
-            logger.warning("rate limit key=%s not counted: Redis unavailable", key, exc_info=True)
-            return None
-    else:
+            _redis_away_until = time.monotonic() + RETRY_REDIS_AFTER
+            logger.warning(
+                "rate limit key=%s counted in this process: Redis unavailable", key, exc_info=True
+            )
+    if count is None:
         count = _local_count(key, number)
     return None if count <= limit else retry_after
 

@@ -1,0 +1,39 @@
+"""An ASGI application for daphne that sends every websocket FLOOD_FRAMES frames of
+FLOOD_FRAME_BYTES, a millisecond apart, without waiting for the client, then waits for it to
+leave: what a busy room's broadcasts do to a client that stopped reading. Served with the
+project's changes to daphne (project/server.py), as the site is."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from typing import Any
+
+import django
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
+django.setup()
+
+from project.server import tune_daphne  # noqa: E402
+
+tune_daphne()
+
+FRAMES = int(os.environ.get("FLOOD_FRAMES", "400"))
+FRAME_BYTES = int(os.environ.get("FLOOD_FRAME_BYTES", str(64 * 1024)))
+
+
+async def application(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    if scope["type"] == "http":
+        await receive()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"flood"})
+        return
+    assert (await receive())["type"] == "websocket.connect"
+    await send({"type": "websocket.accept"})
+    frame = "x" * FRAME_BYTES
+    for _ in range(FRAMES):
+        await send({"type": "websocket.send", "text": frame})
+        # The server writes to the socket between two frames, as between two broadcasts.
+        await asyncio.sleep(0.001)
+    while (await receive())["type"] != "websocket.disconnect":
+        pass

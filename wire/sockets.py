@@ -1,0 +1,283 @@
+"""What every websocket of the site does the same way (`SiteConsumer`), and each server
+process's registry of its sockets (`SocketHub`).
+
+- Only a logged-in user connects (else: closed with Close.UNAUTHENTICATED); at most
+  WEBSOCKETS["PER_USER"] sockets of one user in one server process, and at most
+  WEBSOCKETS["CONNECT_RATE"] connects of one user per WEBSOCKETS["CONNECT_WINDOW"] seconds
+  across the site (else: Close.TOO_MANY), so no user can hold a server's memory.
+- The session is checked again every WEBSOCKETS["SESSION_RECHECK"] seconds, and at once when
+  its user logs out, changes their password or is deactivated (wire/signals.py tells the
+  user's sockets through the hubs): a socket whose session no longer logs its user in is
+  closed with Close.UNAUTHENTICATED.
+- A frame from the client must be a JSON object of at most WEBSOCKETS["FRAME_MAX_BYTES"]
+  bytes; anything else gets a `bad_frame` error and the socket stays open.
+- In the server (project/server.py), a socket whose client does not read is closed with
+  Close.TOO_SLOW once WEBSOCKETS["SEND_BUFFER_MAX"] bytes wait for it.
+
+The hub is the process's one member of the channel-layer groups `sockets.user.<id>`, for the
+users it has sockets of: a message to a user's group reaches every process that has a socket
+of theirs once, and the hub hands it to those sockets (no channel per connection).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import logging
+import weakref
+from importlib import import_module
+from typing import Any
+
+from channels.auth import get_user
+from channels.generic.websocket import AsyncWebsocketConsumer
+from channels.layers import get_channel_layer
+from django.conf import settings
+
+from wire import ratelimit
+from wire.close import Close
+from wire.errors import BAD_FRAME, ERROR, error_payload
+
+logger = logging.getLogger(__name__)
+
+SOCKETS_RECHECK = "sockets.recheck"
+# After the layer fails (Redis away), wait this long, doubling up to the maximum, before trying.
+RETRY_FIRST, RETRY_MAX = 0.5, 10.0
+
+
+def user_group(user_id: int) -> str:
+    """The channel-layer group of the hubs holding a socket of this user."""
+    return f"sockets.user.{user_id}"
+
+
+def session_digest(session_key: str | None) -> str:
+    """A session key as it may travel through the layer: hashed, never the key itself."""
+    return hashlib.sha256((session_key or "").encode()).hexdigest()[:32] if session_key else ""
+
+
+class BadFrame(ValueError):
+    """A frame that is not a JSON object the socket can take; the text says why."""
+
+
+class SocketHub:
+    """This process's sockets, by user, and its one channel in the layer for them."""
+
+    def __init__(self, layer: Any) -> None:
+        self.layer = layer
+        self.by_user: dict[int, set[SiteConsumer]] = {}
+        self.channel = ""
+        self.receiver: asyncio.Task[None] | None = None
+        # Session checks under way, kept referenced until done (the loop holds tasks weakly).
+        self.checks: set[asyncio.Task[None]] = set()
+
+    def join(self, socket: SiteConsumer) -> bool:
+        """Count the socket in; False if its user has as many open here as allowed."""
+        sockets = self.by_user.setdefault(socket.user.pk, set())
+        if len(sockets) >= int(settings.WEBSOCKETS["PER_USER"]):
+            return False
+        sockets.add(socket)
+        return True
+
+    async def leave(self, socket: SiteConsumer) -> None:
+        user_id = socket.user.pk
+        sockets = self.by_user.get(user_id)
+        if sockets is None:
+            return
+        sockets.discard(socket)
+        if not sockets:
+            del self.by_user[user_id]
+            if self.channel:
+                try:
+                    await self.layer.group_discard(user_group(user_id), self.channel)
+                except Exception:
+                    logger.warning("user=%s group not left", user_id, exc_info=True)
+
+    async def subscribe(self, user_id: int) -> None:
+        """Join the user's group (again: a group's membership expires in the layer, and a
+        restarted Redis forgets it). A layer that fails is only logged: the sockets' own
+        periodic checks still end a session that ended."""
+        try:
+            if not self.channel:
+                # The default prefix: channels-redis receives every process-local channel of a
+                # layer through one key, by its prefix, one receiver at a time.
+                self.channel = await self.layer.new_channel()
+                self.receiver = asyncio.create_task(self.receive())
+            await self.layer.group_add(user_group(user_id), self.channel)
+        except Exception:
+            logger.warning("user=%s sockets not subscribed to their group", user_id, exc_info=True)
+
+    async def receive(self) -> None:
+        retry = RETRY_FIRST
+        while True:
+            try:
+                message = await self.layer.receive(self.channel)
+            except Exception:
+                logger.warning("socket hub cannot receive; retrying in %.1f s", retry)
+                await asyncio.sleep(retry)
+                retry = min(RETRY_MAX, retry * 2)
+                continue
+            retry = RETRY_FIRST
+            if message.get("type") == SOCKETS_RECHECK:
+                for socket in list(self.by_user.get(message.get("user", 0), ())):
+                    check = asyncio.create_task(socket.recheck_session(message.get("ended", "")))
+                    self.checks.add(check)
+                    check.add_done_callback(self.checks.discard)
+
+
+# Hubs belong to the event loop their tasks run on.
+_hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, SocketHub] = weakref.WeakKeyDictionary()
+
+
+def socket_hub() -> SocketHub:
+    loop = asyncio.get_running_loop()
+    hub = _hubs.get(loop)
+    if hub is None:
+        hub = _hubs[loop] = SocketHub(get_channel_layer())
+    return hub
+
+
+def _session_store(session_key: str | None) -> Any:
+    return import_module(settings.SESSION_ENGINE).SessionStore(session_key)
+
+
+class SiteConsumer(AsyncWebsocketConsumer):
+    """A websocket of a logged-in user, bounded as the module says. Subclasses implement
+    `start()` (accept, then send what the socket begins with), `stop()` (undo what start()
+    joined; called once, however the socket ends) and `receive_frame(frame)`."""
+
+    # What the socket's error frames are called ("chat.error" for the chat's).
+    error_type = ERROR
+    user: Any
+    hub: SocketHub | None = None
+    rechecker: asyncio.Task[None] | None = None
+    ended = False
+
+    async def connect(self) -> None:
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated:
+            await self.refuse(Close.UNAUTHENTICATED)
+            return
+        self.user = user
+        options = settings.WEBSOCKETS
+        wait = await ratelimit.hit(
+            f"ws:connect:{user.pk}",
+            limit=int(options["CONNECT_RATE"]),
+            window=float(options["CONNECT_WINDOW"]),
+        )
+        hub = socket_hub()
+        if wait is not None or not hub.join(self):
+            logger.warning(
+                "user=%s websocket %s refused: too many sockets or connects",
+                user.pk,
+                self.scope.get("path"),
+            )
+            await self.refuse(Close.TOO_MANY)
+            return
+        self.hub = hub
+        await hub.subscribe(user.pk)
+        self.rechecker = asyncio.create_task(self.recheck_every(options["SESSION_RECHECK"]))
+        await self.start()
+
+    async def refuse(self, code: int) -> None:
+        # Accept first: a socket closed during the handshake shows the browser a bare 403,
+        # while a close code tells the page why (and whether reconnecting will help).
+        await self.accept()
+        await self.close(code=code)
+
+    async def start(self) -> None:
+        await self.accept()
+
+    async def close(self, code: int | bool | None = None, reason: str | None = None) -> None:
+        # autobahn (daphne) takes a close code of type int only: a Close member is refused.
+        if isinstance(code, int) and not isinstance(code, bool):
+            code = int(code)
+        await super().close(code=code, reason=reason)
+
+    async def stop(self) -> None:
+        """Undo what start() joined."""
+
+    async def disconnect(self, code: int) -> None:
+        await self.end()
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            # A consumer that fails never gets its disconnect: what it joined must end anyway.
+            await self.end()
+
+    async def end(self) -> None:
+        """Leave everything the socket joined; the second call finds nothing to do."""
+        if self.ended:
+            return
+        self.ended = True
+        if self.rechecker is not None:
+            self.rechecker.cancel()
+        if self.hub is not None:
+            await self.hub.leave(self)
+            await self.stop()
+
+    # The session.
+
+    async def recheck_every(self, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            if self.hub is not None:
+                await self.hub.subscribe(self.user.pk)
+            await self.recheck_session()
+
+    async def recheck_session(self, ended: str = "") -> None:
+        """Close the socket if its session no longer logs its user in (`ended`: the digest
+        of a session that just ended, which needs no lookup)."""
+        session_key = getattr(self.scope.get("session"), "session_key", None)
+        if ended and ended == session_digest(session_key):
+            still = None
+        else:
+            try:
+                still = await get_user({"session": _session_store(session_key)})
+            except Exception:
+                logger.warning("user=%s session not checked", self.user.pk, exc_info=True)
+                return
+        if still is None or still.pk != self.user.pk:
+            logger.info("user=%s websocket %s closed: logged out", self.user.pk, self.scope["path"])
+            with contextlib.suppress(Exception):
+                await self.close(code=Close.UNAUTHENTICATED)
+            await self.end()
+
+    # Frames.
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        try:
+            frame = self.decode(text_data)
+        except BadFrame as bad:
+            await self.send_error(code=BAD_FRAME, error=str(bad))
+            return
+        await self.receive_frame(frame)
+
+    async def receive_frame(self, frame: dict[str, Any]) -> None:
+        await self.send_error(code=BAD_FRAME, error="this socket only sends; nothing to receive")
+
+    @staticmethod
+    def decode(text_data: str | None) -> dict[str, Any]:
+        """The frame as a JSON object, or BadFrame saying why not."""
+        limit = int(settings.WEBSOCKETS["FRAME_MAX_BYTES"])
+        if text_data is None:
+            raise BadFrame("Frames must be JSON text, not binary.")
+        if len(text_data) > limit:
+            raise BadFrame(f"Frame too large: the limit is {limit} bytes.")
+        try:
+            frame = json.loads(text_data)
+        except RecursionError:
+            raise BadFrame("Frames must be JSON objects; this one is nested too deeply.") from None
+        except ValueError:
+            raise BadFrame("Frames must be JSON objects; this one is not JSON.") from None
+        if not isinstance(frame, dict):
+            raise BadFrame("Frames must be JSON objects.")
+        return frame
+
+    async def send_json(self, content: Any) -> None:
+        await self.send(text_data=json.dumps(content))
+
+    async def send_error(self, *, code: str, error: str, **extra: Any) -> None:
+        await self.send_json(error_payload(type=self.error_type, code=code, error=error, **extra))
