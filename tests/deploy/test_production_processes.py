@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import importlib
 import json
-import re
 import signal
 import time
 from pathlib import Path
@@ -27,6 +26,7 @@ from tests.deploy.deployment import (
     log_in,
     site_client,
 )
+from tests.deploy.prometheus import parse
 from tests.jobs import enqueue, job_when, start_redis
 from tests.media_tasks import images
 from tests.processes import free_port, wait_for
@@ -81,16 +81,12 @@ def test_web_and_two_workers_serve_and_a_stopped_worker_loses_nothing(
     assert not Job.objects.exclude(status="succeeded").exists()
 
     # /metrics from this host, as Prometheus would read it here.
-    metrics = client.get("/metrics")
-    assert metrics.status_code == 200, metrics.text
-    succeeded = re.search(
-        r'^pipeline_jobs\{channel="compute",status="succeeded"\} (\d+)$', metrics.text, re.M
-    )
-    assert succeeded
-    assert int(succeeded[1]) == 1 + len(queued)
-    assert 'pipeline_job_duration_seconds_count{channel="compute",status="succeeded"}' in (
-        metrics.text
-    )
+    response = client.get("/metrics")
+    assert response.status_code == 200, response.text
+    metrics = parse(response.text)
+    assert metrics.get("pipeline_jobs", channel="compute", status="succeeded") == 1 + len(queued)
+    labels = {"channel": "compute", "status": "succeeded"}
+    assert metrics.get("pipeline_job_duration_seconds_count", **labels) is not None
     # From a public address (what nginx puts in X-Forwarded-For for an outside client).
     assert site_client(web, "203.0.113.50").get("/metrics").status_code == 403
 
@@ -227,12 +223,8 @@ def test_open_websockets_show_in_the_metrics(deployment: Deployment) -> None:
     client = site_client(web)
 
     def open_pings() -> float:
-        found = re.search(
-            r'^pipeline_websocket_connections\{kind="ping"\} (\d+)$',
-            client.get("/metrics").text,
-            re.M,
-        )
-        return float(found[1]) if found else 0
+        metrics = parse(client.get("/metrics").text)
+        return metrics.get("pipeline_websocket_connections", kind="ping") or 0
 
     async def scenario() -> tuple[float, float]:
         async with websockets.connect(
