@@ -12,12 +12,15 @@ import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import websockets
 from django.urls import Resolver404, resolve
 from django.utils import timezone
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from tests.deploy.deployment import (
+    METRICS,
     SITE,
     WEB,
     WORKER,
@@ -109,6 +112,36 @@ def test_web_and_two_workers_serve_and_a_stopped_worker_loses_nothing(
         )
 
     assert asyncio.run(stop_with_an_open_socket()) == 0, web.output()
+
+
+def test_the_metrics_unit_serves_a_worker_host_under_the_access_rule(
+    deployment: Deployment,
+) -> None:
+    token = "worker-host-metrics-token-0123456789"
+    worker = deployment.worker("compute-1")
+    # Prometheus reaches a worker host from the monitoring network, by token here.
+    server = deployment.metrics_server(METRICS_ALLOWED_NETWORKS="", METRICS_TOKEN=token)
+    Job.objects.create(
+        task_path="tests.tasks.trivial",
+        channel="compute",
+        status=Job.Status.SUCCEEDED,
+        time_limit=60,
+        finished_at=timezone.now(),
+    )
+
+    url = f"{server.url}/metrics"
+    assert httpx.get(url, timeout=10).status_code == 403
+    response = httpx.get(url, headers={"Authorization": f"Bearer {token}"}, timeout=10)
+    assert response.status_code == 200, response.text
+    assert response.headers["Content-Type"] == CONTENT_TYPE_LATEST
+    metrics = parse(response.text)
+    assert metrics.get("pipeline_jobs", channel="compute", status="succeeded") == 1
+    assert metrics.types["pipeline_job_duration_seconds"] == "histogram"
+
+    assert worker.alive()
+    assert_structured_logs(server)
+    server.signal(signal.SIGTERM)
+    assert server.popen.wait(float(METRICS.value("Service", "TimeoutStopSec"))) == 0
 
 
 def uploads_api_missing() -> str | None:
