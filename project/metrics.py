@@ -1,110 +1,156 @@
-"""Prometheus metrics in the text exposition format, and the websocket connection gauge.
+"""The site's Prometheus metrics, on prometheus-client, and who may read them.
 
-A handful of gauges and one histogram do not need a client library: the text format is
-written here by hand. Job figures come from the database, so every web process reports the
-same numbers; websocket connections are counted per process, so Prometheus scrapes every web
-host and sums them.
+Job figures that are database state are read from the database at each scrape, so every host
+reports the same numbers. Job durations are a cumulative histogram, observed by the process
+that ran the job when Django's `task_finished` signal says it finished. Websockets are
+counted by the web process that holds them.
+
+With PROMETHEUS_MULTIPROC_DIR set (the systemd units set it to a directory each host's units
+share), every process writes its histogram, counters and gauges there, prometheus-client's
+multiprocess mode, and a scrape reports the whole host: the web server's /metrics, or
+`manage.py metrics_server` on a host that runs only workers. Unset (the embedded default,
+tests), a process reports its own.
 """
 
 from __future__ import annotations
 
 import hmac
 import ipaddress
-import math
-import threading
-from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass, field
-from datetime import timedelta
+import logging
+import os
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
-from django.db.models import Count, DurationField, ExpressionWrapper, F, Q, Sum
 from django.http import HttpRequest
-from django.utils import timezone
+from django.tasks import TaskResult, TaskResultStatus
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
+from prometheus_client.metrics_core import GaugeMetricFamily, Metric
+from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
-from workers.models import Job
 from workers.selectors import jobs_overview
 
-CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+logger = logging.getLogger(__name__)
 
-# Upper bounds, in seconds, of the job duration histogram's buckets.
-DURATION_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0)
-# The histogram covers jobs that finished this recently: a sliding window, not a counter.
-DURATION_WINDOW = timedelta(hours=1)
+CONTENT_TYPE = CONTENT_TYPE_LATEST
 
-Labels = dict[str, str]
+# Upper bounds, in seconds, of the job duration histogram's buckets: from a chat fan-out's few
+# milliseconds to the default time limit (300 s) and beyond.
+DURATION_BUCKETS = (
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
+    120.0,
+    300.0,
+    600.0,
+)
+# A job's final Tasks status, as the label `pipeline_jobs` uses for it.
+FINAL_STATUSES = {TaskResultStatus.SUCCESSFUL: "succeeded", TaskResultStatus.FAILED: "failed"}
+
+# Multiprocess mode has no `_created` series; without them in-process too, /metrics has one
+# shape whichever mode serves it.
+disable_created_metrics()  # type: ignore[no-untyped-call]
+
+# This process's own metrics. In multiprocess mode their values live in the shared directory,
+# and a scrape reads them from there instead.
+PROCESS_REGISTRY = CollectorRegistry()
+
+JOB_DURATION = Histogram(
+    "pipeline_job_duration_seconds",
+    "Run time of finished jobs (their last attempt), by named channel and final status.",
+    ["channel", "status"],
+    buckets=DURATION_BUCKETS,
+    registry=PROCESS_REGISTRY,
+)
+WEBSOCKETS = Gauge(
+    "pipeline_websocket_connections",
+    "Websocket connections open in this host's web processes, by kind (jobs, chat, ...).",
+    ["kind"],
+    # Summed over the processes that run: a process's connections end with it.
+    multiprocess_mode="livesum",
+    registry=PROCESS_REGISTRY,
+)
+WEBSOCKETS_ACCEPTED = Counter(
+    "pipeline_websocket_connections_accepted_total",
+    "Websocket connections this host's web processes have accepted, by kind.",
+    ["kind"],
+    registry=PROCESS_REGISTRY,
+)
 
 
-@dataclass
-class MetricFamily:
-    name: str
-    type: str
-    help: str
-    samples: list[tuple[str, Labels, float]] = field(default_factory=list)
-
-    def add(self, value: float, suffix: str = "", **labels: str) -> None:
-        self.samples.append((suffix, labels, value))
+# Jobs.
 
 
-def render(families: Iterable[MetricFamily]) -> str:
-    """The families in Prometheus' text format (version 0.0.4)."""
-    lines: list[str] = []
-    for family in families:
-        lines.append(f"# HELP {family.name} {family.help}")
-        lines.append(f"# TYPE {family.name} {family.type}")
-        for suffix, labels, value in family.samples:
-            lines.append(f"{family.name}{suffix}{format_labels(labels)} {format_value(value)}")
-    return "\n".join(lines) + "\n"
+def job_finished(sender: Any, *, task_result: TaskResult[Any, Any], **kwargs: Any) -> None:
+    """Receiver of django.tasks' `task_finished`: observe the run time of the job's last
+    attempt (last_attempted_at to finished_at), labelled by its queue (named channel)."""
+    status = FINAL_STATUSES.get(task_result.status)
+    started, finished = task_result.last_attempted_at, task_result.finished_at
+    if status is None or started is None or finished is None:
+        return  # not final, or never ran (cancelled while queued): no run time to observe
+    try:
+        JOB_DURATION.labels(channel=task_result.task.queue_name, status=status).observe(
+            max(0.0, (finished - started).total_seconds())
+        )
+    except Exception:
+        # A signal's send() raises what a receiver raises: a metric must not fail the job.
+        logger.exception("job=%s duration not recorded", task_result.id)
 
 
-def format_labels(labels: Labels) -> str:
-    if not labels:
-        return ""
-    return "{" + ",".join(f'{key}="{escape(value)}"' for key, value in labels.items()) + "}"
+class JobsCollector:
+    """The jobs in the database by channel and status, and each channel's oldest ready wait:
+    read at each scrape, so that every host reports the same figures."""
 
-
-def escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
-
-
-def format_value(value: float) -> str:
-    if math.isinf(value):
-        return "+Inf" if value > 0 else "-Inf"
-    if float(value).is_integer():
-        return str(int(value))
-    return repr(float(value))
-
-
-def format_bound(bound: float) -> str:
-    return "+Inf" if math.isinf(bound) else repr(float(bound))
+    def collect(self) -> Iterator[Metric]:
+        jobs = GaugeMetricFamily(
+            "pipeline_jobs",
+            "Jobs in the database, by named channel and status.",
+            labels=["channel", "status"],
+        )
+        oldest = GaugeMetricFamily(
+            "pipeline_queue_oldest_ready_age_seconds",
+            "How long the oldest ready job of each channel has waited for a worker (0 if none).",
+            labels=["channel"],
+        )
+        for channel, row in jobs_overview().items():
+            for status, count in row["counts"].items():
+                jobs.add_metric([channel, status], count)
+            oldest.add_metric([channel], max(0.0, row["oldest_ready_age"] or 0.0))
+        yield jobs
+        yield oldest
 
 
 # Websocket connections, counted where the server accepts and ends them.
 
-_websockets: Counter[str] = Counter()
-_websockets_total: Counter[str] = Counter()
-_websockets_lock = threading.Lock()
-
 
 def websocket_connected(kind: str) -> None:
     """Count one accepted websocket of `kind` (e.g. "jobs", "chat") in this process."""
-    with _websockets_lock:
-        _websockets[kind] += 1
-        _websockets_total[kind] += 1
+    WEBSOCKETS.labels(kind=kind).inc()
+    WEBSOCKETS_ACCEPTED.labels(kind=kind).inc()
 
 
 def websocket_disconnected(kind: str) -> None:
     """Count the end of a websocket that websocket_connected() counted."""
-    with _websockets_lock:
-        _websockets[kind] = max(0, _websockets[kind] - 1)
-
-
-def websocket_counts() -> tuple[dict[str, int], dict[str, int]]:
-    """(open now, accepted since the process started), by kind."""
-    with _websockets_lock:
-        return dict(_websockets), dict(_websockets_total)
+    WEBSOCKETS.labels(kind=kind).dec()
 
 
 def websocket_kind(path: str) -> str:
@@ -148,83 +194,58 @@ class WebsocketMetricsMiddleware:
                 websocket_disconnected(kind)
 
 
-# Jobs, from the database.
+# Processes sharing PROMETHEUS_MULTIPROC_DIR.
 
 
-def job_durations(*, window: timedelta) -> list[dict[str, Any]]:
-    """Per channel and final status, the run time of jobs finished within `window`: count,
-    sum and cumulative bucket counts (the last attempt's started_at to finished_at)."""
-    duration = ExpressionWrapper(F("finished_at") - F("started_at"), output_field=DurationField())
-    buckets = {
-        f"le_{n}": Count("id", filter=Q(duration__lte=timedelta(seconds=bound)))
-        for n, bound in enumerate(DURATION_BUCKETS)
-    }
-    rows = (
-        Job.objects.filter(
-            status__in=[Job.Status.SUCCEEDED, Job.Status.FAILED],
-            finished_at__gte=timezone.now() - window,
-            started_at__isnull=False,
-        )
-        .annotate(duration=duration)
-        .values("channel", "status")
-        .annotate(count=Count("id"), total=Sum("duration"), **buckets)
-        .order_by("channel", "status")
-    )
-    return [dict(row) for row in rows]
+def process_exited(pid: int | None = None) -> None:
+    """Drop a process's live gauges (its open websockets) from the shared directory; its
+    counters and histograms stay, so that the host's totals never go down."""
+    mark_process_dead(pid or os.getpid(), settings.PROMETHEUS_MULTIPROC_DIR)  # type: ignore[no-untyped-call]
 
 
-def metrics_families() -> list[MetricFamily]:
-    """Every metric this process reports, read now."""
-    jobs = MetricFamily(
-        "pipeline_jobs",
-        "gauge",
-        "Jobs in the database, by named channel and status.",
-    )
-    oldest = MetricFamily(
-        "pipeline_queue_oldest_ready_age_seconds",
-        "gauge",
-        "How long the oldest ready job of each channel has waited for a worker (0 if none).",
-    )
-    for channel, row in jobs_overview().items():
-        for status, count in row["counts"].items():
-            jobs.add(count, channel=channel, status=status)
-        oldest.add(max(0.0, row["oldest_ready_age"] or 0.0), channel=channel)
-
-    window = int(DURATION_WINDOW.total_seconds())
-    durations = MetricFamily(
-        "pipeline_job_duration_seconds",
-        "histogram",
-        f"Run time of the jobs that finished in the last {window} s, by channel and status "
-        "(a sliding window: use histogram_quantile() on it directly, not rate()).",
-    )
-    for row in job_durations(window=DURATION_WINDOW):
-        labels = {"channel": row["channel"], "status": row["status"]}
-        for n, bound in enumerate(DURATION_BUCKETS):
-            durations.add(row[f"le_{n}"], "_bucket", **labels, le=format_bound(bound))
-        durations.add(row["count"], "_bucket", **labels, le="+Inf")
-        total: timedelta | None = row["total"]
-        durations.add(total.total_seconds() if total else 0.0, "_sum", **labels)
-        durations.add(row["count"], "_count", **labels)
-
-    open_now, accepted = websocket_counts()
-    websockets = MetricFamily(
-        "pipeline_websocket_connections",
-        "gauge",
-        "Websocket connections open in this web process, by kind (jobs, chat, ...).",
-    )
-    websockets_total = MetricFamily(
-        "pipeline_websocket_connections_accepted_total",
-        "counter",
-        "Websocket connections this web process has accepted since it started, by kind.",
-    )
-    for kind in sorted(accepted):
-        websockets.add(open_now.get(kind, 0), kind=kind)
-        websockets_total.add(accepted[kind], kind=kind)
-    return [jobs, oldest, durations, websockets, websockets_total]
+def process_running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # it runs, as another user
+    return True
 
 
-def metrics_text() -> str:
-    return render(metrics_families())
+def forget_killed_processes() -> None:
+    """process_exited() for the processes that ended without running it (SIGKILL, OOM).
+    The host's units share one PID namespace, so a pid that is not found has ended."""
+    for path in Path(settings.PROMETHEUS_MULTIPROC_DIR).glob("gauge_live*_*.db"):
+        pid = path.stem.rpartition("_")[2]
+        if pid.isdigit() and not process_running(int(pid)):
+            process_exited(int(pid))
+
+
+# The exposition.
+
+
+def scrape_registry() -> CollectorRegistry:
+    """What a scrape reports: this host's processes (multiprocess mode) or this process, and
+    the job figures from the database. Made anew for each scrape, as multiprocess mode asks."""
+    registry = CollectorRegistry()
+    if settings.PROMETHEUS_MULTIPROC_DIR:
+        forget_killed_processes()
+        MultiProcessCollector(registry, path=settings.PROMETHEUS_MULTIPROC_DIR)  # type: ignore[no-untyped-call]
+    else:
+        registry.register(PROCESS_REGISTRY)
+    registry.register(JobsCollector())
+    return registry
+
+
+def metrics_text() -> bytes:
+    """Every metric of this host (or process), read now, in Prometheus' text format."""
+    # Every channel's series exist from the start, at zero: rate() then counts the first
+    # jobs too, which it cannot for a series that appears with them.
+    for channel in settings.WORKER_CHANNELS:
+        for status in FINAL_STATUSES.values():
+            JOB_DURATION.labels(channel=channel, status=status)
+    return generate_latest(scrape_registry())
 
 
 # Who may read /metrics.
@@ -244,7 +265,8 @@ def metrics_allowed(request: HttpRequest) -> bool:
     """True for the bearer of METRICS_TOKEN, or a client address in METRICS_ALLOWED_NETWORKS.
 
     REMOTE_ADDR is the address nginx saw (daphne --proxy-headers reads the X-Forwarded-For
-    that nginx overwrites); a client's own X-Forwarded-For never reaches this check.
+    that nginx overwrites), or under `manage.py metrics_server` the scraper's own; a
+    client's own X-Forwarded-For never reaches this check.
     """
     token: str = settings.METRICS_TOKEN
     scheme, _, offered = request.headers.get("Authorization", "").partition(" ")

@@ -90,6 +90,8 @@ INSTALLED_APPS = [
     "wire",
     "media_tasks",
     "chat",
+    # The site itself (project/apps.py): metrics receivers, manage.py metrics_server.
+    "project",
 ]
 
 MIDDLEWARE = [
@@ -366,6 +368,18 @@ METRICS_ALLOWED_NETWORKS = (
     if "METRICS_ALLOWED_NETWORKS" in os.environ
     else ["127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7"]
 )
+
+# prometheus-client's multiprocess mode (project/metrics.py): the directory where every process
+# of a host writes its metrics, so that one scrape reports them all. The systemd units set it
+# to one directory they share, under /run (emptied at boot). prometheus-client reads the
+# variable itself; it is checked here so that a missing directory stops a start naming it.
+# Unset (the embedded default), each process reports only its own metrics.
+PROMETHEUS_MULTIPROC_DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR", "")
+if PROMETHEUS_MULTIPROC_DIR and not Path(PROMETHEUS_MULTIPROC_DIR).is_dir():
+    raise ImproperlyConfigured(
+        f"PROMETHEUS_MULTIPROC_DIR={PROMETHEUS_MULTIPROC_DIR!r} is not a directory: create it "
+        "(the systemd units' RuntimeDirectory= does), or unset it."
+    )
 
 LOG_LEVEL = os.environ.get("DJANGO_LOG_LEVEL", "INFO")
 LOGGING = {

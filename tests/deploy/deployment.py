@@ -35,6 +35,7 @@ from tests.processes import log_in as log_in_through_the_form
 SITE = parse_env_file(ENV_EXAMPLE)["DJANGO_ALLOWED_HOSTS"].split(",")[0]
 WEB = parse_unit(UNITS / "pipeline-web.service")
 WORKER = parse_unit(UNITS / "pipeline-worker@.service")
+METRICS = parse_unit(UNITS / "pipeline-metrics.service")
 # settings.LOGGING's format: every line a process writes is one of these.
 LOG_LINE = re.compile(r"^level=[A-Z]+ logger=\S+ pid=\d+ ")
 
@@ -126,6 +127,26 @@ class Deployment:
         argv = sandboxed(WORKER, command(WORKER, instance=instance))
         process = self.processes.start(f"worker@{instance}", argv, **env)
         wait_until_listening(process)
+        return process
+
+    def metrics_server(self, name: str = "metrics", **env: str) -> Process:
+        """The metrics unit's ExecStart, on a free loopback port (the unit listens on every
+        address, for the monitoring network), once it answers."""
+        argv = command(METRICS)
+        port = free_port()
+        argv[argv.index("--port") + 1] = str(port)
+        argv[argv.index("--bind") + 1] = "127.0.0.1"
+        process = self.processes.start(name, sandboxed(METRICS, argv), port=port, **env)
+
+        def serving() -> bool:
+            assert process.alive(), process.output()
+            try:
+                httpx.get(f"{process.url}/metrics", timeout=5)
+            except httpx.TransportError:
+                return False
+            return True
+
+        wait_for(serving, 30, f"{name} to serve")
         return process
 
 

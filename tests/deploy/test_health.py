@@ -10,11 +10,15 @@ import pytest
 from channels.security.websocket import AllowedHostsOriginValidator
 from channels.testing import WebsocketCommunicator
 from django.db import connections
+from django.tasks import TaskResult, default_task_backend
+from django.tasks.signals import task_finished
 from django.test import Client
 from django.utils import timezone
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from project.consumers import PingConsumer
 from project.metrics import DURATION_BUCKETS, WebsocketMetricsMiddleware
+from tests import tasks
 from tests.clients import SAME_ORIGIN
 from tests.deploy.prometheus import Metrics, parse
 from workers.models import Job
@@ -23,7 +27,9 @@ from workers.models import Job
 def scrape(client: Client, **headers: Any) -> Metrics:
     response = client.get("/metrics", **headers)
     assert response.status_code == 200, response.content
-    assert response["Content-Type"] == "text/plain; version=0.0.4; charset=utf-8"
+    # prometheus-client's text format (0.0.4 until prometheus-client 0.23, 1.0.0 since; the
+    # same lines for names Prometheus' classic rules allow, as every name here is).
+    assert response["Content-Type"] == CONTENT_TYPE_LATEST
     return parse(response.content.decode())
 
 
@@ -85,34 +91,84 @@ def test_metrics_count_jobs_by_channel_and_status_and_the_oldest_wait() -> None:
     assert metrics.get("pipeline_queue_oldest_ready_age_seconds", channel="compute") == 0
 
 
+def finished_job_result(status: str, *, ran: float | None) -> TaskResult[Any, Any]:
+    """A job of tests.tasks.trivial (channel compute) enqueued through the Tasks API, its row
+    then left as the runtime leaves a job that ran `ran` seconds (None: it never started), as
+    the TaskResult the runtime sends."""
+    result = tasks.trivial.enqueue()
+    now = timezone.now()
+    Job.objects.filter(pk=result.id).update(
+        status=status,
+        finished_at=now,
+        started_at=None if ran is None else now - timedelta(seconds=ran),
+    )
+    return default_task_backend.get_result(result.id)
+
+
+def job_finished(result: TaskResult[Any, Any]) -> None:
+    """What the job runtime sends where a job reaches its final state."""
+    task_finished.send(type(default_task_backend), task_result=result)
+
+
 @pytest.mark.django_db
-def test_metrics_job_duration_histogram_covers_the_last_hour() -> None:
+def test_metrics_job_duration_histogram_counts_every_finished_job_cumulatively() -> None:
+    ok = {"channel": "compute", "status": "succeeded"}
+    failed = {"channel": "compute", "status": "failed"}
+
+    def histogram(metrics: Metrics, labels: dict[str, str]) -> dict[str, float]:
+        """Bucket counts by `le`, and the count and sum, of one series (0 where absent)."""
+        values = {
+            le: metrics.get("pipeline_job_duration_seconds_bucket", **labels, le=le) or 0
+            for le in [*map(repr, DURATION_BUCKETS), "+Inf"]
+        }
+        values["count"] = metrics.get("pipeline_job_duration_seconds_count", **labels) or 0
+        values["sum"] = metrics.get("pipeline_job_duration_seconds_sum", **labels) or 0
+        return values
+
+    # Counters of this process, which earlier tests may have moved: compare with now.
+    before = scrape(Client())
     durations = [0.05, 0.3, 0.3, 4, 45]
     for ran in durations:
-        make_job("thumbnails", "succeeded", ran=ran)
-    make_job("thumbnails", "failed", ran=700)
-    # Finished two hours ago: outside the window.
-    make_job("thumbnails", "succeeded", ran=1, finished_ago=7200)
+        job_finished(finished_job_result("succeeded", ran=ran))
+    job_finished(finished_job_result("failed", ran=700))
     # Cancelled before it ran: no duration.
-    make_job("thumbnails", "cancelled", finished_at=timezone.now())
+    job_finished(finished_job_result("cancelled", ran=None))
+    # A row that reached its end without the runtime saying so is not a duration seen.
+    make_job("compute", "succeeded", ran=1)
 
     metrics = scrape(Client())
 
     assert metrics.types["pipeline_job_duration_seconds"] == "histogram"
-    ok = {"channel": "thumbnails", "status": "succeeded"}
-    assert metrics.get("pipeline_job_duration_seconds_count", **ok) == len(durations)
-    assert metrics.get("pipeline_job_duration_seconds_sum", **ok) == pytest.approx(sum(durations))
-    buckets = {
-        bound: metrics.get("pipeline_job_duration_seconds_bucket", **ok, le=repr(bound))
-        for bound in DURATION_BUCKETS
+    grown = {
+        labels["status"]: {
+            key: value - histogram(before, labels)[key]
+            for key, value in histogram(metrics, labels).items()
+        }
+        for labels in (ok, failed)
     }
-    for bound, count in buckets.items():
-        assert count == sum(1 for ran in durations if ran <= bound), (bound, buckets)
-    assert metrics.get("pipeline_job_duration_seconds_bucket", **ok, le="+Inf") == len(durations)
-    failed = {"channel": "thumbnails", "status": "failed"}
-    assert metrics.get("pipeline_job_duration_seconds_bucket", **failed, le="600.0") == 0
-    assert metrics.get("pipeline_job_duration_seconds_bucket", **failed, le="+Inf") == 1
-    assert metrics.get("pipeline_job_duration_seconds_sum", **failed) == pytest.approx(700)
+    assert grown["succeeded"]["count"] == len(durations)
+    assert grown["succeeded"]["sum"] == pytest.approx(sum(durations))
+    for bound in DURATION_BUCKETS:
+        assert grown["succeeded"][repr(bound)] == sum(1 for ran in durations if ran <= bound), (
+            bound,
+            grown,
+        )
+    assert grown["succeeded"]["+Inf"] == len(durations)
+    assert grown["failed"]["600.0"] == 0
+    assert grown["failed"]["+Inf"] == 1
+    assert grown["failed"]["count"] == 1
+    assert grown["failed"]["sum"] == pytest.approx(700)
+
+    # Cumulative, not a window over the rows: what was counted stays counted, however long
+    # ago it finished.
+    Job.objects.update(finished_at=timezone.now() - timedelta(hours=2))
+    assert histogram(scrape(Client()), ok) == histogram(metrics, ok)
+    # Every channel's series is there from the start, at zero until its first job.
+    idle = scrape(Client())
+    for channel in ["thumbnails", "compute", "chat-messages"]:
+        for status in ["succeeded", "failed"]:
+            labels = {"channel": channel, "status": status}
+            assert idle.get("pipeline_job_duration_seconds_count", **labels) is not None
 
 
 @pytest.mark.django_db

@@ -7,18 +7,20 @@ from __future__ import annotations
 import asyncio
 import importlib
 import json
-import re
 import signal
 import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import websockets
 from django.urls import Resolver404, resolve
 from django.utils import timezone
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from tests.deploy.deployment import (
+    METRICS,
     WEB,
     WORKER,
     Deployment,
@@ -27,6 +29,7 @@ from tests.deploy.deployment import (
     site_client,
     site_websocket,
 )
+from tests.deploy.prometheus import parse
 from tests.jobs import enqueue, job_when, start_redis
 from tests.media_tasks import images
 from tests.processes import free_port, wait_for
@@ -81,16 +84,12 @@ def test_web_and_two_workers_serve_and_a_stopped_worker_loses_nothing(
     assert not Job.objects.exclude(status="succeeded").exists()
 
     # /metrics from this host, as Prometheus would read it here.
-    metrics = client.get("/metrics")
-    assert metrics.status_code == 200, metrics.text
-    succeeded = re.search(
-        r'^pipeline_jobs\{channel="compute",status="succeeded"\} (\d+)$', metrics.text, re.M
-    )
-    assert succeeded
-    assert int(succeeded[1]) == 1 + len(queued)
-    assert 'pipeline_job_duration_seconds_count{channel="compute",status="succeeded"}' in (
-        metrics.text
-    )
+    response = client.get("/metrics")
+    assert response.status_code == 200, response.text
+    metrics = parse(response.text)
+    assert metrics.get("pipeline_jobs", channel="compute", status="succeeded") == 1 + len(queued)
+    labels = {"channel": "compute", "status": "succeeded"}
+    assert metrics.get("pipeline_job_duration_seconds_count", **labels) is not None
     # From a public address (what nginx puts in X-Forwarded-For for an outside client).
     assert site_client(web, "203.0.113.50").get("/metrics").status_code == 403
 
@@ -111,6 +110,36 @@ def test_web_and_two_workers_serve_and_a_stopped_worker_loses_nothing(
         )
 
     assert asyncio.run(stop_with_an_open_socket()) == 0, web.output()
+
+
+def test_the_metrics_unit_serves_a_worker_host_under_the_access_rule(
+    deployment: Deployment,
+) -> None:
+    token = "worker-host-metrics-token-0123456789"
+    worker = deployment.worker("compute-1")
+    # Prometheus reaches a worker host from the monitoring network, by token here.
+    server = deployment.metrics_server(METRICS_ALLOWED_NETWORKS="", METRICS_TOKEN=token)
+    Job.objects.create(
+        task_path="tests.tasks.trivial",
+        channel="compute",
+        status=Job.Status.SUCCEEDED,
+        time_limit=60,
+        finished_at=timezone.now(),
+    )
+
+    url = f"{server.url}/metrics"
+    assert httpx.get(url, timeout=10).status_code == 403
+    response = httpx.get(url, headers={"Authorization": f"Bearer {token}"}, timeout=10)
+    assert response.status_code == 200, response.text
+    assert response.headers["Content-Type"] == CONTENT_TYPE_LATEST
+    metrics = parse(response.text)
+    assert metrics.get("pipeline_jobs", channel="compute", status="succeeded") == 1
+    assert metrics.types["pipeline_job_duration_seconds"] == "histogram"
+
+    assert worker.alive()
+    assert_structured_logs(server)
+    server.signal(signal.SIGTERM)
+    assert server.popen.wait(float(METRICS.value("Service", "TimeoutStopSec"))) == 0
 
 
 def uploads_api_missing() -> str | None:
@@ -225,12 +254,8 @@ def test_open_websockets_show_in_the_metrics(deployment: Deployment) -> None:
     client = site_client(web)
 
     def open_pings() -> float:
-        found = re.search(
-            r'^pipeline_websocket_connections\{kind="ping"\} (\d+)$',
-            client.get("/metrics").text,
-            re.M,
-        )
-        return float(found[1]) if found else 0
+        metrics = parse(client.get("/metrics").text)
+        return metrics.get("pipeline_websocket_connections", kind="ping") or 0
 
     async def scenario() -> tuple[float, float]:
         async with site_websocket(web, "/ws/ping/") as ws:

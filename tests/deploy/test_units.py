@@ -26,7 +26,14 @@ from tests.deploy.units import (
     unit_environment,
 )
 
-SERVICES = ["pipeline-web.service", "pipeline-worker@.service", "pipeline-maintenance.service"]
+SERVICES = [
+    "pipeline-web.service",
+    "pipeline-worker@.service",
+    "pipeline-maintenance.service",
+    "pipeline-metrics.service",
+]
+# The units whose processes report metrics, sharing one multiprocess directory per host.
+METRICS_UNITS = ["pipeline-web.service", "pipeline-worker@.service", "pipeline-metrics.service"]
 # Instances that systemd-analyze checks in place of the template.
 INSTANCES = ["pipeline-worker@thumbnails-1.service", "pipeline-worker@compute_thumbnails-2.service"]
 # systemd-analyze security's overall exposure (0 to 10; "OK" up to 4.9). The units score
@@ -83,6 +90,7 @@ def test_every_unit_verifies_without_a_single_warning(systemd_analyze: str, rend
         "pipeline-workers.target",
         "pipeline-maintenance.service",
         "pipeline-maintenance.timer",
+        "pipeline-metrics.service",
         *INSTANCES,
     }
     result = verify(systemd_analyze, *units)
@@ -102,7 +110,13 @@ def test_verify_would_report_a_mistake(systemd_analyze: str, rendered: Path) -> 
 
 
 @pytest.mark.parametrize(
-    "service", ["pipeline-web.service", *INSTANCES[1:], "pipeline-maintenance.service"]
+    "service",
+    [
+        "pipeline-web.service",
+        *INSTANCES[1:],
+        "pipeline-maintenance.service",
+        "pipeline-metrics.service",
+    ],
 )
 def test_services_are_hardened(systemd_analyze: str, rendered: Path, service: str) -> None:
     result = subprocess.run(
@@ -159,6 +173,43 @@ def test_units_restart_stop_gracefully_and_share_one_environment() -> None:
     assert "--proxy-headers" in daphne
     assert daphne[daphne.index("--bind") + 1] == "127.0.0.1"
     assert daphne[-1] == "project.asgi:application"
+
+
+def test_the_units_of_a_host_share_one_metrics_directory_kept_until_boot() -> None:
+    directories = set()
+    for name in METRICS_UNITS:
+        unit = parse_unit(UNITS / name)
+        env = unit_environment(unit, ENV_EXAMPLE)
+        # systemd makes /run/<RuntimeDirectory> (a tmpfs: empty at each boot) for the unit,
+        # and keeps it when the unit stops: other units' processes are still writing there,
+        # and a dead process's counts must stay in the host's totals.
+        runtime = unit.value("Service", "RuntimeDirectory")
+        assert env["PROMETHEUS_MULTIPROC_DIR"] == f"/run/{runtime}", name
+        assert unit.value("Service", "RuntimeDirectoryPreserve") == "yes", name
+        directories.add(env["PROMETHEUS_MULTIPROC_DIR"])
+    assert len(directories) == 1, directories
+    # The operators' manage.py and the housekeeping report no metrics: not in the file.
+    assert "PROMETHEUS_MULTIPROC_DIR" not in parse_env_file(ENV_EXAMPLE)
+    maintenance = parse_unit(UNITS / "pipeline-maintenance.service")
+    assert "PROMETHEUS_MULTIPROC_DIR" not in unit_environment(maintenance, ENV_EXAMPLE)
+
+
+def test_the_metrics_unit_serves_the_host_with_manage_py_metrics_server() -> None:
+    unit = parse_unit(UNITS / "pipeline-metrics.service")
+    argv = command(unit)
+    assert argv[:3] == [
+        to_checkout("/opt/pipeline/.venv/bin/python"),
+        str(ROOT / "manage.py"),
+        "metrics_server",
+    ]
+    # Prometheus reaches it from the monitoring network; the access rule guards it.
+    assert argv[argv.index("--bind") + 1] == "0.0.0.0"  # noqa: S104
+    # The port the README tells Prometheus to scrape.
+    port = argv[argv.index("--port") + 1]
+    assert f"worker1.internal:{port}" in (ROOT / "README.md").read_text()
+    assert unit.value("Service", "ProtectSystem") == "strict"
+    assert unit.value("Service", "Restart") == "on-failure"
+    assert unit.value("Install", "WantedBy") == "multi-user.target"
 
 
 @pytest.mark.parametrize(
