@@ -10,7 +10,6 @@ import pytest
 from PIL import Image, ImageChops, ImageStat, features
 
 from media_tasks.imaging import ImageRejected, Rendition, analyse, inspect_upload, make_renditions
-from tests.media_tasks.images import PILLOW_IMAGES
 
 MAX_PIXELS = 50_000_000
 SIZES = (1600, 800, 320)
@@ -18,10 +17,6 @@ HAS_AVIF = bool(features.check("avif"))
 ALLOWED_TEXT = "JPEG, PNG, WebP, GIF" + (", AVIF" if HAS_AVIF else "")
 
 Pixel = tuple[int, ...]
-
-
-def real(name: str) -> bytes:
-    return (PILLOW_IMAGES / name).read_bytes()
 
 
 def renditions(data: bytes, sizes: tuple[int, ...] = SIZES, **kwargs: Any) -> list[Rendition]:

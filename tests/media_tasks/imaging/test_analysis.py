@@ -13,7 +13,7 @@ from PIL import Image
 from media_tasks.imaging import analyse, hamming
 from tests.media_tasks import images
 from tests.media_tasks.images import RED
-from tests.media_tasks.imaging.helpers import MAX_PIXELS, hex_rgb, real
+from tests.media_tasks.imaging.helpers import MAX_PIXELS, hex_rgb
 
 
 def test_dominant_and_average_colour_of_a_red_image() -> None:
@@ -28,7 +28,7 @@ def test_dominant_colours_are_ordered_by_area() -> None:
 
 
 def test_dominant_colours_are_distinct() -> None:
-    result = analyse(io.BytesIO(real("hopper.jpg")), max_pixels=MAX_PIXELS)
+    result = analyse(io.BytesIO(images.picture("JPEG")), max_pixels=MAX_PIXELS)
     assert 1 < len(result.dominant_colours) <= 5
     assert all(re.fullmatch(r"#[0-9a-f]{6}", c) for c in result.dominant_colours)
     colours = [hex_rgb(c) for c in result.dominant_colours]
@@ -44,10 +44,11 @@ def test_phash_finds_resized_copies_and_tells_different_images_apart() -> None:
     assert re.fullmatch(r"[0-9a-f]{16}", phash(photo))
     assert hamming(phash(photo), phash(resized)) <= 6
     assert hamming(phash(photo), phash(images.stripes(640, 427))) >= 20
-    assert hamming(phash(real("hopper.jpg")), phash(real("hopper.webp"))) <= 6
-    assert hamming(phash(real("hopper.jpg")), phash(real("pil_sample_cmyk.jpg"))) >= 20
+    jpeg = phash(images.picture("JPEG"))
+    assert hamming(jpeg, phash(images.picture("WEBP"))) <= 6
+    assert hamming(jpeg, phash(images.cmyk_jpeg_with_metadata())) >= 20
     # Orientation is applied before hashing, so a turned photo matches the upright one.
-    assert hamming(phash(real("hopper.jpg")), phash(real("hopper_orientation_6.jpg"))) <= 6
+    assert hamming(jpeg, phash(images.oriented_photo(6))) <= 6
 
 
 def test_hamming() -> None:
@@ -63,7 +64,7 @@ def test_hamming() -> None:
     [
         pytest.param(images.photo_like(640, 427), False, id="photo"),
         pytest.param(images.palette_png_transparent(), True, id="transparent"),
-        pytest.param(real("iss634.gif"), False, id="animated"),
+        pytest.param(images.long_animated_gif(), False, id="animated"),
     ],
 )
 def test_placeholder_is_a_tiny_webp_data_uri(data: bytes, alpha: bool) -> None:
@@ -84,7 +85,7 @@ def test_analysis_of_special_inputs() -> None:
     grey = analyse(io.BytesIO(images.png16_gradient()), max_pixels=MAX_PIXELS)
     assert grey.mode == "I;16"
     assert all(abs(v - 128) < 12 for v in hex_rgb(grey.average_colour))
-    cmyk = analyse(io.BytesIO(real("pil_sample_cmyk.jpg")), max_pixels=MAX_PIXELS)
+    cmyk = analyse(io.BytesIO(images.cmyk_jpeg_with_metadata()), max_pixels=MAX_PIXELS)
     assert cmyk.mode == "CMYK"
     assert math.dist(hex_rgb(cmyk.dominant_colours[0]), (0, 0, 0)) < 20
 
@@ -92,7 +93,9 @@ def test_analysis_of_special_inputs() -> None:
 def test_progress_of_analysis() -> None:
     steps: list[int] = []
     analyse(
-        io.BytesIO(real("hopper.jpg")), max_pixels=MAX_PIXELS, on_step=lambda p, m: steps.append(p)
+        io.BytesIO(images.picture("JPEG")),
+        max_pixels=MAX_PIXELS,
+        on_step=lambda p, m: steps.append(p),
     )
     assert steps == sorted(steps)
     assert steps[-1] == 100

@@ -17,7 +17,6 @@ from tests.media_tasks.imaging.helpers import (
     mean_difference,
     near,
     one,
-    real,
     renditions,
     reopen,
 )
@@ -36,21 +35,21 @@ def test_exif_orientation_is_applied(orientation: int) -> None:
 
 
 @pytest.mark.parametrize("orientation", range(2, 9))
-def test_real_oriented_photos_come_out_upright(orientation: int) -> None:
-    upright = one(real("hopper.jpg"), 128)
-    turned = one(real(f"hopper_orientation_{orientation}.jpg"), 128)
+def test_oriented_photos_come_out_upright(orientation: int) -> None:
+    upright = one(images.picture("JPEG"), 128)
+    turned = one(images.oriented_photo(orientation), 128)
     assert mean_difference(upright, turned) < 12
-    as_stored = Image.open(io.BytesIO(real(f"hopper_orientation_{orientation}.jpg")))
+    as_stored = Image.open(io.BytesIO(images.oriented_photo(orientation)))
     assert mean_difference(upright, as_stored) > 40
 
 
 def test_no_metadata_survives_in_any_rendition() -> None:
     sources = {
         "gps_jpeg": images.gps_jpeg(),
-        "exif_gps.jpg": real("exif_gps.jpg"),
-        "pil_sample_cmyk.jpg": real("pil_sample_cmyk.jpg"),  # EXIF, XMP and Photoshop blocks
-        "hopper.jpg": real("hopper.jpg"),  # a JPEG comment
-        "icc_profile.png": real("icc_profile.png"),
+        "nonsense_gps": images.nonsense_gps_jpeg(),
+        "cmyk_metadata": images.cmyk_jpeg_with_metadata(),  # EXIF, XMP and Photoshop blocks
+        "commented": images.commented_jpeg(),  # a JPEG comment
+        "srgb_icc": images.png_with_srgb_profile(),
         "swapped_icc": images.red_green_with_swapped_profile("JPEG"),
     }
     for label, data in sources.items():
@@ -72,9 +71,9 @@ def test_embedded_icc_profile_is_converted_to_srgb(fmt: str) -> None:
         assert "icc_profile" not in img.info
 
 
-def test_real_srgb_profile_keeps_colours() -> None:
-    source = Image.open(io.BytesIO(real("icc_profile.png"))).convert("RGB")
-    img = one(real("icc_profile.png"), 57, "WEBP")
+def test_srgb_profile_keeps_colours() -> None:
+    source = Image.open(io.BytesIO(images.png_with_srgb_profile())).convert("RGB")
+    img = one(images.png_with_srgb_profile(), 57, "WEBP")
     assert img.info.get("icc_profile") is None
     assert mean_difference(img, source) < 6
 
@@ -102,10 +101,10 @@ def test_exif_summary_and_gps() -> None:
     assert json.loads(json.dumps(data)) == data
 
 
-def test_real_exif_sample_with_nonsense_gps() -> None:
-    # exif_gps.jpg has a GPS block, but its only coordinate is a latitude of 4294967295
-    # degrees and there is no longitude: no location is better than a wrong one.
-    result = analyse(io.BytesIO(real("exif_gps.jpg")), max_pixels=MAX_PIXELS)
+def test_exif_with_nonsense_gps() -> None:
+    # A GPS block whose only coordinate is a latitude of 4294967295 degrees, with no
+    # longitude: no location is better than a wrong one.
+    result = analyse(io.BytesIO(images.nonsense_gps_jpeg()), max_pixels=MAX_PIXELS)
     assert (result.exif.make, result.exif.model) == ("Make", "XXX-XXX")
     assert result.exif.date_taken == "2099-09-29T10:10:10"
     assert result.exif.gps is None

@@ -16,7 +16,6 @@ from tests.media_tasks.imaging.helpers import (
     mean_difference,
     near,
     one,
-    real,
     rejection,
     render,
     renditions,
@@ -43,7 +42,7 @@ def test_portrait_renditions_fit_the_longest_side() -> None:
 
 
 def test_small_images_are_never_upscaled_and_not_repeated() -> None:
-    result = renditions(real("hopper.png"), (1600, 800, 320, 64))
+    result = renditions(images.picture("PNG"), (1600, 800, 320, 64))
     assert [(r.name, r.width, r.height) for r in result] == [
         ("1600-webp", 128, 128),
         ("1600-jpeg", 128, 128),
@@ -59,9 +58,9 @@ def test_cmyk_jpeg_becomes_rgb_with_the_right_colours() -> None:
     assert near(img.getpixel((100, 40)), (255, 0, 255), 20)  # magenta
 
 
-def test_real_cmyk_sample_looks_like_red_on_black() -> None:
+def test_cmyk_print_file_looks_like_red_on_black() -> None:
     for fmt in ("WEBP", "JPEG"):
-        img = one(real("pil_sample_cmyk.jpg"), 100, fmt)
+        img = one(images.cmyk_jpeg_with_metadata(), 100, fmt)
         assert img.mode == "RGB"
         red, green, blue = ImageStat.Stat(img).mean
         assert red < 80  # mostly black background: an inverted CMYK would be mostly white
@@ -79,7 +78,7 @@ def test_16bit_greyscale_is_scaled_not_clipped() -> None:
 
 def test_16bit_animated_png_gives_its_first_frame_in_8_bit() -> None:
     for fmt in ("WEBP", "JPEG"):
-        img = one(real("apng-mode_16bit.png"), 128, fmt)
+        img = one(images.apng_16bit(), 128, fmt)
         assert img.size == (128, 64)
         assert near(img.convert("RGBA").getpixel((64, 32)), (255, 0, 0, 255))
 
@@ -88,8 +87,8 @@ def test_16bit_animated_png_gives_its_first_frame_in_8_bit() -> None:
     "data",
     [
         pytest.param(images.palette_png_transparent(), id="generated-palette"),
-        pytest.param(real("p_trns_single.png"), id="p_trns_single.png"),
-        pytest.param(real("rgb_trns.png"), id="rgb_trns.png"),
+        pytest.param(images.palette_png_one_transparent_colour(), id="palette-one-transparent"),
+        pytest.param(images.rgb_png_transparent_colour(), id="rgb-colour-key"),
     ],
 )
 def test_transparency_is_kept_in_webp_and_flattened_on_white_in_jpeg(data: bytes) -> None:
@@ -118,8 +117,8 @@ def test_generated_palette_png_keeps_its_opaque_square() -> None:
 def test_animated_gif_uses_the_first_frame() -> None:
     for rendition in renditions(images.animated_gif(), (60,)):
         assert near(reopen(rendition).convert("RGB").getpixel((30, 20)), RED, 16)
-    first = Image.open(io.BytesIO(real("iss634.gif"))).convert("RGB")
-    img = one(real("iss634.gif"), 245)
+    first = Image.open(io.BytesIO(images.long_animated_gif())).convert("RGB")
+    img = one(images.long_animated_gif(), 245)
     assert img.size == (245, 245)
     assert mean_difference(img, first) < 8
 
@@ -139,7 +138,7 @@ def test_progress_rises_to_100() -> None:
 
 
 def test_decode_errors_are_clear_when_validation_was_skipped() -> None:
-    for data in (real("truncated_jpeg.jpg"), real("truncated_image.png"), images.truncated_jpeg()):
+    for data in (images.jpeg_missing_its_end(), images.truncated_png(), images.truncated_jpeg()):
         reason = rejection(render, data)
         assert reason == "could not decode the image: the file is truncated or damaged"
 
@@ -159,5 +158,5 @@ def test_big_photo_is_shrunk_on_decode_and_split_resize_has_no_seam() -> None:
 
 def test_invalid_sizes_are_a_programming_error() -> None:
     with pytest.raises(ValueError, match="positive"):
-        renditions(real("hopper.jpg"), (0, 320))
-    assert renditions(real("hopper.jpg"), ()) == []
+        renditions(images.picture("JPEG"), (0, 320))
+    assert renditions(images.picture("JPEG"), ()) == []

@@ -29,41 +29,58 @@ from tests.media_tasks.imaging.helpers import (
     SIZES,
     analysis,
     inspect,
-    real,
     rejection,
     render,
 )
 
 
 @pytest.mark.parametrize(
-    ("name", "fmt", "mime", "size", "frames"),
+    ("make", "fmt", "mime", "size", "frames"),
     [
-        ("hopper.jpg", "JPEG", "image/jpeg", (128, 128), 1),
-        ("hopper.png", "PNG", "image/png", (128, 128), 1),
-        ("hopper.gif", "GIF", "image/gif", (128, 128), 1),
-        ("hopper.webp", "WEBP", "image/webp", (128, 128), 1),
         pytest.param(
-            "avif-hopper.avif",
+            lambda: images.picture("JPEG"), "JPEG", "image/jpeg", (128, 128), 1, id="jpeg"
+        ),
+        pytest.param(lambda: images.picture("PNG"), "PNG", "image/png", (128, 128), 1, id="png"),
+        pytest.param(lambda: images.picture("GIF"), "GIF", "image/gif", (128, 128), 1, id="gif"),
+        pytest.param(
+            lambda: images.picture("WEBP"), "WEBP", "image/webp", (128, 128), 1, id="webp"
+        ),
+        pytest.param(
+            lambda: images.picture("AVIF"),
             "AVIF",
             "image/avif",
             (128, 128),
             1,
+            id="avif",
             marks=pytest.mark.skipif(not HAS_AVIF, reason="Pillow built without AVIF"),
         ),
-        ("hopper_orientation_6.jpg", "JPEG", "image/jpeg", (128, 128), 1),
-        ("pil_sample_cmyk.jpg", "JPEG", "image/jpeg", (100, 100), 1),
-        ("apng-mode_16bit.png", "PNG", "image/apng", (128, 64), 3),
-        ("iss634.gif", "GIF", "image/gif", (245, 245), 42),
-        ("exif_gps.jpg", "JPEG", "image/jpeg", (8, 8), 1),
-        ("icc_profile.png", "PNG", "image/png", (57, 57), 1),
-        ("p_trns_single.png", "PNG", "image/png", (64, 64), 1),
-        ("rgb_trns.png", "PNG", "image/png", (64, 64), 1),
+        pytest.param(
+            lambda: images.oriented_photo(6),
+            "JPEG",
+            "image/jpeg",
+            (128, 128),
+            1,
+            id="orientation-6",
+        ),
+        pytest.param(
+            images.cmyk_jpeg_with_metadata, "JPEG", "image/jpeg", (100, 100), 1, id="cmyk-metadata"
+        ),
+        pytest.param(images.apng_16bit, "PNG", "image/apng", (128, 64), 3, id="apng-16bit"),
+        pytest.param(images.long_animated_gif, "GIF", "image/gif", (245, 245), 42, id="gif-42"),
+        pytest.param(images.nonsense_gps_jpeg, "JPEG", "image/jpeg", (8, 8), 1, id="exif-gps"),
+        pytest.param(images.png_with_srgb_profile, "PNG", "image/png", (57, 57), 1, id="icc"),
+        pytest.param(
+            images.palette_png_one_transparent_colour, "PNG", "image/png", (64, 64), 1, id="p-trns"
+        ),
+        pytest.param(
+            images.rgb_png_transparent_colour, "PNG", "image/png", (64, 64), 1, id="rgb-trns"
+        ),
     ],
 )
-def test_inspect_accepts_real_images(
-    name: str, fmt: str, mime: str, size: tuple[int, int], frames: int
+def test_inspect_accepts_everyday_kinds_of_image(
+    make: Callable[[], bytes], fmt: str, mime: str, size: tuple[int, int], frames: int
 ) -> None:
-    info = inspect_upload(io.BytesIO(real(name)), max_pixels=MAX_PIXELS)
+    info = inspect_upload(io.BytesIO(make()), max_pixels=MAX_PIXELS)
     assert (info.format, info.mime_type, (info.width, info.height), info.frames) == (
         fmt,
         mime,
@@ -120,10 +137,12 @@ def test_inspect_judges_content_not_filename_and_rewinds(tmp_path: Path) -> None
             images.bmp(), f"format BMP is not allowed (allowed: {ALLOWED_TEXT})", id="bmp"
         ),
         pytest.param(images.truncated_jpeg(), "truncated or damaged image", id="cut-jpeg"),
-        pytest.param(real("truncated_jpeg.jpg"), "truncated or damaged image", id="trunc-jpg"),
-        pytest.param(real("truncated_image.png"), "truncated or damaged image", id="trunc-png"),
-        pytest.param(real("broken.png"), "truncated or damaged image", id="broken-png"),
-        pytest.param(real("zero_width.gif"), "image has zero width or height", id="zero-width"),
+        pytest.param(images.jpeg_missing_its_end(), "truncated or damaged image", id="trunc-jpg"),
+        pytest.param(images.truncated_png(), "truncated or damaged image", id="trunc-png"),
+        pytest.param(images.broken_png(), "truncated or damaged image", id="broken-png"),
+        pytest.param(images.png_with_bad_checksum(), "truncated or damaged image", id="bad-crc"),
+        pytest.param(images.png_with_garbage_chunk(), "truncated or damaged image", id="bad-chunk"),
+        pytest.param(images.zero_width_gif(), "image has zero width or height", id="zero-width"),
     ],
 )
 def test_inspect_rejects_with_a_clear_reason(data: bytes, reason: str) -> None:
@@ -149,7 +168,7 @@ def test_allowed_formats_restrict_what_is_accepted() -> None:
 def test_decompression_bomb_gif_is_refused_before_decoding(
     action: Callable[[io.BytesIO], object],
 ) -> None:
-    reason = rejection(action, real("decompression_bomb.gif"))
+    reason = rejection(action, images.decompression_bomb_gif())
     assert re.fullmatch(r"image is \d+ megapixels, the limit is 50 megapixels", reason)
 
 
@@ -198,7 +217,7 @@ def test_pixel_limit_is_checked_by_every_function() -> None:
 
 
 def test_truncated_images_flag_is_never_switched_on() -> None:
-    for data in (real("truncated_jpeg.jpg"), real("hopper.jpg")):
+    for data in (images.jpeg_missing_its_end(), images.picture("JPEG")):
         for action in (inspect, render, analysis):
             with contextlib.suppress(ImageRejected):
                 action(io.BytesIO(data))
