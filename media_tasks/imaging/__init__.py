@@ -3,7 +3,7 @@ Problems with the file itself raise ``ImageRejected``, whose ``reason`` users ca
 
 One module per job: ``validation`` (is it an acceptable image?), ``renditions`` (thumbnails),
 ``analysis`` (colours, perceptual hash, placeholder) and ``metadata`` (EXIF, GPS, orientation,
-ICC); ``opening``, ``errors`` and ``pixels`` hold what they share.
+ICC); ``opening``, ``structure``, ``errors`` and ``pixels`` hold what they share.
 """
 
 from media_tasks.imaging.analysis import Analysis, analyse, hamming
@@ -18,10 +18,16 @@ from media_tasks.imaging.renditions import (
     Rendition,
     make_renditions,
 )
-from media_tasks.imaging.validation import ImageInfo, inspect_upload
+from media_tasks.imaging.validation import (
+    DEFAULT_MAX_FRAMES,
+    ImageInfo,
+    check_decodes,
+    inspect_upload,
+)
 
 __all__ = [
     "DEFAULT_FORMATS",
+    "DEFAULT_MAX_FRAMES",
     "JPEG_QUALITY",
     "WEBP_METHOD",
     "WEBP_QUALITY",
@@ -33,6 +39,7 @@ __all__ = [
     "ProgressCallback",
     "Rendition",
     "analyse",
+    "check_decodes",
     "hamming",
     "inspect_upload",
     "make_renditions",

@@ -13,9 +13,11 @@ from typing import Any, BinaryIO, Final
 from PIL import Image, ImageStat
 
 from media_tasks.imaging import metadata, pixels
+from media_tasks.imaging.errors import CANNOT_DECODE
 from media_tasks.imaging.metadata import ExifSummary
-from media_tasks.imaging.opening import DEFAULT_FORMATS, allowed, format_of, frame_count, opened
+from media_tasks.imaging.opening import DEFAULT_FORMATS, allowed, format_of, opened
 from media_tasks.imaging.progress import Progress, ProgressCallback
+from media_tasks.imaging.validation import DEFAULT_MAX_FRAMES, Limits, header_check
 
 ANALYSIS_SIZE: Final = 256
 PLACEHOLDER_SIZE: Final = 16
@@ -52,17 +54,20 @@ def analyse(
     fp: BinaryIO,
     *,
     max_pixels: int,
+    max_frames: int = DEFAULT_MAX_FRAMES,
+    max_total_pixels: int | None = None,
     on_step: ProgressCallback | None = None,
     allowed_formats: frozenset[str] = DEFAULT_FORMATS,
 ) -> Analysis:
     """Describe an image: size, EXIF summary, colours, perceptual hash and a tiny placeholder.
     Animated images are analysed from their first frame."""
     formats = allowed(allowed_formats)
+    limits = Limits.of(max_pixels, max_frames, max_total_pixels)
     progress = Progress(on_step, 5)
     try:
+        frames = header_check(fp, formats, limits, damaged=CANNOT_DECODE).frames
         with opened(fp, formats, max_pixels) as img:
             fmt, mode = format_of(img), img.mode
-            frames = frame_count(img)
             exif = metadata.exif_summary(img)
             width, height = metadata.turned_size(img.size, exif.orientation)
             icc = metadata.icc_profile(img)

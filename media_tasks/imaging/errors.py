@@ -19,6 +19,7 @@ DAMAGED: Final = "truncated or damaged image"
 ZERO_SIZE: Final = "image has zero width or height"
 CANNOT_DECODE: Final = "could not decode the image: the file is truncated or damaged"
 TOO_BIG_TO_PROCESS: Final = "image is too large to process"
+TOO_MANY_BLOCKS: Final = "image is made of too many small blocks to check"
 
 # What Pillow raises on malformed input; anything else is a bug in this package.
 PIL_ERRORS: Final[tuple[type[BaseException], ...]] = (
@@ -81,3 +82,14 @@ def too_large_from_pillow(message: str, limit: int | None) -> str:
     if limit:
         return f"image is too large, the limit is {megapixels(limit)} megapixels"
     return TOO_BIG_TO_PROCESS
+
+
+def too_many_frames(limit: int) -> str:
+    return f"image has too many frames (more than {limit})"
+
+
+def frames_too_large(pixels: int, limit: int) -> str:
+    return (
+        f"image frames add up to {megapixels(pixels)} megapixels, "
+        f"the limit is {megapixels(limit)} megapixels"
+    )

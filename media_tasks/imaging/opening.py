@@ -87,14 +87,6 @@ def format_of(img: Image.Image) -> str:
     return "JPEG" if fmt == "MPO" else fmt
 
 
-def frame_count(img: Image.Image) -> int:
-    """Frame count; MPO extra pictures (previews, depth maps) are not animation frames."""
-    if format_of(img) == "JPEG":
-        return 1
-    with rejecting(DAMAGED):
-        return max(1, int(getattr(img, "n_frames", 1)))
-
-
 def mime(fmt: str) -> str:
     return Image.MIME.get(fmt, "application/octet-stream")
 
@@ -109,7 +101,7 @@ def _allowed_text(formats: Sequence[str]) -> str:
 
 def _unidentified(head: bytes, formats: Sequence[str]) -> str:
     """Explain why Pillow could not open the file, from its first bytes only."""
-    sniffed = _sniff(head)
+    sniffed = sniff(head)
     if sniffed is None:
         return f"not an image (allowed formats: {_allowed_text(formats)})"
     if sniffed not in formats:
@@ -120,7 +112,7 @@ def _unidentified(head: bytes, formats: Sequence[str]) -> str:
     return DAMAGED
 
 
-def _sniff(head: bytes) -> str | None:
+def sniff(head: bytes) -> str | None:
     """Name a file format by its magic bytes, without handing the data to any decoder."""
     if head.startswith(b"\xff\xd8\xff"):
         return "JPEG"

@@ -11,8 +11,10 @@ from typing import BinaryIO, Final
 from PIL import Image
 
 from media_tasks.imaging import metadata, pixels
+from media_tasks.imaging.errors import CANNOT_DECODE
 from media_tasks.imaging.opening import DEFAULT_FORMATS, allowed, mime, opened
 from media_tasks.imaging.progress import Progress, ProgressCallback
+from media_tasks.imaging.validation import DEFAULT_MAX_FRAMES, Limits, decode_frames, header_check
 
 WEBP_QUALITY: Final = 80
 # method 4 is libwebp's default balance; higher methods cost much more time for ~2% bytes.
@@ -38,18 +40,22 @@ def make_renditions(
     *,
     sizes: Sequence[int],
     max_pixels: int,
+    max_frames: int = DEFAULT_MAX_FRAMES,
+    max_total_pixels: int | None = None,
     on_step: ProgressCallback | None = None,
     allowed_formats: frozenset[str] = DEFAULT_FORMATS,
 ) -> list[Rendition]:
     """WebP + JPEG per longest side, largest first: upright, sRGB, no metadata (EXIF/GPS/ICC).
-    Animated images give their first frame; never upscales (oversized sizes collapse into one)."""
+    Animated images give their first frame; never upscales (oversized sizes collapse into one).
+    Every frame is decoded, as check_decodes does: a damaged file raises ImageRejected."""
     targets = _targets(sizes)
     formats = allowed(allowed_formats)
+    limits = Limits.of(max_pixels, max_frames, max_total_pixels)
     # Pillow releases the GIL in resize and WebP encoding, so a second thread overlaps them
     # with the JPEG encodes (which hold the GIL) and with the next resize.
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="renditions") as pool:
         try:
-            return _renditions(fp, targets, formats, max_pixels, on_step, pool)
+            return _renditions(fp, targets, formats, limits, on_step, pool)
         finally:
             fp.seek(0)
 
@@ -58,12 +64,13 @@ def _renditions(
     fp: BinaryIO,
     targets: list[int],
     formats: tuple[str, ...],
-    max_pixels: int,
+    limits: Limits,
     on_step: ProgressCallback | None,
     pool: ThreadPoolExecutor,
 ) -> list[Rendition]:
     """The body of make_renditions; progress is reported from the calling thread only."""
-    with opened(fp, formats, max_pixels) as img:
+    info = header_check(fp, formats, limits, damaged=CANNOT_DECODE)
+    with opened(fp, formats, limits.max_pixels) as img:
         orientation = metadata.orientation_of(img)
         plan = _plan(metadata.turned_size(img.size, orientation), targets)
         if not plan:
@@ -81,6 +88,8 @@ def _renditions(
         if current is img:
             # Threads below share this image; a plain copy has no file state to race on.
             current = img.copy()
+        # Only the first frame is shown, but a damaged later one must fail the job all the same.
+        decode_frames(img, info.frames, damaged=CANNOT_DECODE, first_decoded=True)
     # Slots keep the output order (WebP, JPEG per size) while WebP encodes finish in the pool.
     slots: list[Future[Rendition] | Rendition] = []
     reported = 0

@@ -467,3 +467,131 @@ def red_green_with_swapped_profile(fmt: str) -> bytes:
     img = Image.new("RGB", (80, 40), RED)
     ImageDraw.Draw(img).rectangle((40, 0, 79, 39), fill=GREEN)
     return save(img, fmt, icc_profile=swapped_profile())
+
+
+# ------------------------------------------------ files that cost more than their bytes say
+
+
+def _colour_table(flags: int) -> int:
+    return 3 << ((flags & 7) + 1) if flags & 0x80 else 0
+
+
+def _after_sub_blocks(data: bytes, pos: int) -> int:
+    while data[pos]:
+        pos += data[pos] + 1
+    return pos + 1
+
+
+def _gif_parts(img: Image.Image) -> tuple[bytes, bytes]:
+    """A one-frame GIF of ``img`` split into its header (screen, palette, extensions) and its
+    image block (descriptor and data), so that the block can be repeated."""
+    data = save(img, "GIF")
+    pos = 13 + _colour_table(data[10])
+    while data[pos : pos + 1] == b"!":
+        pos = _after_sub_blocks(data, pos + 2)
+    return data[:pos], data[pos:-1]
+
+
+def gif_of_frames(count: int, frame: Image.Image | None = None) -> bytes:
+    """A GIF of ``count`` copies of one frame (by default 1x1), made by repeating its image
+    block: a million frames take 15 MB and no time to make."""
+    header, block = _gif_parts(frame or Image.new("P", (1, 1)))
+    return header + block * count + b";"
+
+
+def gif_with_frames_on_a_big_canvas(count: int, canvas: tuple[int, int]) -> bytes:
+    """``count`` frames of 1x1 pixel on a screen of ``canvas``: tiny frames, big canvas."""
+    header, block = _gif_parts(Image.new("P", (1, 1)))
+    return header[:6] + struct.pack("<HH", *canvas) + header[10:] + block * count + b";"
+
+
+def gif_widening_its_canvas(offset: tuple[int, int]) -> bytes:
+    """A 1x1 GIF whose second frame sits at ``offset``: Pillow widens the canvas to reach it."""
+    header, block = _gif_parts(Image.new("P", (1, 1)))
+    moved = block[:1] + struct.pack("<HH", *offset) + block[5:]
+    return header + block + moved + b";"
+
+
+def gif_with_a_damaged_frame() -> bytes:
+    """animated_gif() with its second frame's compressed data replaced by 0xFF bytes: the block
+    structure is intact, only decoding that frame fails."""
+    data = bytearray(animated_gif())
+    pos, frames = 13 + _colour_table(data[10]), 0
+    while True:
+        if data[pos] == 0x21:  # an extension
+            pos = _after_sub_blocks(data, pos + 2)
+            continue
+        code_size = pos + 10 + _colour_table(data[pos + 9])  # after descriptor and palette
+        frames += 1
+        if frames == 2:
+            length = data[code_size + 1]
+            data[code_size + 2 : code_size + 2 + length] = b"\xff" * length
+            return bytes(data)
+        pos = _after_sub_blocks(data, code_size + 1)
+
+
+def png_with_short_image_data() -> bytes:
+    """A PNG whose chunks are all intact but whose compressed image data stops half way,
+    as an encoder that crashed while writing might leave it."""
+    img = photo_like_image(64, 48)
+    rows = img.tobytes()
+    raw = b"".join(b"\x00" + rows[192 * y : 192 * (y + 1)] for y in range(48))
+    compressed = zlib.compress(raw)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + png_chunk(b"IHDR", struct.pack(">IIBBBBB", 64, 48, 8, 2, 0, 0, 0))
+        + png_chunk(b"IDAT", compressed[: len(compressed) // 2])
+        + png_chunk(b"IEND", b"")
+    )
+
+
+@cache
+def flat_png(width: int, height: int) -> bytes:
+    """A genuine single-colour RGBA PNG: 7071x7071 (50 megapixels) compresses to 190 KiB."""
+    return save(Image.new("RGBA", (width, height)), "PNG")
+
+
+def png_claiming(width: int, height: int) -> bytes:
+    """A PNG header claiming ``width`` x ``height`` RGBA over 1 KB of image data: more than
+    any deflate stream can expand to."""
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + png_chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 6, 0, 0, 0))
+        + png_chunk(b"IDAT", zlib.compress(bytes(1000)) + bytes(1000))
+        + png_chunk(b"IEND", b"")
+    )
+
+
+def jpeg_claiming(width: int, height: int) -> bytes:
+    """A small JPEG whose frame header (SOF0) claims ``width`` x ``height``."""
+    data = bytearray(photo_like(64, 48))
+    sof = data.index(b"\xff\xc0")
+    data[sof + 5 : sof + 9] = struct.pack(">HH", height, width)
+    return bytes(data)
+
+
+def apng_declaring_frames(count: int) -> bytes:
+    """apng_16bit() with its animation control chunk (acTL) declaring ``count`` frames."""
+    data = apng_16bit()
+    start = data.index(b"acTL") - 4
+    end = start + 12 + 8
+    return data[:start] + png_chunk(b"acTL", struct.pack(">II", count, 1)) + data[end:]
+
+
+def animated_webp(count: int) -> bytes:
+    frames = [Image.new("RGB", (40, 30), (40 * i % 256, 80, 160)) for i in range(count)]
+    return save(frames[0], "WEBP", save_all=True, append_images=frames[1:], duration=50)
+
+
+def many_tiny_blocks(fmt: str, count: int) -> bytes:
+    """A valid tiny image padded with ``count`` empty blocks (GIF comment sub-blocks, PNG
+    private chunks, JPEG APP15 segments): cheap to send, slow to walk."""
+    if fmt == "GIF":
+        header, block = _gif_parts(Image.new("P", (1, 1)))
+        return header + b"!\xfe" + b"\x01a" * count + b"\x00" + block + b";"
+    if fmt == "PNG":
+        data = save(Image.new("RGB", (1, 1)), "PNG")
+        idat = data.index(b"IDAT") - 4
+        return data[:idat] + png_chunk(b"prIv", b"") * count + data[idat:]
+    data = save(Image.new("RGB", (8, 8)), "JPEG")
+    return data[:2] + b"\xff\xef\x00\x02" * count + data[2:]

@@ -142,11 +142,11 @@ def test_anonymous_callers_get_401_in_json() -> None:
             "SVG is not allowed",
         ),
         ("empty.png", b"", "empty.png: the file is empty"),
-        ("truncated.jpg", images.jpeg_missing_its_end(), "truncated.jpg: "),
         ("broken.png", images.broken_png(), "broken.png: "),
         ("decompression_bomb.gif", images.decompression_bomb_gif(), "megapixels"),
         ("zero_width.gif", images.zero_width_gif(), "zero_width.gif: "),
         ("huge.png", images.huge_bilevel_png(), "megapixels"),
+        ("long.gif", images.gif_of_frames(1001), "long.gif: image has too many frames"),
     ],
 )
 def test_a_bad_file_is_refused_with_its_name_and_reason_and_nothing_is_stored(
@@ -162,6 +162,27 @@ def test_a_bad_file_is_refused_with_its_name_and_reason_and_nothing_is_stored(
     assert not Upload.objects.exists()
     assert not Job.objects.exists()
     assert stored_files(settings) == []
+
+
+def test_a_file_cut_short_in_its_pixel_data_is_accepted_then_fails_in_the_workers(
+    user: Any, password: str
+) -> None:
+    # The request checks headers and block structure only; finding a JPEG's missing end
+    # takes a decode, which the workers do.
+    client = logged_in(user, password)
+    cut = image_file("truncated.jpg", images.jpeg_missing_its_end())
+    response = client.post("/api/uploads/", {"image": cut})
+    assert response.status_code == 202
+    upload = response.json()["uploads"][0]
+    run_workers_until(lambda: finished(upload["id"]))
+    failed = client.get(upload["url"]).json()
+    assert failed["status"] == "failed"
+    assert failed["error"] == "could not decode the image: the file is truncated or damaged"
+    assert failed["renditions"] == []
+    assert {job["kind"]: job["status"] for job in failed["jobs"]} == {
+        "thumbnails": "failed",
+        "analysis": "failed",
+    }
 
 
 def test_a_file_over_the_size_limit_is_413(user: Any, password: str, settings: Any) -> None:

@@ -9,7 +9,14 @@ from typing import Any
 import pytest
 from PIL import Image, ImageChops, ImageStat, features
 
-from media_tasks.imaging import ImageRejected, Rendition, analyse, inspect_upload, make_renditions
+from media_tasks.imaging import (
+    ImageRejected,
+    Rendition,
+    analyse,
+    check_decodes,
+    inspect_upload,
+    make_renditions,
+)
 
 MAX_PIXELS = 50_000_000
 SIZES = (1600, 800, 320)
@@ -43,6 +50,10 @@ def rejection(action: Callable[[io.BytesIO], object], data: bytes) -> str:
 
 def inspect(fp: io.BytesIO) -> object:
     return inspect_upload(fp, max_pixels=MAX_PIXELS)
+
+
+def check(fp: io.BytesIO) -> object:
+    return check_decodes(fp, max_pixels=MAX_PIXELS)
 
 
 def render(fp: io.BytesIO) -> object:

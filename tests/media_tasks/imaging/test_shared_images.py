@@ -15,7 +15,13 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageStat
 
-from media_tasks.imaging import ImageRejected, analyse, inspect_upload, make_renditions
+from media_tasks.imaging import (
+    ImageRejected,
+    analyse,
+    check_decodes,
+    inspect_upload,
+    make_renditions,
+)
 from tests.media_tasks.imaging.helpers import (
     HAS_AVIF,
     MAX_PIXELS,
@@ -66,13 +72,15 @@ ACCEPTED = {
     "rgb_trns.png",
     *(f"hopper_orientation_{n}.jpg" for n in range(2, 9)),
 }
+# Refused in the upload request, from headers and block structure.
 REJECTED = {
     "broken.png": "truncated or damaged image",
     "decompression_bomb.gif": "megapixels, the limit is 50 megapixels",
     "truncated_image.png": "truncated or damaged image",
-    "truncated_jpeg.jpg": "truncated or damaged image",
     "zero_width.gif": "image has zero width or height",
 }
+# Whole in its blocks, so accepted by the request; refused by the worker's full decode.
+FAILS_TO_DECODE = {"truncated_jpeg.jpg": "truncated or damaged image"}
 SHARED = sorted(path.name for path in PILLOW_IMAGES.iterdir() if path.suffix not in {".md", ".txt"})
 
 
@@ -81,7 +89,7 @@ def real(name: str) -> bytes:
 
 
 def test_every_shared_image_has_an_expectation() -> None:
-    assert set(SHARED) == ACCEPTED | set(REJECTED)
+    assert set(SHARED) == ACCEPTED | set(REJECTED) | set(FAILS_TO_DECODE)
 
 
 @pytest.mark.parametrize("name", SHARED)
@@ -95,6 +103,12 @@ def test_shared_image_end_to_end(name: str) -> None:
             assert caught.value.reason.endswith(REJECTED[name])
             return
         info = inspect_upload(fp, max_pixels=MAX_PIXELS)
+        if name in FAILS_TO_DECODE:
+            with pytest.raises(ImageRejected) as caught:
+                check_decodes(fp, max_pixels=MAX_PIXELS)
+            assert caught.value.reason == FAILS_TO_DECODE[name]
+            return
+        assert check_decodes(fp, max_pixels=MAX_PIXELS) == info
         result = make_renditions(fp, sizes=SIZES, max_pixels=MAX_PIXELS)
         summary = analyse(fp, max_pixels=MAX_PIXELS)
     assert [r.format for r in result] == ["WEBP", "JPEG"]
