@@ -77,6 +77,10 @@ def resize(
     if pool is None or img.width * img.height < _PARALLEL_RESIZE_PIXELS or size[1] < 2:
         # reducing_gap lets Pillow box-reduce by whole factors first: much faster, same look.
         return img.resize(size, Image.Resampling.LANCZOS, reducing_gap=REDUCING_GAP)
+    if img.mode in ("LA", "RGBA"):
+        # Pillow premultiplies alpha inside every resize: for each half, that would be a
+        # converted copy of the whole image. Premultiply once instead.
+        return resize(img.convert(img.mode[:-1] + "a"), size, pool).convert(img.mode)
     factor = (
         max(1, int(img.width / size[0] / REDUCING_GAP)),
         max(1, int(img.height / size[1] / REDUCING_GAP)),

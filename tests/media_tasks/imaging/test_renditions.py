@@ -156,6 +156,19 @@ def test_big_photo_is_shrunk_on_decode_and_split_resize_has_no_seam() -> None:
             assert ImageChops.difference(split, single).getextrema() <= ((0, 1),) * 3
 
 
+def test_split_resize_of_a_transparent_image_matches_a_single_resize() -> None:
+    source = images.photo_like_image(2400, 1600).convert("RGBA")
+    source.putalpha(images.photo_like_image(2400, 1600, seed=2).convert("L"))
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        for size in ((1600, 1067), (320, 213)):
+            split = pixels.resize(source, size, pool)
+            single = source.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
+            assert split.mode == "RGBA"
+            # Compared as seen (premultiplied): the colour of a nearly clear pixel is coarse.
+            seen = ImageChops.difference(split.convert("RGBa"), single.convert("RGBa"))
+            assert seen.getextrema() <= ((0, 2),) * 4
+
+
 def test_invalid_sizes_are_a_programming_error() -> None:
     with pytest.raises(ValueError, match="positive"):
         renditions(images.picture("JPEG"), (0, 320))
