@@ -322,6 +322,11 @@ STORAGES = {
 # Uploads (media_tasks/).
 UPLOAD_MAX_BYTES = int(env_float("UPLOAD_MAX_BYTES", 25 * 1024 * 1024))
 UPLOAD_MAX_PIXELS = int(env_float("UPLOAD_MAX_PIXELS", 50_000_000))
+# Animations: at most this many frames (40 s at 25 frames a second), and at most this many
+# canvas pixels decoded over all frames (Pillow composes every frame on the whole canvas), by
+# default what four pictures at the pixel limit cost: a few seconds of a worker.
+UPLOAD_MAX_FRAMES = int(env_float("UPLOAD_MAX_FRAMES", 1000))
+UPLOAD_MAX_TOTAL_PIXELS = int(env_float("UPLOAD_MAX_TOTAL_PIXELS", 4 * UPLOAD_MAX_PIXELS))
 # Longest sides of the renditions, each in WebP and a JPEG fallback; never upscaled.
 THUMBNAIL_SIZES = [int(size) for size in env_list("THUMBNAIL_SIZES") or ["1600", "800", "320"]]
 # Perceptual-hash distance (of 64 bits) under which two uploads count as similar.

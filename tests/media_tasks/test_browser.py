@@ -14,7 +14,7 @@ import pytest
 from playwright.sync_api import Locator, Page, expect
 
 from media_tasks.models import Upload
-from tests.media_tasks.images import PILLOW_IMAGES
+from tests.media_tasks import images
 from tests.processes import Process, Processes, free_port, login, wait_for, wait_until_serving
 
 if TYPE_CHECKING:
@@ -67,6 +67,14 @@ def log_in(page: Page, base_url: str, username: str, password: str) -> None:
     expect(page.get_by_role("heading", name="Your pictures")).to_be_visible()
 
 
+def picture_file(folder: Path, name: str) -> Path:
+    """The test picture saved as ``name`` (in the format its suffix names), for the browser."""
+    path = folder / "pictures" / name
+    path.parent.mkdir(exist_ok=True)
+    path.write_bytes(images.picture({".jpg": "JPEG", ".png": "PNG"}[path.suffix]))
+    return path
+
+
 def drop_files(page: Page, selector: str, paths: list[Path]) -> None:
     """Drop files on an element the way a browser does: dragenter, dragover, drop."""
     files = [
@@ -108,6 +116,7 @@ def test_drop_pictures_watch_them_finish_browse_and_delete(
     page: Page,
     page_log: PageLog,
     output_dir: Path,
+    tmp_path: Path,
     user: Any,
     password: str,
 ) -> None:
@@ -119,23 +128,27 @@ def test_drop_pictures_watch_them_finish_browse_and_delete(
     expect(page.locator("#connection")).to_have_attribute("data-state", "live")
 
     page.evaluate(RECORD_BARS)
-    drop_files(page, "#dropzone", [PILLOW_IMAGES / "hopper.jpg", PILLOW_IMAGES / "hopper.png"])
+    drop_files(
+        page,
+        "#dropzone",
+        [picture_file(tmp_path, "photo.jpg"), picture_file(tmp_path, "photo.png")],
+    )
 
-    for name in ("hopper.jpg", "hopper.png"):
+    for name in ("photo.jpg", "photo.png"):
         shown = wait_shown(page, name)
         expect(shown.get_by_role("progressbar")).to_have_attribute("aria-valuenow", "100")
         expect(shown.locator(".status")).to_have_text("Done")
         expect(shown.locator(".facts")).to_contain_text("128 \N{MULTIPLICATION SIGN} 128")
         expect(shown.locator(".swatches li").first).to_be_visible()
     history: dict[str, list[list[Any]]] = page.evaluate("window.barHistory")
-    for name in ("hopper.jpg", "hopper.png"):
+    for name in ("photo.jpg", "photo.png"):
         states = history[name]
         assert ["uploading", 100] in states, f"{name}: the upload bar never reached 100 %: {states}"
         assert states[-1] == ["done", 100], f"{name}: processing did not end at 100 %: {states}"
         processing = [value for state, value in states if state == "processing"]
         assert processing == sorted(processing), f"{name}: the bar went backwards: {states}"
     # Chromium takes the WebP source; the JPEG stays as the fallback.
-    current = card(page, "hopper.jpg").locator("img.thumb").evaluate("img => img.currentSrc")
+    current = card(page, "photo.jpg").locator("img.thumb").evaluate("img => img.currentSrc")
     assert current.endswith(".webp"), current
 
     # A file that only claims to be a picture: its card says what the API says.
@@ -159,8 +172,8 @@ def test_drop_pictures_watch_them_finish_browse_and_delete(
     # file was never stored.
     listed = client.get("/api/uploads/").json()
     assert sorted((u["name"], u["status"]) for u in listed["uploads"]) == [
-        ("hopper.jpg", "done"),
-        ("hopper.png", "done"),
+        ("photo.jpg", "done"),
+        ("photo.png", "done"),
     ]
     page.reload()
     # Newest first, as the API lists them.
@@ -180,14 +193,14 @@ def test_drop_pictures_watch_them_finish_browse_and_delete(
     expect(page.locator("#connection")).to_have_attribute("data-state", "live")
 
     # Delete asks for a second click, then the picture is gone from the page and the API.
-    png = card(page, "hopper.png")
+    png = card(page, "photo.png")
     png_id = png.get_attribute("data-upload-id")
     png.get_by_role("button", name="Delete").click()
     png.get_by_role("button", name="Confirm delete").click()
-    expect(card(page, "hopper.png")).to_have_count(0)
+    expect(card(page, "photo.png")).to_have_count(0)
     assert client.get(f"/api/uploads/{png_id}/").status_code == 404
     page.reload()
-    wait_shown(page, "hopper.jpg")
+    wait_shown(page, "photo.jpg")
     expect(page.locator(".upload-card")).to_have_count(1)
 
     assert page_log.unexpected(REJECTED_UPLOAD) == [], page_log.errors
@@ -210,6 +223,7 @@ def test_the_page_catches_up_after_the_server_was_away(
     page: Page,
     page_log: PageLog,
     output_dir: Path,
+    tmp_path: Path,
     user: Any,
     password: str,
 ) -> None:
@@ -219,8 +233,8 @@ def test_the_page_catches_up_after_the_server_was_away(
     expect(page.locator("#connection")).to_have_attribute("data-state", "live")
 
     # No worker yet: the picture is stored and waits.
-    page.set_input_files("#file-input", str(PILLOW_IMAGES / "hopper.jpg"))
-    waiting = card(page, "hopper.jpg")
+    page.set_input_files("#file-input", str(picture_file(tmp_path, "photo.jpg")))
+    waiting = card(page, "photo.jpg")
     expect(waiting).to_have_attribute("data-state", "queued")
     # A reload shows the same state, from the API and the snapshot.
     page.reload()
@@ -234,14 +248,14 @@ def test_the_page_catches_up_after_the_server_was_away(
     web.stop()
     expect(page.locator("#connection")).to_have_attribute("data-state", "offline")
     processes.runworker("worker", "thumbnails", "compute")
-    upload = Upload.objects.get(original_name="hopper.jpg")
+    upload = Upload.objects.get(original_name="photo.jpg")
     wait_for(lambda: Upload.objects.get(pk=upload.pk).status == Upload.Status.DONE, 30, "the jobs")
     page.screenshot(path=output_dir / "offline.png")
 
     # The server is back: the page reconnects by itself and shows what finished in the gap.
     start_web(processes, "web-again", port)
     expect(page.locator("#connection")).to_have_attribute("data-state", "live", timeout=30_000)
-    wait_shown(page, "hopper.jpg")
+    wait_shown(page, "photo.jpg")
     expect(waiting.locator(".status")).to_have_text("Done")
     page.screenshot(path=output_dir / "caught-up.png")
 

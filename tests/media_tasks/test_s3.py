@@ -23,7 +23,7 @@ from PIL import Image
 
 from media_tasks.models import Upload
 from media_tasks.tasks import make_renditions
-from tests.media_tasks.images import PILLOW_IMAGES
+from tests.media_tasks import images
 from tests.processes import Processes, free_port, login, wait_for
 from workers.backends import enqueue_for
 from workers.models import Job
@@ -32,8 +32,12 @@ pytestmark = pytest.mark.slow
 
 REGION = "eu-west-1"
 CREDENTIALS = {"aws_access_key_id": "moto-test-key", "aws_secret_access_key": "moto-test-secret"}
-# Real files from the shared test data: EXIF rotation, EXIF with GPS, a PNG with an ICC profile.
-FILES = ("hopper_orientation_6.jpg", "exif_gps.jpg", "icc_profile.png")
+# EXIF rotation, EXIF with a GPS block, a PNG with an ICC profile.
+FILES = {
+    "turned.jpg": lambda: images.oriented_photo(6),
+    "gps.jpg": images.nonsense_gps_jpeg,
+    "profile.png": images.png_with_srgb_profile,
+}
 # Small sizes, so that these small pictures still give several renditions each.
 THUMBNAIL_SIZES = "100,50"
 EXTENSIONS = {"WEBP": ".webp", "JPEG": ".jpg"}
@@ -183,7 +187,7 @@ def upload_store_rerun_and_delete(
 ) -> None:
     """The whole life of uploads on S3, as a user and the bucket's owner see it."""
     client = login(web_url, user.username, password)
-    originals = {name: (PILLOW_IMAGES / name).read_bytes() for name in FILES}
+    originals = {name: make() for name, make in FILES.items()}
     response = client.post(
         "/api/uploads/",
         files=[

@@ -1,0 +1,46 @@
+"""Validate uploaded images and derive renditions and analysis from them, with Pillow only.
+Problems with the file itself raise ``ImageRejected``, whose ``reason`` users can read.
+
+One module per job: ``validation`` (is it an acceptable image?), ``renditions`` (thumbnails),
+``analysis`` (colours, perceptual hash, placeholder) and ``metadata`` (EXIF, GPS, orientation,
+ICC); ``opening``, ``structure``, ``errors`` and ``pixels`` hold what they share.
+"""
+
+from media_tasks.imaging.analysis import Analysis, analyse, hamming
+from media_tasks.imaging.errors import ImageRejected
+from media_tasks.imaging.metadata import ExifSummary, GpsPosition
+from media_tasks.imaging.opening import DEFAULT_FORMATS
+from media_tasks.imaging.progress import ProgressCallback
+from media_tasks.imaging.renditions import (
+    JPEG_QUALITY,
+    WEBP_METHOD,
+    WEBP_QUALITY,
+    Rendition,
+    make_renditions,
+)
+from media_tasks.imaging.validation import (
+    DEFAULT_MAX_FRAMES,
+    ImageInfo,
+    check_decodes,
+    inspect_upload,
+)
+
+__all__ = [
+    "DEFAULT_FORMATS",
+    "DEFAULT_MAX_FRAMES",
+    "JPEG_QUALITY",
+    "WEBP_METHOD",
+    "WEBP_QUALITY",
+    "Analysis",
+    "ExifSummary",
+    "GpsPosition",
+    "ImageInfo",
+    "ImageRejected",
+    "ProgressCallback",
+    "Rendition",
+    "analyse",
+    "check_decodes",
+    "hamming",
+    "inspect_upload",
+    "make_renditions",
+]
