@@ -84,7 +84,7 @@ class Upload(models.Model):
     def error(self) -> str:
         for job in self.jobs():
             if job.status == Job.Status.FAILED:
-                return job.error
+                return job.reason
             if job.status == Job.Status.CANCELLED:
                 return "processing was cancelled"
         return ""

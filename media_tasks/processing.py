@@ -13,6 +13,7 @@ from django.conf import settings
 from django.core.files.base import ContentFile
 
 from media_tasks import imaging
+from media_tasks.limits import image_limits
 from media_tasks.models import Rendition, Upload, rendition_path
 from workers.exceptions import PermanentFailure
 
@@ -39,8 +40,8 @@ def upload_renditions_make(
         lambda original: imaging.make_renditions(
             original,
             sizes=settings.THUMBNAIL_SIZES,
-            max_pixels=settings.UPLOAD_MAX_PIXELS,
             on_step=lambda percent, message: report(percent * 9 // 10, message),
+            **image_limits(),
         ),
     )
     report(95, "storing the renditions")
@@ -54,9 +55,7 @@ def upload_analyse(
     """Analyse the original (EXIF, colours, perceptual hash, placeholder) and store that."""
     analysis = from_original(
         upload,
-        lambda original: imaging.analyse(
-            original, max_pixels=settings.UPLOAD_MAX_PIXELS, on_step=on_step
-        ),
+        lambda original: imaging.analyse(original, on_step=on_step, **image_limits()),
     )
     Upload.objects.filter(pk=upload.pk).update(
         analysis=analysis.as_json(), phash=analysis.phash, placeholder=analysis.placeholder

@@ -3,18 +3,32 @@ What the workers do with an upload is in media_tasks/processing.py."""
 
 from __future__ import annotations
 
+import functools
 import logging
+import threading
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from datetime import timedelta
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, BinaryIO, cast
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
+from django.db.models import Sum
+from django.utils import timezone
 
 from media_tasks import imaging
-from media_tasks.exceptions import UploadRejected, UploadTooLarge
+from media_tasks.exceptions import (
+    UploadAbandoned,
+    UploadOverQuota,
+    UploadRateLimited,
+    UploadRejected,
+    UploadsBusy,
+    UploadTooLarge,
+)
+from media_tasks.limits import image_limits
 from media_tasks.models import Upload
 from media_tasks.tasks import analyse_upload, make_renditions
 from workers.backends import enqueue_for
@@ -38,7 +52,9 @@ def megabytes(size: int) -> str:
 
 
 def upload_check(*, file: UploadedFile[bytes]) -> imaging.ImageInfo:
-    """Check one file by its content; raise UploadRejected naming it and the reason."""
+    """Check one file by its content (headers only: the full decode is the worker's); raise
+    UploadRejected naming it and the reason. At most UPLOAD_CHECKS_AT_ONCE checks run at
+    once in a process; one that waits longer than UPLOAD_CHECK_WAIT is refused as busy."""
     name = clean_filename(file.name or "")
     if file.size is not None and file.size > settings.UPLOAD_MAX_BYTES:
         raise UploadTooLarge(
@@ -47,20 +63,65 @@ def upload_check(*, file: UploadedFile[bytes]) -> imaging.ImageInfo:
         )
     if not file.size:
         raise UploadRejected(f"{name}: the file is empty")
+    checks = _checks_at_once()
+    if not checks.acquire(timeout=settings.UPLOAD_CHECK_WAIT):
+        raise UploadsBusy("the server is busy checking other uploads: try again in a moment")
     try:
-        return imaging.inspect_upload(cast(BinaryIO, file), max_pixels=settings.UPLOAD_MAX_PIXELS)
+        return imaging.inspect_upload(cast(BinaryIO, file), **image_limits())
     except imaging.ImageRejected as rejected:
         raise UploadRejected(f"{name}: {rejected.reason}") from None
+    finally:
+        checks.release()
 
 
-def upload_create(*, owner: User, files: Sequence[UploadedFile[bytes]]) -> list[Upload]:
-    """Accept all files or none: check every one, store them, and queue their processing."""
+@functools.cache
+def _checks_at_once() -> threading.BoundedSemaphore:
+    # A crafted file can make even a header check hold tens of MB (Pillow keeps the chunks
+    # it reads): bound how many a process runs at once.
+    return threading.BoundedSemaphore(settings.UPLOAD_CHECKS_AT_ONCE)
+
+
+def upload_quota_check(*, owner: User, files: Sequence[UploadedFile[bytes]]) -> None:
+    """Refuse uploads past the owner's limits: UPLOADS_PER_HOUR files in the last hour
+    (429, with the wait), UPLOAD_QUOTA_BYTES stored in all (413)."""
+    mine = Upload.objects.filter(owner=owner)
+    hour_ago = timezone.now() - timedelta(hours=1)
+    recent = list(mine.filter(created_at__gte=hour_ago).values_list("created_at", flat=True))
+    per_hour = settings.UPLOADS_PER_HOUR
+    if len(recent) + len(files) > per_hour:
+        # The oldest counted upload leaves the hour first.
+        wait = (min(recent) - hour_ago).total_seconds() if recent else 3600.0
+        raise UploadRateLimited(
+            f"at most {per_hour} pictures per hour: try again in {wait / 60:.0f} min",
+            retry_after=wait,
+        )
+    stored = mine.aggregate(total=Sum("bytes"))["total"] or 0
+    adding = sum(file.size or 0 for file in files)
+    quota = settings.UPLOAD_QUOTA_BYTES
+    if stored + adding > quota:
+        raise UploadOverQuota(
+            f"your pictures would take {megabytes(stored + adding)}; "
+            f"the limit is {megabytes(quota)}: delete some first"
+        )
+
+
+def upload_create(
+    *,
+    owner: User,
+    files: Sequence[UploadedFile[bytes]],
+    abandoned: Callable[[], bool] = lambda: False,
+) -> list[Upload]:
+    """Accept all files or none: check every one, store them, and queue their processing.
+    If `abandoned()` says so before the commit (the client went away), nothing is kept."""
     if not files:
         raise UploadRejected("no file was sent (field 'image')")
     checked = [(file, upload_check(file=file)) for file in files]
     uploads: list[Upload] = []
     try:
         with transaction.atomic():
+            # One upload of a user at a time: the quota counts what the last one stored.
+            get_user_model().objects.select_for_update().filter(pk=owner.pk).first()
+            upload_quota_check(owner=owner, files=files)
             for file, info in checked:
                 upload = Upload(
                     owner=owner,
@@ -75,6 +136,8 @@ def upload_create(*, owner: User, files: Sequence[UploadedFile[bytes]]) -> list[
                 uploads.append(upload)
                 upload.save()
                 upload_enqueue_processing(upload=upload)
+            if abandoned():
+                raise UploadAbandoned("the client went away before its upload was accepted")
     except BaseException:
         # The rows rolled back; the files already written must go too.
         for upload in uploads:

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
+from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.contrib.auth.models import User
 from django.core.paginator import EmptyPage, PageNotAnInteger, Paginator
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.http import require_http_methods
 
 from media_tasks import selectors, services
-from media_tasks.exceptions import MediaError, UploadTooLarge
+from media_tasks.exceptions import MediaError, UploadRateLimited, UploadTooLarge
 from wire import errors
 from wire.errors import error_response
 
@@ -27,19 +29,49 @@ def api_login_required(view: View) -> View:
     @wraps(view)
     def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         if not request.user.is_authenticated:
-            return error_response(code=errors.UNAUTHENTICATED, error="log in first", status=401)
+            return unauthenticated()
         return view(request, *args, **kwargs)
 
     return wrapped
 
 
-@api_login_required
+def unauthenticated() -> JsonResponse:
+    return error_response(code=errors.UNAUTHENTICATED, error="log in first", status=401)
+
+
+def failure(rejected: MediaError) -> JsonResponse:
+    extra = {}
+    if isinstance(rejected, UploadRateLimited):
+        extra["retry_after"] = round(rejected.retry_after)
+    response = error_response(
+        code=rejected.code, error=str(rejected), status=rejected.status, **extra
+    )
+    if "retry_after" in extra:
+        response["Retry-After"] = str(extra["retry_after"])
+    return response
+
+
 @require_http_methods(["GET", "POST"])
-def uploads(request: HttpRequest) -> HttpResponse:
-    assert isinstance(request.user, User)
+async def uploads(request: HttpRequest) -> HttpResponse:
+    """GET: the user's uploads, newest first, a page at a time. POST: new uploads.
+
+    Async so that a client that goes away before its upload was accepted is noticed (Django
+    cancels the view): the upload's thread is told, and keeps nothing."""
+    user = await request.auser()
+    if not user.is_authenticated:
+        return unauthenticated()
     if request.method == "POST":
-        return create(request, request.user)
-    paginator = Paginator(selectors.uploads_of(owner_id=request.user.pk), PAGE_SIZE)
+        abandoned = threading.Event()
+        try:
+            return await sync_to_async(create)(request, user, abandoned.is_set)
+        except asyncio.CancelledError:
+            abandoned.set()
+            raise
+    return await sync_to_async(listing)(request, user)
+
+
+def listing(request: HttpRequest, user: Any) -> HttpResponse:
+    paginator = Paginator(selectors.uploads_of(owner_id=user.pk), PAGE_SIZE)
     try:
         page = paginator.page(request.GET.get("page", 1))
     except (EmptyPage, PageNotAnInteger):
@@ -55,16 +87,17 @@ def uploads(request: HttpRequest) -> HttpResponse:
     )
 
 
-def create(request: HttpRequest, user: User) -> HttpResponse:
+def create(request: HttpRequest, user: Any, abandoned: Callable[[], bool]) -> HttpResponse:
     # Refuse an oversized body before Django reads it to disk.
     limit = settings.UPLOAD_MAX_BYTES * settings.DATA_UPLOAD_MAX_NUMBER_FILES + 1_000_000
     if int(request.META.get("CONTENT_LENGTH") or 0) > limit:
-        too_large = UploadTooLarge(f"the request is larger than {limit} bytes")
-        return error_response(code=too_large.code, error=str(too_large), status=too_large.status)
+        return failure(UploadTooLarge(f"the request is larger than {limit} bytes"))
     try:
-        created = services.upload_create(owner=user, files=request.FILES.getlist("image"))
+        created = services.upload_create(
+            owner=user, files=request.FILES.getlist("image"), abandoned=abandoned
+        )
     except MediaError as rejected:
-        return error_response(code=rejected.code, error=str(rejected), status=rejected.status)
+        return failure(rejected)
     return JsonResponse(
         {
             "uploads": [
@@ -83,7 +116,7 @@ def create(request: HttpRequest, user: User) -> HttpResponse:
 @api_login_required
 @require_http_methods(["GET", "DELETE"])
 def upload_detail(request: HttpRequest, upload_id: int) -> HttpResponse:
-    assert isinstance(request.user, User)
+    assert request.user.pk is not None  # api_login_required
     upload = selectors.upload_of(owner_id=request.user.pk, upload_id=upload_id)
     if upload is None:
         return error_response(code=errors.NOT_FOUND, error="no such upload", status=404)

@@ -327,6 +327,12 @@ UPLOAD_MAX_PIXELS = int(env_float("UPLOAD_MAX_PIXELS", 50_000_000))
 # default what four pictures at the pixel limit cost: a few seconds of a worker.
 UPLOAD_MAX_FRAMES = int(env_float("UPLOAD_MAX_FRAMES", 1000))
 UPLOAD_MAX_TOTAL_PIXELS = int(env_float("UPLOAD_MAX_TOTAL_PIXELS", 4 * UPLOAD_MAX_PIXELS))
+# Per user: files in any hour, and bytes stored in all.
+UPLOADS_PER_HOUR = int(env_float("UPLOADS_PER_HOUR", 300))
+UPLOAD_QUOTA_BYTES = int(env_float("UPLOAD_QUOTA_BYTES", 5 * 1024**3))
+# Uploads one web process checks at once, and how long (seconds) one waits for its turn.
+UPLOAD_CHECKS_AT_ONCE = int(env_float("UPLOAD_CHECKS_AT_ONCE", 2))
+UPLOAD_CHECK_WAIT = env_float("UPLOAD_CHECK_WAIT", 10)
 # Longest sides of the renditions, each in WebP and a JPEG fallback; never upscaled.
 THUMBNAIL_SIZES = [int(size) for size in env_list("THUMBNAIL_SIZES") or ["1600", "800", "320"]]
 # Perceptual-hash distance (of 64 bits) under which two uploads count as similar.

@@ -75,7 +75,7 @@ def job_event(job: Job, event_type: str) -> JobEvent:
         "message": job.progress_message,
     }
     if job.status == "failed":
-        event["error"] = job.error
+        event["error"] = job.reason
     # The app's facts first: a key of the runtime's own is never overwritten by one.
     return cast(JobEvent, {**job.meta, **event})
 

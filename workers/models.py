@@ -27,6 +27,7 @@ from django.db.models.functions import Greatest
 from django.db.models.sql import UpdateQuery
 from django.db.models.sql.compiler import SQLCompiler
 from django.utils import timezone
+from django.utils.module_loading import import_string
 
 
 class JSONAppend(Func):
@@ -243,6 +244,18 @@ def prepared_cursor() -> Any:
 
 
 @functools.cache
+def _is_for_users(error_class: str) -> bool:
+    """Whether an error of this class (a dotted path) carries a message meant for users."""
+    from workers.exceptions import JobError
+
+    try:
+        found = import_string(error_class)
+    except ImportError:
+        return False
+    return isinstance(found, type) and issubclass(found, JobError)
+
+
+@functools.cache
 def _insert_statement(given: frozenset[str]) -> tuple[str, list[models.Field[Any, Any]]]:
     """The INSERT for a job with the fields `given`, and the fields its parameters are for."""
     quote = connection.ops.quote_name
@@ -346,6 +359,18 @@ class Job(models.Model):
     @property
     def is_finished(self) -> bool:
         return self.status in self.FINISHED
+
+    @property
+    def reason(self) -> str:
+        """Why the job failed, as its owner may read it: the message of the runtime's own
+        errors (PermanentFailure and its kind are written for users), a plain sentence for
+        anything unexpected. `error` and `traceback` keep the detail for operators."""
+        if not self.error or _is_for_users(self.error_class):
+            return self.error
+        return (
+            f"processing failed because of an unexpected error (job {self.pk}, "
+            f"{self.attempts} attempt{'s' if self.attempts != 1 else ''})"
+        )
 
     # State changes a worker makes: conditional on the worker still owning the job, since a
     # worker taken for dead must not overwrite what its successor recorded.
