@@ -7,6 +7,7 @@ import uuid
 from django.conf import settings
 from django.db import models
 
+from media_tasks.storage import originals_storage
 from workers.models import Job
 
 
@@ -26,7 +27,8 @@ class Upload(models.Model):
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="uploads"
     )
-    original = models.FileField(upload_to=original_path, max_length=255)
+    # Kept apart from the media web servers hand out (media_tasks/storage.py).
+    original = models.FileField(upload_to=original_path, max_length=255, storage=originals_storage)
     original_name = models.CharField(max_length=255)
     format = models.CharField(max_length=16)
     content_type = models.CharField(max_length=64)

@@ -59,7 +59,8 @@ def upload_json(upload: Upload, *, similar: list[int] | None = None) -> dict[str
         "bytes": upload.bytes,
         "created_at": upload.created_at.isoformat(),
         "url": reverse("upload-detail", args=[upload.pk]),
-        "original_url": upload.original.url,
+        # Only through the owner's API: originals keep their metadata.
+        "original_url": reverse("upload-original", args=[upload.pk]),
         "jobs": [
             {
                 "id": job.pk,

@@ -5,4 +5,5 @@ from media_tasks import views
 urlpatterns = [
     path("api/uploads/", views.uploads, name="uploads"),
     path("api/uploads/<int:upload_id>/", views.upload_detail, name="upload-detail"),
+    path("api/uploads/<int:upload_id>/original", views.upload_original, name="upload-original"),
 ]

@@ -7,27 +7,32 @@ import threading
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
+from urllib.parse import quote
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.core.files.storage import FileSystemStorage
 from django.core.paginator import EmptyPage, PageNotAnInteger, Paginator
-from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.views.decorators.http import require_http_methods
+from django.http import FileResponse, HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
+from django.shortcuts import redirect
+from django.utils.http import content_disposition_header
+from django.views.decorators.http import require_GET, require_http_methods
 
 from media_tasks import selectors, services
 from media_tasks.exceptions import MediaError, UploadRateLimited, UploadTooLarge
+from media_tasks.models import Upload
 from wire import errors
 from wire.errors import error_response
 
 PAGE_SIZE = 24
-View = Callable[..., HttpResponse]
+View = Callable[..., HttpResponseBase]
 
 
 def api_login_required(view: View) -> View:
     """Answer 401 in JSON, not a redirect to the login page, to anonymous API calls."""
 
     @wraps(view)
-    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         if not request.user.is_authenticated:
             return unauthenticated()
         return view(request, *args, **kwargs)
@@ -125,3 +130,48 @@ def upload_detail(request: HttpRequest, upload_id: int) -> HttpResponse:
         return HttpResponse(status=204)
     similar = selectors.uploads_similar_to(upload=upload)
     return JsonResponse(selectors.upload_json(upload, similar=similar))
+
+
+@api_login_required
+@require_GET
+def upload_original(request: HttpRequest, upload_id: int) -> HttpResponseBase:
+    """The original file, to its owner only (anyone else: 404, as for no upload)."""
+    assert request.user.pk is not None  # api_login_required
+    upload = selectors.upload_of(owner_id=request.user.pk, upload_id=upload_id)
+    if upload is None:
+        return error_response(code=errors.NOT_FOUND, error="no such upload", status=404)
+    return original_response(upload)
+
+
+def original_response(upload: Upload) -> HttpResponseBase:
+    """Hand the original over: a signed URL that soon expires (S3), nginx's internal location
+    (X-Accel-Redirect), or the file itself (no nginx in front: development)."""
+    disposition = str(
+        content_disposition_header(as_attachment=False, filename=upload.original_name)
+    )
+    storage: Any = upload.original.storage
+    name = str(upload.original.name)
+    response: HttpResponseBase
+    if not isinstance(storage, FileSystemStorage):
+        # django-storages' S3Storage.url() signs with these.
+        return redirect(
+            storage.url(
+                name,
+                parameters={
+                    "ResponseContentDisposition": disposition,
+                    "ResponseContentType": upload.content_type,
+                },
+                expire=settings.ORIGINALS_URL_EXPIRE,
+            )
+        )
+    if settings.ORIGINALS_X_ACCEL_REDIRECT:
+        response = HttpResponse(content_type=upload.content_type)
+        response["X-Accel-Redirect"] = settings.ORIGINALS_X_ACCEL_REDIRECT + quote(name)
+    else:
+        response = FileResponse(upload.original.open("rb"), content_type=upload.content_type)
+    response["Content-Disposition"] = disposition
+    response["Cache-Control"] = "private, no-store"
+    response["X-Content-Type-Options"] = "nosniff"
+    # Whatever a browser might render from it runs in an origin of its own, without scripts.
+    response["Content-Security-Policy"] = "default-src 'none'; img-src 'self'; sandbox"
+    return response

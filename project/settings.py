@@ -281,10 +281,20 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = Path(os.environ.get("STATIC_ROOT", STATE_DIR / "static"))
 MEDIA_URL = os.environ.get("MEDIA_URL", "/media/")
 MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", STATE_DIR / "media"))
+# Originals keep their metadata (GPS too): only their owner fetches them, through the API
+# (media_tasks/storage.py). Locally they live here, outside MEDIA_ROOT, which nobody serves;
+# behind nginx the view hands them over with X-Accel-Redirect to this internal location.
+ORIGINALS_ROOT = Path(os.environ.get("ORIGINALS_ROOT", STATE_DIR / "originals"))
+ORIGINALS_X_ACCEL_REDIRECT = os.environ.get(
+    "ORIGINALS_X_ACCEL_REDIRECT", "" if DEBUG else "/internal/originals/"
+)
+# On S3, the signed URL of an original is good for this many seconds.
+ORIGINALS_URL_EXPIRE = int(env_float("ORIGINALS_URL_EXPIRE", 60))
 
 MEDIA_STORAGE = os.environ.get("MEDIA_STORAGE", "local")
 if MEDIA_STORAGE == "local":
     media_backend = {"BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {}}
+    originals_backend = {"BACKEND": "media_tasks.storage.OriginalsStorage", "OPTIONS": {}}
 elif MEDIA_STORAGE == "s3":
     # django-storages reads only the credentials (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
     # AWS_SESSION_TOKEN) from the environment itself; the rest it takes from settings alone.
@@ -306,10 +316,21 @@ elif MEDIA_STORAGE == "s3":
             "querystring_auth": env_bool("AWS_QUERYSTRING_AUTH", True),
         },
     }
+    # The same bucket, but always signed, short-lived URLs: never a public custom domain.
+    originals_backend = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            **media_backend["OPTIONS"],  # type: ignore[dict-item]
+            "custom_domain": None,
+            "querystring_auth": True,
+            "querystring_expire": ORIGINALS_URL_EXPIRE,
+        },
+    }
 else:
     raise ImproperlyConfigured(f"MEDIA_STORAGE={MEDIA_STORAGE!r} is not one of: local, s3.")
 STORAGES = {
     "default": media_backend,
+    "originals": originals_backend,
     "staticfiles": {
         "BACKEND": (
             "django.contrib.staticfiles.storage.StaticFilesStorage"

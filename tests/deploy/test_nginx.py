@@ -14,13 +14,15 @@ import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 import websockets
 
-from tests.deploy.deployment import SITE, Deployment
+from tests.deploy.deployment import SITE, Deployment, log_in
 from tests.deploy.units import NGINX_SITE
+from tests.media_tasks import images
 from tests.processes import Process, free_port, wait_for
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
@@ -233,6 +235,48 @@ def test_user_media_cannot_run_scripts_in_the_sites_origin(
     assert image.headers["Content-Type"] == "image/webp"
     assert "sandbox" in image.headers["Content-Security-Policy"]
     assert client.get("/media/uploads/missing.webp").status_code == 404
+
+
+def test_originals_reach_their_owner_only_through_the_api(
+    nginx: tuple[Nginx, Process],
+    deployment: Deployment,
+    user: Any,
+    other_user: Any,
+    password: str,
+) -> None:
+    from media_tasks.models import Upload
+
+    proxy, _ = nginx
+    photo = images.gps_jpeg()
+    stored = deployment.state / "originals" / "originals" / "abc.jpg"
+    stored.parent.mkdir(parents=True)
+    stored.write_bytes(photo)
+    upload = Upload.objects.create(
+        owner=user,
+        original="originals/abc.jpg",
+        original_name="trip.jpg",
+        format="JPEG",
+        content_type="image/jpeg",
+        width=320,
+        height=240,
+        bytes=len(photo),
+    )
+    owner = log_in(https_client(proxy), user.username, password)
+    served = owner.get(f"/api/uploads/{upload.pk}/original")
+    assert served.status_code == 200
+    # The file itself, GPS block and all (it is the owner's), handed over by nginx.
+    assert served.content == photo
+    assert served.headers["Content-Type"] == "image/jpeg"
+    assert served.headers["Cache-Control"] == "private, no-store"
+    assert "sandbox" in served.headers["Content-Security-Policy"]
+    assert "X-Accel-Redirect" not in served.headers
+    # Nobody else: not another user, not by the internal location, not as media.
+    other = log_in(https_client(proxy), other_user.username, password)
+    assert other.get(f"/api/uploads/{upload.pk}/original").status_code == 404
+    anonymous = https_client(proxy)
+    assert anonymous.get(f"/api/uploads/{upload.pk}/original").status_code == 401
+    assert anonymous.get("/internal/originals/originals/abc.jpg").status_code == 404
+    assert anonymous.get("/media/originals/abc.jpg").status_code == 404
 
 
 def test_an_upload_over_the_limit_is_refused_by_nginx_with_json(

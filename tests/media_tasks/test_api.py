@@ -28,12 +28,16 @@ pytestmark = pytest.mark.django_db(transaction=True)
 @pytest.fixture(autouse=True)
 def _media_in_tmp(settings: Any, tmp_path: Path, empty_layer: None) -> Path:
     settings.MEDIA_ROOT = tmp_path / "media"
+    settings.ORIGINALS_ROOT = tmp_path / "originals"
     return settings.MEDIA_ROOT
 
 
 def stored_files(settings: Any) -> list[str]:
-    root = Path(settings.MEDIA_ROOT)
-    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+    """Every file stored: media (renditions) and originals, by name in their storage."""
+    roots = [Path(settings.MEDIA_ROOT), Path(settings.ORIGINALS_ROOT)]
+    return sorted(
+        str(p.relative_to(root)) for root in roots for p in root.rglob("*") if p.is_file()
+    )
 
 
 def logged_in(user: Any, password: str) -> Client:
@@ -222,7 +226,7 @@ def test_a_file_that_fails_to_decode_in_the_worker_fails_clearly_and_the_next_go
     bad = client.post("/api/uploads/", {"image": image_file("photo.jpg")}).json()["uploads"][0]
     good = client.post("/api/uploads/", {"image": image_file("photo.png")}).json()["uploads"][0]
     # Damage the stored original after the upload check passed.
-    original = Path(settings.MEDIA_ROOT) / Upload.objects.get(pk=bad["id"]).original.name
+    original = Path(settings.ORIGINALS_ROOT) / Upload.objects.get(pk=bad["id"]).original.name
     original.write_bytes(original.read_bytes()[:600])
     run_workers_until(lambda: finished(bad["id"], good["id"]))
     failed = client.get(bad["url"]).json()

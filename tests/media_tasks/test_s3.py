@@ -140,12 +140,18 @@ def expected_keys(details: list[dict[str, Any]]) -> set[str]:
 
 
 def assert_served_from_s3(
-    detail: dict[str, Any], original: bytes, *, endpoint: str, bucket: str
+    client: httpx.Client, detail: dict[str, Any], original: bytes, *, endpoint: str, bucket: str
 ) -> None:
-    """Every URL the API gives is a signed URL on the S3 endpoint that serves the right file."""
+    """Every URL the API gives is a signed URL on the S3 endpoint that serves the right file;
+    the original's goes through the owner's API first, to a URL that expires within a minute."""
     key = Upload.objects.get(pk=detail["id"]).key.hex
-    assert detail["original_url"].startswith(f"{endpoint}/{bucket}/originals/{key}")
-    assert httpx.get(detail["original_url"]).content == original
+    assert detail["original_url"] == detail["url"] + "original"
+    redirect = client.get(detail["original_url"])
+    assert redirect.status_code == 302
+    signed = redirect.headers["Location"]
+    assert signed.startswith(f"{endpoint}/{bucket}/originals/{key}"), signed
+    assert "X-Amz-Expires=60&" in signed or signed.endswith("X-Amz-Expires=60"), signed
+    assert httpx.get(signed).content == original
 
     renditions = detail["renditions"]
     sizes = [int(size) for size in THUMBNAIL_SIZES.split(",")]
@@ -205,7 +211,7 @@ def upload_store_rerun_and_delete(
     assert not [key for key in keys if any(Path(name).stem in key for name in FILES)]
     for detail, (name, original) in zip(details, originals.items(), strict=True):
         assert detail["name"] == name
-        assert_served_from_s3(detail, original, endpoint=endpoint, bucket=bucket)
+        assert_served_from_s3(client, detail, original, endpoint=endpoint, bucket=bucket)
 
     # Running the thumbnails job again replaces its objects: one per rendition, same names.
     first = details[0]
@@ -217,7 +223,7 @@ def upload_store_rerun_and_delete(
     assert sorted(r["name"] for r in again["renditions"]) == sorted(
         r["name"] for r in first["renditions"]
     )
-    assert_served_from_s3(again, originals[first["name"]], endpoint=endpoint, bucket=bucket)
+    assert_served_from_s3(client, again, originals[first["name"]], endpoint=endpoint, bucket=bucket)
 
     # Deleting an upload removes every object of it, and only its own.
     assert client.delete(first["url"]).status_code == 204

@@ -28,6 +28,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 @pytest.fixture(autouse=True)
 def _media_in_tmp(settings: Any, tmp_path: Path, empty_layer: None) -> Path:
     settings.MEDIA_ROOT = tmp_path / "media"
+    settings.ORIGINALS_ROOT = tmp_path / "originals"
     return settings.MEDIA_ROOT
 
 
