@@ -1,12 +1,20 @@
 from django.contrib import admin
 
-from chat.models import Message, Presence, Room
+from chat.models import Membership, Message, Presence, Room
+
+
+class MembershipInline(admin.TabularInline):  # type: ignore[type-arg]
+    model = Membership
+    raw_id_fields = ["user"]
+    extra = 0
 
 
 @admin.register(Room)
 class RoomAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
-    list_display = ["name", "last_seq", "last_message_at", "created_at"]
-    search_fields = ["name"]
+    list_display = ["name", "title", "is_private", "last_seq", "last_message_at", "created_at"]
+    list_filter = ["is_private"]
+    search_fields = ["name", "title"]
+    inlines = [MembershipInline]
 
 
 @admin.register(Message)

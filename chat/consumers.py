@@ -16,7 +16,7 @@ from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 
 from chat import events
-from chat.exceptions import ChatError, InvalidFrame, InvalidRoomName, RateLimited
+from chat.exceptions import ChatError, InvalidFrame, InvalidRoomName, RateLimited, RoomNotFound
 from chat.hub import RoomHub, room_hub
 from chat.models import Room
 from chat.selectors import ack_payload, history_on_connect, messages_before
@@ -25,8 +25,8 @@ from chat.services import (
     message_post,
     message_rate_check,
     room_create_rate_check,
-    room_get,
-    room_get_or_create,
+    room_is_new,
+    room_open,
 )
 from wire.close import Close
 from wire.sockets import SiteConsumer
@@ -49,12 +49,14 @@ class ChatConsumer(SiteConsumer):
     async def start(self) -> None:
         name = self.scope["url_route"]["kwargs"]["room"]
         try:
-            room = await database_sync_to_async(room_get)(name=name)
-            if room is None:
+            if await database_sync_to_async(room_is_new)(name=name):
                 await room_create_rate_check(user_id=self.user.pk)
-                room = await database_sync_to_async(room_get_or_create)(name=name)
+            room = await database_sync_to_async(room_open)(name=name, user=self.user)
         except InvalidRoomName:
             await self.refuse(Close.BAD_ROOM)
+            return
+        except RoomNotFound:
+            await self.refuse(Close.NOT_FOUND)
             return
         except RateLimited:
             await self.refuse(Close.TOO_MANY)
@@ -89,6 +91,10 @@ class ChatConsumer(SiteConsumer):
         except ValueError:
             return None
         return since if since >= 0 else None
+
+    async def dismiss(self) -> None:
+        await self.close(code=Close.NOT_FOUND)
+        await self.end()
 
     async def stop(self) -> None:
         """Leave the room's hub (its presence ends with it)."""

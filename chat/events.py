@@ -24,6 +24,8 @@ CHAT_PRESENCE = "chat.presence"
 CHAT_ERROR = "chat.error"
 # Internal: the publisher's group message to the room's hubs, never sent to a client.
 CHAT_BROADCAST = "chat.broadcast"
+# Internal: a user is no longer a member; the hubs close that user's sockets to the room.
+CHAT_MEMBER_GONE = "chat.member_gone"
 
 ACK_ACCEPTED = "accepted"
 ACK_SEQUENCED = "sequenced"
@@ -47,6 +49,11 @@ class Broadcast(TypedDict):
     type: str
     messages: list[MessagePayload]
     reply_to: list[str]
+
+
+class MemberGone(TypedDict):
+    type: str
+    user: int
 
 
 class HistoryPayload(TypedDict):

@@ -31,3 +31,15 @@ class RateLimited(ChatError):
     def __init__(self, message: str, *, retry_after: float) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class RoomNotFound(ChatError):
+    """No such room, or a private room the user is not a member of: the same answer."""
+
+    code = errors.NOT_FOUND
+
+
+class NotAllowed(ChatError):
+    """Something only the room's owner (or a member) may do."""
+
+    code = "forbidden"

@@ -49,6 +49,9 @@ class Member(Protocol):
 
     async def deliver(self, text: str, seq: int | None = None) -> None: ...
 
+    async def dismiss(self) -> None:
+        """The user is no longer a member of the room: close the connection."""
+
 
 class RoomHub:
     """This process's connections to one room."""
@@ -148,6 +151,10 @@ class RoomHub:
                     await self.publish(message)
                 elif message["type"] == events.CHAT_PRESENCE:
                     await self.send_all(json.dumps(message))
+                elif message["type"] == events.CHAT_MEMBER_GONE:
+                    for member in list(self.members.values()):
+                        if member.user_id == message["user"]:
+                            await member.dismiss()
             except Exception:
                 logger.exception("room=%s hub failed on a %r", self.room_id, message["type"])
 

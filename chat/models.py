@@ -1,4 +1,4 @@
-"""Rooms, their messages in one order per room, and who is connected to each room."""
+"""Rooms, who belongs to them, their messages in one order per room, and who is connected."""
 
 from __future__ import annotations
 
@@ -17,9 +17,30 @@ class RoomQuerySet(models.QuerySet["Room"]):
         """Rooms with at least one message, the most recently active first."""
         return self.filter(last_message_at__isnull=False).order_by("-last_message_at")
 
+    def public(self) -> RoomQuerySet:
+        return self.filter(is_private=False)
+
+    def visible_to(self, user_id: int) -> RoomQuerySet:
+        """The public rooms, and the private rooms the user is a member of."""
+        return self.filter(Q(is_private=False) | Q(memberships__user_id=user_id)).distinct()
+
 
 class Room(models.Model):
+    # The room's address (/chat/<name>/). A private room's is made up when it is created
+    # (PRIVATE_PREFIX and random letters): it cannot be guessed, and such a name is never
+    # made into a room on first use, so that a private room looks to a non-member exactly
+    # like a room that does not exist.
     name = models.CharField(max_length=ROOM_NAME_MAX_LENGTH, unique=True)
+    # What the room is called on the page; its owner may change it.
+    title = models.CharField(max_length=100, blank=True)
+    is_private = models.BooleanField(default=False)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="chat_rooms_created",
+    )
     created_at = models.DateTimeField(default=timezone.now)
     # The highest sequence number given to a message of this room; only the publisher,
     # holding this row's lock, moves it.
@@ -30,6 +51,34 @@ class Room(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def display_name(self) -> str:
+        return self.title or f"#{self.name}"
+
+
+class Membership(models.Model):
+    """A user in a room. Members of a private room are the only ones who see it; a public
+    room's member is anyone who joined it."""
+
+    class Role(models.TextChoices):
+        OWNER = "owner"
+        MEMBER = "member"
+
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="chat_memberships"
+    )
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.MEMBER)
+    joined_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["room", "user"], name="chat_membership_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} in {self.room_id} ({self.role})"
 
 
 class MessageQuerySet(models.QuerySet["Message"]):

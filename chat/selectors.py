@@ -7,6 +7,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.db.models import F
 
 from chat import events
 from chat.models import Message, Presence, Room
@@ -119,8 +120,27 @@ def history_on_connect(*, room: Room, since: int | None) -> Replay:
 
 
 def rooms_active(*, limit: int = 50) -> list[Room]:
-    """Rooms with recent messages, the most recently active first."""
-    return list(Room.objects.active()[:limit])
+    """Public rooms with recent messages, the most recently active first."""
+    return list(Room.objects.public().active()[:limit])
+
+
+def rooms_of(*, user_id: int) -> list[Room]:
+    """The rooms the user is a member of, the most recently active first."""
+    return list(
+        Room.objects.filter(memberships__user_id=user_id).order_by(
+            F("last_message_at").desc(nulls_last=True), "name"
+        )
+    )
+
+
+def room_members(*, room: Room) -> list[dict[str, str]]:
+    """Who belongs to the room, by name, with their role (for its members only)."""
+    return [
+        {"username": username, "role": role}
+        for username, role in room.memberships.order_by("user__username").values_list(
+            "user__username", "role"
+        )
+    ]
 
 
 def presence_users(*, room_id: int) -> list[str]:

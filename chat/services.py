@@ -1,4 +1,9 @@
-"""The chat's rules: room names, what a message may be, posting, rate limits, presence.
+"""The chat's rules: rooms and who may see them, what a message may be, posting, rate limits,
+presence.
+
+Public rooms are listed and anyone may join them (opening one joins it; a public room is made
+on first use). Private rooms are seen by their members only: a non-member gets the same
+answer as for a room that does not exist, on every path (page, socket, history, presence).
 
 A message's life: `message_post` stores it with no sequence number and, in the same
 transaction, queues the `message_publish` job on the `chat-messages` channel, whose worker
@@ -12,18 +17,26 @@ import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.crypto import get_random_string
 
-from chat.exceptions import InvalidMessage, InvalidRoomName, RateLimited
-from chat.models import ROOM_NAME_MAX_LENGTH, Message, Presence, Room
+from chat import events
+from chat.exceptions import InvalidMessage, InvalidRoomName, NotAllowed, RateLimited, RoomNotFound
+from chat.models import ROOM_NAME_MAX_LENGTH, Membership, Message, Presence, Room
 from chat.tasks import message_publish
 from wire import ratelimit
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
 
+# The names of private rooms: this prefix and random letters (never made on first use).
+PRIVATE_PREFIX = "private-"
+PRIVATE_NAME_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789"
 ROOM_NAME_RE = re.compile(rf"[A-Za-z0-9_-]{{1,{ROOM_NAME_MAX_LENGTH}}}")
 CLIENT_ID_RE = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 # C0 controls other than tab, newline and carriage return: invisible, and PostgreSQL refuses NUL.
@@ -42,14 +55,110 @@ def room_name_clean(name: Any) -> str:
 
 
 def room_get_or_create(*, name: Any) -> Room:
-    """The room of that name, created on first use."""
+    """The public room of that name, created on first use."""
     room, _ = Room.objects.get_or_create(name=room_name_clean(name))
     return room
 
 
-def room_get(*, name: Any) -> Room | None:
-    """The room of that name if it exists; InvalidRoomName if the name is not allowed."""
-    return Room.objects.filter(name=room_name_clean(name)).first()
+def room_visible(*, name: Any, user: User) -> Room | None:
+    """The room if the user may see it: public, or private with the user a member."""
+    return Room.objects.visible_to(user.pk).filter(name=room_name_clean(name)).first()
+
+
+def room_is_new(*, name: Any) -> bool:
+    """Whether opening this public room's name would create it (a private room's name never
+    is: those are not made on first use)."""
+    name = room_name_clean(name)
+    return not name.startswith(PRIVATE_PREFIX) and not Room.objects.filter(name=name).exists()
+
+
+def room_open(*, name: Any, user: User) -> Room:
+    """The room of that name for this user, who joins it if it is public (a public room is
+    made on first use). A private room the user is not a member of is RoomNotFound, exactly
+    as a room that does not exist."""
+    room = room_visible(name=name, user=user)
+    if room is None:
+        if room_name_clean(name).startswith(PRIVATE_PREFIX):
+            raise RoomNotFound("There is no such room, or you are not one of its members.")
+        room, _ = Room.objects.get_or_create(name=name, defaults={"created_by": user})
+    if not room.is_private:
+        Membership.objects.get_or_create(room=room, user=user)
+    return room
+
+
+def room_create(*, creator: User, title: str = "", private: bool = False, name: Any = None) -> Room:
+    """A new room with its creator as owner: a public one by the name given, a private one
+    by a name made up for it."""
+    title = title.strip()[:100]
+    if private:
+        name = PRIVATE_PREFIX + get_random_string(20, PRIVATE_NAME_CHARS)
+    else:
+        name = room_name_clean(name)
+        if name.startswith(PRIVATE_PREFIX):
+            raise InvalidRoomName(f"Names starting with {PRIVATE_PREFIX!r} are for private rooms.")
+    with transaction.atomic():
+        room, created = Room.objects.get_or_create(
+            name=name, defaults={"title": title, "is_private": private, "created_by": creator}
+        )
+        if not created:
+            raise InvalidRoomName(f"There is a room called {name!r} already.")
+        Membership.objects.create(room=room, user=creator, role=Membership.Role.OWNER)
+    return room
+
+
+def _membership(room: Room, user: User) -> Membership:
+    found = Membership.objects.filter(room=room, user=user).first()
+    if found is None:
+        raise RoomNotFound("There is no such room, or you are not one of its members.")
+    return found
+
+
+def room_invite(*, room: Room, by: User, username: str) -> Membership:
+    """A member brings another user into the room (the way into a private room)."""
+    _membership(room, by)
+    invited = get_user_model().objects.filter(username=username.strip()).first()
+    if invited is None:
+        raise NotAllowed(f"There is no user called {username.strip()[:150]!r}.")
+    membership, _ = Membership.objects.get_or_create(room=room, user=invited)
+    return membership
+
+
+def room_leave(*, room: Room, user: User) -> None:
+    """The user leaves the room; their open sockets to it close."""
+    Membership.objects.filter(room=room, user=user).delete()
+    room_sockets_close(room=room, user_id=user.pk)
+
+
+def room_remove(*, room: Room, by: User, username: str) -> None:
+    """The room's owner removes a member, whose open sockets to it close."""
+    if _membership(room, by).role != Membership.Role.OWNER:
+        raise NotAllowed("Only the room's owner may remove its members.")
+    removed = Membership.objects.filter(
+        room=room, user__username=username, role=Membership.Role.MEMBER
+    ).select_related("user")
+    for membership in removed:
+        membership.delete()
+        room_sockets_close(room=room, user_id=membership.user_id)
+
+
+def room_rename(*, room: Room, by: User, title: str) -> Room:
+    """The room's owner gives it another title (its address stays)."""
+    if _membership(room, by).role != Membership.Role.OWNER:
+        raise NotAllowed("Only the room's owner may rename it.")
+    room.title = title.strip()[:100]
+    room.save(update_fields=["title"])
+    return room
+
+
+def room_sockets_close(*, room: Room, user_id: int) -> None:
+    """Close the user's open sockets to the room, in every server (through the room's
+    hubs), once the caller's transaction commits."""
+    message: events.MemberGone = {"type": events.CHAT_MEMBER_GONE, "user": user_id}
+    layer = get_channel_layer()
+    transaction.on_commit(
+        lambda: async_to_sync(layer.group_send)(events.room_group(room.pk), dict(message)),
+        robust=True,
+    )
 
 
 @dataclass(frozen=True, slots=True)

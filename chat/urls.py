@@ -8,4 +8,8 @@ urlpatterns = [
     path("", views.room_list, name="rooms"),
     # Any segment reaches the view, so that a bad room name gets a page saying why.
     path("<str:room>/", views.room_detail, name="room"),
+    path("<str:room>/invite", views.room_invite, name="invite"),
+    path("<str:room>/leave", views.room_leave, name="leave"),
+    path("<str:room>/remove", views.room_remove, name="remove"),
+    path("<str:room>/rename", views.room_rename, name="rename"),
 ]

@@ -1,45 +1,153 @@
-"""The chat pages: the list of active rooms, and a room (its live part is static/chat/chat.js)."""
+"""The chat pages: the room list (with a form to make a room), a room (its live part is
+static/chat/chat.js), and the forms a room's members use: invite, leave, remove, rename."""
 
+from typing import Any
+
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.models import User
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from chat.exceptions import InvalidRoomName
-from chat.models import ROOM_NAME_MAX_LENGTH
-from chat.selectors import rooms_active
-from chat.services import room_name_clean
+from chat import services
+from chat.exceptions import ChatError, InvalidRoomName, RoomNotFound
+from chat.models import ROOM_NAME_MAX_LENGTH, Membership, Room
+from chat.selectors import room_members, rooms_active, rooms_of
 
 
-@require_GET
+def signed_in(request: HttpRequest) -> User:
+    """The user of a view behind login_required."""
+    assert isinstance(request.user, User)
+    return request.user
+
+
+def list_context(request: HttpRequest, **extra: Any) -> dict[str, Any]:
+    mine = rooms_of(user_id=signed_in(request).pk)
+    joined = {room.pk for room in mine}
+    return {
+        "my_rooms": mine,
+        "rooms": [room for room in rooms_active() if room.pk not in joined],
+        "max_length": ROOM_NAME_MAX_LENGTH,
+        "error": "",
+        **extra,
+    }
+
+
+@require_http_methods(["GET", "POST"])
 @login_required
 def room_list(request: HttpRequest) -> HttpResponse:
-    """Rooms with recent activity, and a box to enter (or create) a room by name."""
+    """The user's rooms and the public rooms; go to a room by name, or make one."""
+    if request.method == "POST":
+        try:
+            room = services.room_create(
+                creator=signed_in(request),
+                title=request.POST.get("title", ""),
+                private=request.POST.get("private") == "on",
+                name=request.POST.get("name", "").strip(),
+            )
+        except ChatError as refused:
+            context = list_context(request, error=str(refused))
+            return render(request, "chat/room_list.html", context, status=400)
+        return redirect("chat:room", room=room.name)
     wanted = request.GET.get("room")
-    error = ""
     if wanted is not None:
         try:
-            return redirect("chat:room", room=room_name_clean(wanted.strip()))
+            return redirect("chat:room", room=services.room_name_clean(wanted.strip()))
         except InvalidRoomName as invalid:
-            error = str(invalid)
-    return render(
-        request,
-        "chat/room_list.html",
-        {"rooms": rooms_active(), "error": error, "max_length": ROOM_NAME_MAX_LENGTH},
-        status=400 if error else 200,
-    )
+            context = list_context(request, error=str(invalid))
+            return render(request, "chat/room_list.html", context, status=400)
+    return render(request, "chat/room_list.html", list_context(request))
 
 
 @require_GET
 @login_required
 def room_detail(request: HttpRequest, room: str) -> HttpResponse:
     try:
-        name = room_name_clean(room)
-    except InvalidRoomName as invalid:
-        return render(
-            request,
-            "chat/room_list.html",
-            {"rooms": rooms_active(), "error": str(invalid), "max_length": ROOM_NAME_MAX_LENGTH},
-            status=404,
+        opened = services.room_open(name=room, user=signed_in(request))
+    except (InvalidRoomName, RoomNotFound) as missing:
+        context = list_context(request, error=str(missing))
+        return render(request, "chat/room_list.html", context, status=404)
+    role = (
+        Membership.objects.filter(room=opened, user=signed_in(request))
+        .values_list("role", flat=True)
+        .first()
+    )
+    return render(
+        request,
+        "chat/room.html",
+        {
+            "room": opened,
+            "rooms": rooms_of(user_id=signed_in(request).pk),
+            "members": room_members(room=opened) if opened.is_private else [],
+            "is_owner": role == Membership.Role.OWNER,
+        },
+    )
+
+
+def member_action(request: HttpRequest, room: str) -> Room | HttpResponse:
+    """The room of a member's form, or the 404 page a non-member gets."""
+    found = services.room_visible(name=room, user=signed_in(request))
+    if found is None or not found.memberships.filter(user=signed_in(request)).exists():
+        context = list_context(
+            request, error="There is no such room, or you are not one of its members."
         )
-    return render(request, "chat/room.html", {"room": name, "rooms": rooms_active()})
+        return render(request, "chat/room_list.html", context, status=404)
+    return found
+
+
+@require_POST
+@login_required
+def room_invite(request: HttpRequest, room: str) -> HttpResponse:
+    found = member_action(request, room)
+    if isinstance(found, HttpResponse):
+        return found
+    username = request.POST.get("username", "")
+    try:
+        services.room_invite(room=found, by=signed_in(request), username=username)
+    except ChatError as refused:
+        messages.error(request, str(refused))
+    else:
+        messages.success(request, f"{username.strip()} is a member now.")
+    return redirect("chat:room", room=found.name)
+
+
+@require_POST
+@login_required
+def room_leave(request: HttpRequest, room: str) -> HttpResponse:
+    found = member_action(request, room)
+    if isinstance(found, HttpResponse):
+        return found
+    services.room_leave(room=found, user=signed_in(request))
+    messages.success(request, f"You left {found.display_name}.")
+    return redirect("chat:rooms")
+
+
+@require_POST
+@login_required
+def room_remove(request: HttpRequest, room: str) -> HttpResponse:
+    found = member_action(request, room)
+    if isinstance(found, HttpResponse):
+        return found
+    try:
+        services.room_remove(
+            room=found,
+            by=signed_in(request),
+            username=request.POST.get("username", ""),
+        )
+    except ChatError as refused:
+        messages.error(request, str(refused))
+    return redirect("chat:room", room=found.name)
+
+
+@require_POST
+@login_required
+def room_rename(request: HttpRequest, room: str) -> HttpResponse:
+    found = member_action(request, room)
+    if isinstance(found, HttpResponse):
+        return found
+    try:
+        services.room_rename(room=found, by=signed_in(request), title=request.POST.get("title", ""))
+    except ChatError as refused:
+        messages.error(request, str(refused))
+    return redirect("chat:room", room=found.name)

@@ -10,6 +10,8 @@ class Close(IntEnum):
     BAD_ROOM = 4400
     # Not logged in (or no longer): the page sends the user to the login page.
     UNAUTHENTICATED = 4401
+    # No such room, or not one this user may see (the same answer for both): the page stops.
+    NOT_FOUND = 4404
     # The client left too much unread (WEBSOCKETS["SEND_BUFFER_MAX"]): reconnecting (with
     # `?since=` on the chat) gets what it missed from the database.
     TOO_SLOW = 4408
