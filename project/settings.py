@@ -311,7 +311,7 @@ STORAGES = {
         "BACKEND": (
             "django.contrib.staticfiles.storage.StaticFilesStorage"
             if DEBUG
-            else "django.contrib.staticfiles.storage.ManifestStaticFilesStorage"
+            else "project.storage.ModuleManifestStaticFilesStorage"
         )
     },
 }
