@@ -77,7 +77,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
         # Accept first: a socket closed during the handshake shows the browser a bare 403,
         # while a close code tells the page why (and that reconnecting will not help).
         await self.accept()
-        await self.close(code=code)
+        # A plain int: autobahn (daphne's websocket layer) refuses an IntEnum as a close code.
+        await self.close(code=int(code))
 
     def query_since(self) -> int | None:
         values = parse_qs(self.scope.get("query_string", b"").decode("latin-1")).get("since")

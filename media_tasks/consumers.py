@@ -18,7 +18,8 @@ class JobsConsumer(AsyncJsonWebsocketConsumer):
             # Accept first: a socket closed during the handshake shows the browser a bare 403,
             # while a close code tells the page to send the user to the login page.
             await self.accept()
-            await self.close(code=Close.UNAUTHENTICATED)
+            # A plain int: autobahn (daphne's websocket layer) refuses an IntEnum.
+            await self.close(code=int(Close.UNAUTHENTICATED))
             return
         self.group = events.user_group(user.pk)
         # Join before reading the snapshot, so that no event falls between the two.
