@@ -335,7 +335,7 @@ STORAGES = {
         "BACKEND": (
             "django.contrib.staticfiles.storage.StaticFilesStorage"
             if DEBUG
-            else "django.contrib.staticfiles.storage.ManifestStaticFilesStorage"
+            else "project.storage.ModuleManifestStaticFilesStorage"
         )
     },
 }

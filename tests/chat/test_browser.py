@@ -3,17 +3,19 @@ history paging in on scroll, and the page reconnecting by itself after a server 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Dialog, Page, expect
+from playwright.sync_api import Browser, Dialog, Page, WebSocketRoute, expect
 
 from chat.publishing import messages_publish, messages_sequence
 from chat.services import message_post, room_get_or_create
 from tests.browser import PageLog, new_page
 from tests.processes import Process, Processes, wait_until_serving
+from wire.close import Close
 
 pytest_plugins = ["tests.browser"]
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -157,3 +159,46 @@ def test_the_page_reconnects_after_a_server_restart_and_misses_nothing(
     expect(bodies).to_have_text(seen)
     # Chromium logs the failed reconnect attempts; nothing else may show.
     assert page_log.unexpected(r"WebSocket connection to .* failed") == []
+
+
+@pytest.mark.parametrize(
+    ("code", "status", "notice"),
+    [
+        (Close.UNAUTHENTICATED, "Logged out", "You are not logged in: log in again to chat."),
+        (Close.BAD_ROOM, "No such room", "This room name is not allowed."),
+    ],
+    ids=["unauthenticated", "bad_room"],
+)
+def test_the_page_stops_on_the_close_codes_that_the_wire_defines(
+    web: Process,
+    page: Page,
+    page_log: PageLog,
+    user: Any,
+    password: str,
+    code: Close,
+    status: str,
+    notice: str,
+) -> None:
+    # The socket is closed with the code as Python defines it (the room view refuses a bad
+    # name before any page could open its socket): the page must know it from the wire's
+    # JSON, and stop instead of reconnecting.
+    opened: list[str] = []
+
+    def close_at_once(ws: WebSocketRoute) -> None:
+        opened.append(ws.url)
+        ws.close(code=int(code))
+
+    page.route_web_socket(re.compile(r"/ws/chat/"), close_at_once)
+    page.goto(f"{web.url}/accounts/login/?next=/chat/general/")
+    page.fill("#id_username", user.username)
+    page.fill("#id_password", password)
+    page.click("button[type=submit], input[type=submit]")
+    page.wait_for_url(f"{web.url}/chat/general/")
+
+    expect(page.locator("#chat-status")).to_have_text(status)
+    expect(page.locator("#chat-status")).to_have_attribute("data-state", "offline")
+    expect(page.get_by_role("alert")).to_have_text(notice)
+    # Longer than the first reconnect's backoff (0.5 to 1 s).
+    page.wait_for_timeout(2000)
+    assert len(opened) == 1, opened
+    assert page_log.errors == []

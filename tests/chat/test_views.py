@@ -56,7 +56,7 @@ def test_a_room_page_carries_its_room_and_user_as_data_and_loads_one_script(
     content = response.content.decode()
     assert 'data-room="general"' in content
     assert 'data-user="alice"' in content
-    assert '<script src="/static/chat/chat.js"></script>' in content
+    assert '<script type="module" src="/static/chat/chat.js"></script>' in content
     # No inline script: everything the page runs comes from a file the CSP allows (the one
     # inline <script> holds data, JSON that no browser runs).
     assert content.count("<script") - content.count('type="application/json"') == 1

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from django.contrib.sessions.models import Session
 from playwright.sync_api import Locator, Page, expect
 
 from media_tasks.models import Upload
@@ -262,3 +263,40 @@ def test_the_page_catches_up_after_the_server_was_away(
     # Only the failed websocket attempts while the server was down may have been logged.
     unexpected = page_log.unexpected(r"WebSocket connection to .* failed")
     assert unexpected == [], "\n".join(page_log.errors)
+
+
+def test_a_page_whose_session_ended_elsewhere_sends_the_user_to_log_in(
+    processes: Processes, page: Page, page_log: PageLog, user: Any, password: str
+) -> None:
+    port = free_port()
+    web = start_web(processes, "web", port)
+    log_in(page, web.url, user.username, password)
+    connection = page.locator("#connection")
+    expect(connection).to_have_attribute("data-state", "live")
+
+    # Logged out elsewhere (the session is gone from the server), and the server restarts: the
+    # page's socket comes back without a session, and the server closes it as unauthenticated
+    # (wire.close.Close.UNAUTHENTICATED, which the page knows from the wire's JSON).
+    # (Once the page has read what it wanted: a read without the session would answer 401,
+    # which ends the session on the page too, but not through the socket.)
+    page.wait_for_load_state("networkidle")
+    Session.objects.all().delete()
+    web.stop()
+    expect(connection).to_have_attribute("data-state", "offline")
+    start_web(processes, "web-again", port)
+    expect(connection).to_have_attribute("data-state", "ended", timeout=30_000)
+    expect(connection).to_have_text("You are logged out. Log in again")
+
+    # The page stopped reconnecting, and its link leads to the login page and back.
+    page.wait_for_timeout(1500)
+    expect(connection).to_have_attribute("data-state", "ended")
+    connection.get_by_role("link", name="Log in again").click()
+    page.wait_for_url(f"{web.url}/accounts/login/?next=/")
+    page.get_by_label("Username").fill(user.username)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url(f"{web.url}/")
+    expect(connection).to_have_attribute("data-state", "live")
+
+    # Only the failed websocket attempts while the server was down may have been logged.
+    assert page_log.unexpected(r"WebSocket connection to .* failed") == [], page_log.errors
