@@ -139,3 +139,124 @@ def test_only_one_process_holds_the_sweep_lease_until_it_expires() -> None:
     assert Lease.acquire("sweep", holder="a", ttl=60)  # renewal
     Lease.objects.filter(name="sweep").update(expires_at=timezone.now() - timedelta(seconds=1))
     assert Lease.acquire("sweep", holder="b", ttl=60)
+
+
+# Columns that say when something happened, which two statements never share, and the id.
+TIMES = {
+    "id",
+    "enqueued_at",
+    "run_after",
+    "woken_at",
+    "started_at",
+    "heartbeat_at",
+    "finished_at",
+    "updated_at",
+}
+
+
+def without_times(job: Job) -> dict[str, Any]:
+    return {name: value for name, value in columns(job).items() if name not in TIMES}
+
+
+def alike(count: int, **changes: Any) -> list[Job]:
+    """`count` queued jobs equal in every column but the id and times, `changes` written."""
+    ids = [int(tasks.count_up.using(priority=2).enqueue(3, 0.5).id) for _ in range(count)]
+    Job.objects.filter(pk__in=ids).update(**changes)
+    jobs = list(Job.objects.filter(pk__in=ids).order_by("pk"))
+    assert len({str(sorted(without_times(job).items())) for job in jobs}) == 1
+    return jobs
+
+
+@pytest.mark.parametrize(
+    "before",
+    [{}, {"attempts": 1, "worker_ids": ["earlier"], "error": "RuntimeError: boom"}],
+    ids=["first attempt", "a retry"],
+)
+def test_a_claim_of_one_job_writes_what_a_batch_claim_writes(before: dict[str, Any]) -> None:
+    one, other = alike(2, **before)
+    assert one.claim("w")
+    (batch,) = Job.objects.claim(channel="compute", worker_id="w", size=1)
+    assert batch.pk == other.pk
+    claimed, batch_claimed = Job.objects.get(pk=one.pk), Job.objects.get(pk=other.pk)
+    assert without_times(claimed) == without_times(batch_claimed)
+    assert (claimed.status, claimed.attempts, claimed.worker_id, claimed.worker_ids) == (
+        "running",
+        before.get("attempts", 0) + 1,
+        "w",
+        [*before.get("worker_ids", []), "w"],
+    )
+    for job in (claimed, batch_claimed):
+        assert job.started_at is not None
+        assert job.started_at == job.heartbeat_at == job.updated_at
+        assert job.started_at >= job.enqueued_at
+    # Either way the caller holds the row as stored.
+    assert columns(one) == columns(claimed)
+    assert columns(batch) == columns(batch_claimed)
+
+
+def test_a_claim_of_a_job_no_longer_queued_changes_nothing() -> None:
+    (job,) = alike(1)
+    Job.objects.filter(pk=job.pk).update(status="cancelled")
+    stored = columns(Job.objects.get(pk=job.pk))
+    assert not job.claim("w")
+    assert columns(Job.objects.get(pk=job.pk)) == stored
+
+
+@pytest.mark.parametrize(
+    "result",
+    [{"steps": 3, "nested": {"a": [1, 2.5, None]}}, ["é", True], "ok", 0, None],
+    ids=["object", "array", "string", "zero", "none"],
+)
+def test_a_batch_record_of_a_success_writes_what_set_succeeded_writes(result: Any) -> None:
+    # As a retried job stands: its last failure still on the row, until a success clears it.
+    alike(
+        2,
+        error="RuntimeError: boom",
+        error_class="builtins.RuntimeError",
+        traceback="Traceback (most recent call last): ...",
+    )
+    one, other = Job.objects.claim(channel="compute", worker_id="w", size=2)
+    Job.objects.filter(pk__in=[one.pk, other.pk]).update(progress=40, progress_message="step 1")
+    one.progress = other.progress = 40
+    one.progress_message = other.progress_message = "step 1"
+    assert one.set_succeeded(result)
+    assert Job.objects.record_successes([(other, result)]) == [other]
+    succeeded, recorded = Job.objects.get(pk=one.pk), Job.objects.get(pk=other.pk)
+    assert without_times(succeeded) == without_times(recorded)
+    assert (recorded.status, recorded.progress, recorded.result) == ("succeeded", 100, result)
+    assert (recorded.error, recorded.error_class, recorded.traceback) == ("", "", "")
+    for job in (succeeded, recorded):
+        assert job.finished_at is not None
+        assert job.finished_at >= job.started_at
+    # Either way the caller's job says what the row says.
+    assert columns(one) == columns(succeeded)
+    assert columns(other) == columns(recorded)
+
+
+def test_a_failed_attempt_waits_for_its_backoff_and_fails_for_good_when_attempts_run_out() -> None:
+    (job,) = alike(1)
+    for attempt in (1, 2):
+        (job,) = Job.objects.claim(channel="compute", worker_id=f"w{attempt}", size=1)
+        failed_at = timezone.now()
+        assert job.set_failed(
+            error="RuntimeError: boom", error_class="builtins.RuntimeError", retry=True
+        )
+        stored = Job.objects.get(pk=job.pk)
+        assert (stored.status, stored.attempts, stored.worker_id) == ("queued", attempt, "")
+        assert (stored.error, stored.woken_at, stored.finished_at) == (
+            "RuntimeError: boom",
+            None,
+            None,
+        )
+        # Not ready again before its backoff is over.
+        assert stored.run_after > failed_at
+        assert Job.objects.claim(channel="compute", worker_id="eager", size=1) == []
+        Job.objects.filter(pk=job.pk).update(run_after=timezone.now())
+    (job,) = Job.objects.claim(channel="compute", worker_id="w3", size=1)
+    assert job.set_failed(
+        error="RuntimeError: boom", error_class="builtins.RuntimeError", retry=True
+    )
+    stored = Job.objects.get(pk=job.pk)
+    assert (stored.status, stored.attempts, stored.worker_ids) == ("failed", 3, ["w1", "w2", "w3"])
+    assert stored.finished_at is not None
+    assert Job.objects.claim(channel="compute", worker_id="eager", size=1) == []
