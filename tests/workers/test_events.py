@@ -86,3 +86,88 @@ async def test_events_skip_only_the_groups_that_nobody_joined() -> None:
     await sender.flush(timeout=5)
     assert [event["job"] for event in await receive_all(watcher)] == [201]
     assert await receive_all(leaver, quiet=0.1) == []
+
+
+# An app's meta that names every key of the runtime's own events.
+CLASHING_META = {
+    "type": "app.type",
+    "job": -1,
+    "task": "app_task",
+    "channel": "app-channel",
+    "status": "hacked",
+    "progress": 55,
+    "message": "from the app",
+    "error": "from the app",
+}
+
+
+def test_a_jobs_meta_rides_on_its_events_and_never_overwrites_the_runtimes_keys(
+    user: Any,
+) -> None:
+    with enqueue_for(owner=user, upload=7, **CLASHING_META):
+        job = Job.objects.get(pk=tasks.trivial.enqueue().id)
+    assert job.meta == {"upload": 7, **CLASHING_META}
+    (job,) = Job.objects.claim(channel="compute", worker_id="w", size=1)
+    assert job.set_progress(30, "step 1")
+    assert job.set_failed(error="RuntimeError: boom", retry=False)
+    for event_type in (events.JOB_PROGRESS, events.JOB_DONE, events.JOB_FAILED):
+        assert events.job_event(job, event_type) == {
+            "upload": 7,
+            "type": event_type,
+            "job": job.pk,
+            "task": "trivial",
+            "channel": "compute",
+            "status": "failed",
+            "progress": 30,
+            "message": "step 1",
+            "error": "RuntimeError: boom",
+        }
+
+
+async def test_the_events_a_worker_sends_carry_the_meta_under_the_runtimes_keys(
+    user: Any,
+) -> None:
+    layer = get_channel_layer()
+    listener = await layer.new_channel()
+    await layer.group_add(events.user_group(user.pk), listener)
+
+    def enqueue() -> int:
+        meta = {key: CLASHING_META[key] for key in ("type", "job", "status", "progress")}
+        with enqueue_for(owner=user, upload=3, **meta):
+            return int(tasks.count_up.enqueue(2, 0.01).id)
+
+    job_id = await database_sync_to_async(enqueue)()
+    await run_worker_until(lambda: Job.objects.get(pk=job_id).status == "succeeded")
+    received = await receive_all(listener)
+    assert received, "the owner heard nothing"
+    assert {(e["job"], e["upload"], e["channel"]) for e in received} == {(job_id, 3, "compute")}
+    assert {e["type"] for e in received} <= {"job.progress", "job.done"}
+    assert {e["status"] for e in received} <= {"running", "succeeded"}
+    assert (received[-1]["type"], received[-1]["status"], received[-1]["progress"]) == (
+        "job.done",
+        "succeeded",
+        100,
+    )
+
+
+async def test_a_jobs_events_go_to_its_own_group_and_its_owners_only(
+    user: Any, other_user: Any
+) -> None:
+    layer = get_channel_layer()
+    mine, theirs, watcher = [await layer.new_channel() for _ in range(3)]
+
+    def enqueue() -> tuple[Job, Job]:
+        with enqueue_for(owner=user):
+            owned = Job.objects.get(pk=tasks.trivial.enqueue().id)
+        return owned, Job.objects.get(pk=tasks.trivial.enqueue().id)
+
+    owned, ownerless = await database_sync_to_async(enqueue)()
+    await layer.group_add(events.user_group(user.pk), mine)
+    await layer.group_add(events.user_group(other_user.pk), theirs)
+    for job in (owned, ownerless):
+        await layer.group_add(events.job_group(job.pk), watcher)
+    for job in (owned, ownerless):
+        await database_sync_to_async(events.broadcast)(job, events.JOB_PROGRESS)
+    assert [e["job"] for e in await receive_all(mine, quiet=0.2)] == [owned.pk]
+    assert [e["job"] for e in await receive_all(watcher, quiet=0.2)] == [owned.pk, ownerless.pk]
+    assert await receive_all(theirs, quiet=0.2) == []
