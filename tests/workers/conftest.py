@@ -8,6 +8,11 @@ from typing import Any
 import pytest
 from django.test import Client
 
+# The tests run workers on project.asgi's application, whose import sets Django up again, and
+# with it the logging: done here, at collection, not inside a test whose log capture it would
+# detach.
+import project.asgi  # noqa: F401
+
 
 @pytest.fixture(autouse=True)
 def _empty_layer(empty_layer: None) -> None:
