@@ -9,6 +9,8 @@ from typing import Any
 import pytest
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
+from django.conf import settings
+from django.test import override_settings
 
 from tests import tasks
 from tests.jobs import new_worker, receive_all, run_worker_until, until
@@ -102,3 +104,44 @@ async def test_a_long_job_in_a_batch_frees_the_jobs_behind_it_for_another_worker
             if each is not None and each_task is not None:
                 each.request_stop()
                 await asyncio.wait_for(each_task, 15)
+
+
+def heartbeats_every(seconds: float) -> Any:
+    """Settings under which a worker made inside touches its running job's row that often."""
+    return override_settings(JOBS={**settings.JOBS, "HEARTBEAT_INTERVAL": seconds})
+
+
+async def test_the_watchdog_touches_the_heartbeat_of_a_running_job() -> None:
+    job_id = int((await database_sync_to_async(tasks.sleepy.enqueue)(1.0)).id)
+
+    def beating() -> bool:
+        job = Job.objects.get(pk=job_id)
+        # A claim writes started_at and heartbeat_at alike; only a heartbeat moves the second.
+        return job.status == "running" and job.heartbeat_at > job.started_at
+
+    with heartbeats_every(0.1):
+        await run_worker_until(beating, timeout=10)
+    job = await database_sync_to_async(Job.objects.get)(pk=job_id)
+    assert (job.status, job.result) == ("succeeded", "woke")
+
+
+async def test_a_job_taken_from_its_worker_is_stopped_at_its_next_heartbeat() -> None:
+    def enqueue() -> tuple[int, int]:
+        return int(tasks.sleepy.using(priority=1).enqueue(30).id), int(tasks.trivial.enqueue().id)
+
+    taken, next_id = await database_sync_to_async(enqueue)()
+    with heartbeats_every(0.1):
+        worker = new_worker()
+    running = asyncio.ensure_future(worker.arun())
+    try:
+        await until(lambda: Job.objects.get(pk=taken).status == "running")
+        # As the sweep would, had it taken this worker for dead and handed the job on.
+        await database_sync_to_async(Job.objects.filter(pk=taken).update)(worker_id="successor")
+        # The channel goes on long before the taken job's 30 s are up.
+        await until(lambda: Job.objects.get(pk=next_id).status == "succeeded", timeout=10)
+    finally:
+        worker.request_stop()
+        await asyncio.wait_for(running, 15)
+    job = await database_sync_to_async(Job.objects.get)(pk=taken)
+    # The worker that lost it wrote nothing more.
+    assert (job.status, job.worker_id, job.result, job.error) == ("running", "successor", None, "")
