@@ -35,3 +35,17 @@ def test_admin_retry_and_cancel_actions(admin_client: Client) -> None:
     queued.refresh_from_db()
     assert queued.status == "cancelled"
     assert queued.finished_at is not None
+
+
+def test_a_job_cannot_be_added_or_changed_from_the_admin(admin_client: Client) -> None:
+    job = Job.objects.get(pk=tasks.trivial.enqueue().id)
+    assert admin_client.get("/admin/workers/job/add/").status_code == 403
+    page = admin_client.get(f"/admin/workers/job/{job.pk}/change/")
+    assert page.status_code == 200
+    assert not page.context["adminform"].form.fields, "every field of a job is read-only"
+    admin_client.post(
+        f"/admin/workers/job/{job.pk}/change/",
+        {"status": "succeeded", "channel": "thumbnails", "attempts": 9},
+    )
+    stored = Job.objects.get(pk=job.pk)
+    assert (stored.status, stored.channel, stored.attempts) == ("queued", "compute", 0)
