@@ -4,12 +4,14 @@ after the commit."""
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from django.db import transaction
 from django.tasks import TaskResultStatus
 from django.test import override_settings
+from django.utils import timezone
 
 from tests import tasks
 from tests.jobs import receive_all
@@ -74,3 +76,12 @@ def test_a_layer_that_cannot_take_the_wakeup_does_not_fail_the_enqueue() -> None
     # The enqueue does not wait for the layer; once the send has failed, the row says so
     # and the sweep will send it.
     wait_for(lambda: Job.objects.get(pk=result.id).woken_at is None, 10, "the failed wake-up")
+
+
+def test_a_deferred_job_gets_no_wakeup_at_enqueue() -> None:
+    # The recovery sweep wakes it once its time comes (test_recover.py).
+    result = tasks.trivial.using(run_after=timezone.now() + timedelta(minutes=5)).enqueue()
+    assert asyncio.run(receive_all("compute", quiet=0.2)) == []
+    job = Job.objects.get(pk=result.id)
+    assert (job.status, job.woken_at) == ("queued", None)
+    assert job.run_after > job.enqueued_at
