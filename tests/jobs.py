@@ -1,5 +1,6 @@
 """Helpers for tests of the job runtime: enqueue through the test view, wait for a job, run
-this project's worker on the test's own loop, and start a private Redis."""
+this project's worker on the test's own loop, read what reached a channel, compare rows, and
+start a private Redis."""
 
 from __future__ import annotations
 
@@ -42,6 +43,20 @@ async def until(condition: Callable[[], Any], timeout: float = 20, what: str = "
         await asyncio.sleep(0.05)
 
 
+def new_worker(
+    channels: Sequence[str] = ("compute",), worker_class: type[Worker] = Worker
+) -> Worker:
+    """This project's Worker for `channels`, on the project's application and channel layer."""
+    from project.asgi import application
+
+    return worker_class(
+        application=application,
+        channels=list(channels),
+        channel_layer=get_channel_layer(),
+        handle_signals=False,
+    )
+
+
 async def run_worker_until(
     condition: Callable[[], Any],
     channels: Sequence[str] = ("compute",),
@@ -50,20 +65,29 @@ async def run_worker_until(
 ) -> None:
     """Run this project's Worker on the running loop until `condition()` (sync, may use the
     database) holds, then stop it as SIGTERM would."""
-    from project.asgi import application
-
-    worker = worker_class(
-        application=application,
-        channels=list(channels),
-        channel_layer=get_channel_layer(),
-        handle_signals=False,
-    )
+    worker = new_worker(channels, worker_class)
     task = asyncio.ensure_future(worker.arun())
     try:
         await until(condition, timeout, "the worker did not get there")
     finally:
         worker.request_stop()
         await asyncio.wait_for(task, 15)
+
+
+async def receive_all(channel: str, quiet: float = 0.5) -> list[dict[str, Any]]:
+    """Every message waiting on `channel` (of the layer), until none comes for `quiet` s."""
+    layer = get_channel_layer()
+    received = []
+    while True:
+        try:
+            received.append(await asyncio.wait_for(layer.receive(channel), quiet))
+        except TimeoutError:
+            return received
+
+
+def columns(job: Job) -> dict[str, Any]:
+    """The job's value of every column, by column name."""
+    return {field.attname: getattr(job, field.attname) for field in Job._meta.concrete_fields}
 
 
 def start_redis(directory: Path, port: int | None = None) -> tuple[subprocess.Popen[bytes], int]:

@@ -46,6 +46,12 @@ def trivial(marks: str = "") -> str:
     return "ok"
 
 
+@task(queue_name="compute", max_attempts=5, time_limit=42)
+def limited() -> str:
+    """A task with the runtime's own options."""
+    return "ok"
+
+
 @task(queue_name="compute")
 def always_fails(message: str) -> None:
     raise RuntimeError(message)

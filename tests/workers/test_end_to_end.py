@@ -1,4 +1,9 @@
-"""The job runtime across real processes: runserver/daphne, runworker, PostgreSQL, Redis."""
+"""The job runtime across real processes: runserver/daphne, runworker, PostgreSQL, Redis.
+
+Each test drives a job down the whole path (a view enqueues it, Redis carries its wake-up, a
+`runworker` process claims and runs it, the page's websocket hears of it), and a process is
+started, signalled or killed as in production; a failure here may come from any module of
+workers/. What one module does on its own is tested in that module's test file."""
 
 from __future__ import annotations
 
