@@ -72,9 +72,11 @@ def sleepy(seconds: float) -> str:
 
 
 @task(queue_name="compute")
-def sleeps_in_c(seconds: float) -> str:
+def sleeps_in_c(seconds: float, marks: str = "") -> str:
     # One long C call: an exception raised in the thread waits for it to return.
     time.sleep(seconds)
+    if marks:
+        mark(marks, "sleeps_in_c-returned")
     return "woke"
 
 

@@ -29,6 +29,11 @@ class JobAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
+    def has_change_permission(self, request: HttpRequest, obj: Job | None = None) -> bool:
+        # The list's actions (retry, cancel) need the change permission; a job's own page is
+        # read-only, since saving it would write back what it read over a worker's change.
+        return obj is None and super().has_change_permission(request)
+
     @admin.action(description="Run again (failed or cancelled jobs)")
     def retry(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
         done = sum(job_retry(job=job) for job in queryset)

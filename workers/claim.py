@@ -204,5 +204,6 @@ class ChannelDrain:
 
     def close(self) -> None:
         """Let the thread close its own database connection, then end it."""
-        self.thread.submit(connection.close)
+        # Looked up on the thread: `connection` is a proxy to the calling thread's connection.
+        self.thread.submit(lambda: connection.close())
         self.thread.shutdown(wait=False)

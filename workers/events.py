@@ -55,6 +55,10 @@ class JobEvent(TypedDict):
     error: NotRequired[str]
 
 
+# The keys of a job event that are the runtime's own: the job's meta never sets them.
+RUNTIME_KEYS = frozenset(JobEvent.__annotations__)
+
+
 def user_group(user_id: int) -> str:
     return f"jobs.user.{user_id}"
 
@@ -76,8 +80,10 @@ def job_event(job: Job, event_type: str) -> JobEvent:
     }
     if job.status == "failed":
         event["error"] = job.reason
-    # The app's facts first: a key of the runtime's own is never overwritten by one.
-    return cast(JobEvent, {**job.meta, **event})
+    # The app's facts, but never under a key of the runtime's own (nor "error" on a job that
+    # did not fail).
+    facts = {key: value for key, value in job.meta.items() if key not in RUNTIME_KEYS}
+    return cast(JobEvent, {**facts, **event})
 
 
 def job_event_groups(job: Job) -> list[str]:

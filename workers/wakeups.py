@@ -193,6 +193,7 @@ def _start(coroutine: Coroutine[Any, Any, None], loop: asyncio.AbstractEventLoop
 
 def _not_sent(jobs: list[Job], error: BaseException) -> None:
     for job in jobs:
+        job.woken_at = None
         logger.warning(
             "job=%s channel=%s wake-up not sent; recovery will retry",
             job.pk,

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 import websockets
+from channels.db import database_sync_to_async
 
-from chat.models import Message
+from chat.models import Message, Presence
 from tests.clients import connect_ws, receive_until
 from tests.jobs import start_redis
 from tests.processes import Processes, login, wait_for
@@ -128,7 +128,6 @@ def test_killing_a_worker_while_messages_flow_loses_nothing_acknowledged(
         await asyncio.gather(alice_ws.close(), bob_ws.close())
         return accepted, messages
 
-    started = time.monotonic()
     accepted, messages = asyncio.run(scenario())
     assert not doomed.alive()
     assert not [a for a in answers if a["type"] == "chat.error"]
@@ -136,7 +135,6 @@ def test_killing_a_worker_while_messages_flow_loses_nothing_acknowledged(
     assert {m["client_id"] for m in messages} == accepted
     assert [m["seq"] for m in messages] == list(range(1, total + 1))
     assert [m["body"] for m in messages] == [f"message {n}" for n in range(total)]
-    assert time.monotonic() - started < 90
     # The killed worker's batch may have gone out unmarked; a later run marks it (and repeats
     # it, which connections drop by seq).
     unmarked = Message.objects.filter(published_at__isnull=True)
@@ -159,9 +157,15 @@ def test_presence_spans_servers_and_a_dead_server_s_users_leave(
         await receive_until(alice_ws, lambda f: "bob" in f.get("joined", []), 10)
         # Server B dies without a word: bob's connection row stays until it expires.
         await asyncio.to_thread(server_b.kill)
-        killed = time.monotonic()
+        # Nobody told the room: bob's row stays until it expires...
+        assert await database_sync_to_async(
+            Presence.objects.filter(user__username="bob").exists
+        )(), "bob's row went with his server"
         await receive_until(alice_ws, lambda f: "bob" in f.get("left", []), 15)
-        assert time.monotonic() - killed >= 2, "bob left before his row could have expired"
+        # ... and then it is pruned, and the room hears of it.
+        assert not await database_sync_to_async(
+            Presence.objects.filter(user__username="bob").exists
+        )()
         await alice_ws.close()
 
     asyncio.run(scenario())

@@ -8,7 +8,6 @@ import asyncio
 import importlib
 import json
 import signal
-import time
 from pathlib import Path
 from typing import Any
 
@@ -65,14 +64,13 @@ def test_web_and_two_workers_serve_and_a_stopped_worker_loses_nothing(
     queued = [enqueue(client, "trivial") for _ in range(6)]
     wait_for(lambda: Job.objects.get(pk=long_job).progress >= 20, 10, "the job to be under way")
     stopping.signal(signal.SIGTERM)
-    stopped_at, stopped_when = time.monotonic(), timezone.now()
+    stopped_when = timezone.now()
     queued += [enqueue(client, "trivial") for _ in range(3)]
 
     # It finishes the job it holds, takes no other, and exits 0 well within the unit's
     # stop timeout (after which systemd would SIGKILL it).
     timeout = float(WORKER.value("Service", "TimeoutStopSec"))
     assert stopping.popen.wait(timeout) == 0, stopping.output()
-    assert time.monotonic() - stopped_at < timeout
     done = Job.objects.get(pk=long_job)
     assert done.status == "succeeded"
     assert done.attempts == 1
@@ -199,10 +197,8 @@ def test_healthz_answers_503_while_redis_is_down_and_200_when_it_is_back(
         client = site_client(web)
 
         def health(expected: int) -> dict[str, str] | None:
-            began = time.monotonic()
-            response = client.get("/healthz")
             # Never longer than a probe waits: each check gives up after 2 s.
-            assert time.monotonic() - began < 4
+            response = client.get("/healthz", timeout=4)
             return response.json() if response.status_code == expected else None
 
         assert wait_for(lambda: health(200), 10, "healthz 200")["channel_layer"] == "ok"

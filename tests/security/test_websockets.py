@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import sys
-import time
 from typing import Any
 
 import pytest
@@ -330,11 +329,9 @@ async def test_the_rate_limiter_counts_in_the_process_while_redis_is_away(
 
     settings.REDIS_URL = "redis://127.0.0.1:1/0"
     ratelimit._redis_away_until = 0.0
-    started = time.monotonic()
     results = [await ratelimit.hit("away", limit=1, window=60) for _ in range(3)]
     assert results[0] is None
     assert all(wait is not None and wait > 0 for wait in results[1:])
     assert "counted in this process: Redis unavailable" in caplog.text
     # Redis is asked once, not for every hit, while it is away.
     assert caplog.text.count("Redis unavailable") == 1
-    assert time.monotonic() - started >= 0

@@ -145,11 +145,6 @@ async def test_a_stopping_drain_records_what_ran_and_hands_back_what_did_not_sta
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ChannelDrain.close() submits `connection.close`, which is looked up on the calling "
-    "thread: it closes that thread's connection and leaves the drain thread's open",
-)
 async def test_a_closed_drain_closes_its_threads_own_database_connection() -> None:
     job_id = int((await database_sync_to_async(tasks.trivial.enqueue)()).id)
     drain = Drain()

@@ -120,8 +120,10 @@ def test_a_jobs_meta_rides_on_its_events_and_never_overwrites_the_runtimes_keys(
             "status": "failed",
             "progress": 30,
             "message": "step 1",
-            "error": "RuntimeError: boom",
+            # What its owner may read of the failure (Job.reason), not the meta's "error".
+            "error": job.reason,
         }
+    assert job.reason.startswith("processing failed because of an unexpected error")
 
 
 async def test_the_events_a_worker_sends_carry_the_meta_under_the_runtimes_keys(
