@@ -1,5 +1,7 @@
 """Fixed-window counters: in Redis when REDIS_URL is set, so that every process counts against
-the same limit; in this process otherwise (the embedded default runs one process)."""
+the same limit; in this process otherwise (the embedded default runs one process).
+
+`hit` is for async code (chat), `hit_sync` for views; they count the same keys."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ import math
 import time
 import weakref
 
+import redis
 import redis.asyncio as aioredis
 from django.conf import settings
 from redis.exceptions import RedisError
@@ -22,6 +25,8 @@ REDIS_TIMEOUT = 0.5
 _clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aioredis.Redis] = (
     weakref.WeakKeyDictionary()
 )
+# One pool for the sync callers of each REDIS_URL (thread-safe, unlike the async clients).
+_sync_clients: dict[str, redis.Redis] = {}
 # key -> (window number, count), for processes without Redis.
 _local: dict[str, tuple[int, int]] = {}
 
@@ -39,21 +44,62 @@ def _client() -> aioredis.Redis:
     return client
 
 
-async def hit(key: str, *, limit: int, window: float) -> float | None:
+async def hit(key: str, *, limit: int, window: float, fail_open: bool = True) -> float | None:
     """Count one event for `key`; None if within `limit` per `window` seconds, else the
-    seconds until the window ends."""
+    seconds until the window ends. While Redis does not answer, the event is let through, or
+    with `fail_open=False` counted in this process (each process then allows `limit`)."""
     now = time.time()
     number = int(now // window)
-    retry_after = (number + 1) * window - now
     if settings.REDIS_URL:
         try:
             count = await _redis_count(f"{key}:{number}", ttl=math.ceil(window) + 1)
         except (RedisError, OSError, TimeoutError):
-            logger.warning("rate limit key=%s not counted: Redis unavailable", key, exc_info=True)
-            return None
+            count = _unavailable(key, number, fail_open)
     else:
         count = _local_count(key, number)
-    return None if count <= limit else retry_after
+    return _verdict(count, limit=limit, now=now, number=number, window=window)
+
+
+def hit_sync(key: str, *, limit: int, window: float, fail_open: bool = True) -> float | None:
+    """`hit` for synchronous code (views): the same keys, counts and answers."""
+    now = time.time()
+    number = int(now // window)
+    if settings.REDIS_URL:
+        try:
+            with _sync_client().pipeline(transaction=True) as pipe:
+                pipe.incr(f"{key}:{number}")
+                pipe.expire(f"{key}:{number}", math.ceil(window) + 1)
+                count = int(pipe.execute()[0])
+        except (RedisError, OSError, TimeoutError):
+            count = _unavailable(key, number, fail_open)
+    else:
+        count = _local_count(key, number)
+    return _verdict(count, limit=limit, now=now, number=number, window=window)
+
+
+def _verdict(count: int, *, limit: int, now: float, number: int, window: float) -> float | None:
+    return None if count <= limit else (number + 1) * window - now
+
+
+def _unavailable(key: str, number: int, fail_open: bool) -> int:
+    """The count to judge by when Redis does not answer: none, or this process's own."""
+    if fail_open:
+        logger.warning("rate limit key=%s not counted: Redis unavailable", key, exc_info=True)
+        return 0
+    logger.warning("rate limit key=%s counted in this process: Redis unavailable", key)
+    return _local_count(key, number)
+
+
+def _sync_client() -> redis.Redis:
+    client = _sync_clients.get(settings.REDIS_URL)
+    if client is None:
+        client = redis.Redis.from_url(
+            settings.REDIS_URL,
+            socket_timeout=REDIS_TIMEOUT,
+            socket_connect_timeout=REDIS_TIMEOUT,
+        )
+        _sync_clients[settings.REDIS_URL] = client
+    return client
 
 
 async def _redis_count(key: str, *, ttl: int) -> int:
