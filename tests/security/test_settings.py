@@ -1,5 +1,5 @@
 """Settings that guard secrets: the development secret is its owner's alone, HSTS preloading
-is opted into."""
+is opted into, the e-mail backend and its credentials come from the environment."""
 
 from __future__ import annotations
 
@@ -78,3 +78,26 @@ def test_hsts_preload_is_off_unless_asked_for(tmp_path: Path) -> None:
     assert preload["SECURE_HSTS_PRELOAD"] is True
     assert preload["SILENCED_SYSTEM_CHECKS"] == []
 
+
+def test_mail_goes_to_the_console_unless_the_environment_names_a_server(tmp_path: Path) -> None:
+    assert show(tmp_path)["EMAIL_BACKEND"] == "django.core.mail.backends.console.EmailBackend"
+    smtp = show(
+        tmp_path,
+        DJANGO_EMAIL_BACKEND="django.core.mail.backends.smtp.EmailBackend",
+        EMAIL_HOST="smtp.example.net",
+        EMAIL_PORT="587",
+        EMAIL_HOST_USER="pipeline",
+        EMAIL_HOST_PASSWORD="mail-secret",
+        EMAIL_USE_TLS="1",
+        DEFAULT_FROM_EMAIL="Pipeline <noreply@example.net>",
+    )
+    assert smtp == {
+        **smtp,
+        "EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+        "EMAIL_HOST": "smtp.example.net",
+        "EMAIL_PORT": 587,
+        "EMAIL_HOST_USER": "pipeline",
+        "EMAIL_HOST_PASSWORD": "mail-secret",
+        "EMAIL_USE_TLS": True,
+        "DEFAULT_FROM_EMAIL": "Pipeline <noreply@example.net>",
+    }
