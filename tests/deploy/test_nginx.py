@@ -194,7 +194,7 @@ def test_nginx_serves_the_site_and_its_files_safely(nginx: tuple[Nginx, Process]
     assert login.status_code == 200
     assert "Strict-Transport-Security" in login.headers
 
-    # Static files, collected by the unit's ExecStartPre: hashed names are cached for good.
+    # Static files, collected by pipeline-collectstatic.service: hashed names are cached for good.
     css = re.search(r'href="(/static/css/site\.[0-9a-f]{12}\.css)"', login.text)
     assert css, login.text
     static = client.get(css[1])
