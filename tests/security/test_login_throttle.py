@@ -135,3 +135,10 @@ def test_the_wait_shown_is_the_time_left(user: Any, password: str) -> None:
     assert response.status_code == 429
     assert "Try again in 3 minutes" in response.content.decode()
     assert 170 <= int(response["Retry-After"]) <= 180
+
+
+def test_the_test_clients_login_without_a_request_still_works(user: Any, password: str) -> None:
+    # Client.login() calls authenticate() without a request: nothing to count by, and axes
+    # would refuse it outright; LockoutBackend leaves it to ModelBackend.
+    assert Client().login(username="alice", password=password)
+    assert not Client().login(username="alice", password="wrong")
