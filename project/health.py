@@ -20,6 +20,9 @@ logger = logging.getLogger(__name__)
 # Each check gives up after this long: a probe must answer even when a service hangs.
 CHECK_TIMEOUT = 2.0
 OK = "ok"
+# What the public reads in place of a failing check's reason: reasons name hosts, ports,
+# database roles and versions, and are for those allowed to read /metrics.
+FAIL = "fail"
 
 
 def database_select_one() -> None:
@@ -71,12 +74,15 @@ async def health_channel_layer() -> str:
 @never_cache
 @require_GET
 async def healthz(request: HttpRequest) -> JsonResponse:
-    """200 when the database and the channel layer answer, else 503 naming what failed."""
+    """200 when the database and the channel layer answer, else 503. Each check says "ok" or
+    "fail"; why it failed only to clients that may read /metrics (and always in the log)."""
     database, channel_layer = await asyncio.gather(health_database(), health_channel_layer())
     checks = {"database": database, "channel_layer": channel_layer}
     healthy = all(result == OK for result in checks.values())
     if not healthy:
         logger.warning("healthz failing: database=%r channel_layer=%r", database, channel_layer)
+    if not metrics_allowed(request):
+        checks = {name: OK if result == OK else FAIL for name, result in checks.items()}
     return JsonResponse(checks, status=200 if healthy else 503)
 
 

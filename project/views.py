@@ -1,10 +1,13 @@
 from django.conf import settings
 from django.contrib.auth import login
+from django.contrib.auth import views as auth_views
 from django.contrib.auth.forms import UserCreationForm
 from django.contrib.auth.models import User
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
+
+from project.throttle import by_address, by_email, by_user, throttled
 
 
 def home(request: HttpRequest) -> HttpResponse:
@@ -12,6 +15,12 @@ def home(request: HttpRequest) -> HttpResponse:
     return render(request, "home.html", {"upload_max_bytes": settings.UPLOAD_MAX_BYTES})
 
 
+@throttled(
+    "signup",
+    action="sign up",
+    window="SIGNUP_WINDOW",
+    limits=[(by_address, "SIGNUPS_PER_ADDRESS")],
+)
 @require_http_methods(["GET", "POST"])
 def signup(request: HttpRequest) -> HttpResponse:
     """Create an account and log in with it."""
@@ -23,3 +32,21 @@ def signup(request: HttpRequest) -> HttpResponse:
         login(request, user, backend="django.contrib.auth.backends.ModelBackend")
         return redirect("home")
     return render(request, "registration/signup.html", {"form": form})
+
+
+# Django's own views. The reset answers the same whether or not an account has the address.
+password_reset = throttled(
+    "password_reset",
+    action="reset a password",
+    window="PASSWORD_RESET_WINDOW",
+    limits=[(by_address, "PASSWORD_RESETS_PER_ADDRESS"), (by_email, "PASSWORD_RESETS_PER_EMAIL")],
+)(auth_views.PasswordResetView.as_view())
+
+# Signed in, but the old password is asked for: limited so that a stolen session cannot
+# guess it at leisure.
+password_change = throttled(
+    "password_change",
+    action="change the password",
+    window="PASSWORD_CHANGE_WINDOW",
+    limits=[(by_user, "PASSWORD_CHANGES_PER_USER")],
+)(auth_views.PasswordChangeView.as_view())

@@ -1,7 +1,10 @@
 """Fixed-window counters: in Redis when REDIS_URL is set, so that every process counts against
 the same limit; in this process otherwise (the embedded default runs one process), and while
-Redis does not answer: a limit never lets everything through because Redis is away, and a
-Redis that is away costs a request at most one short wait per RETRY_REDIS_AFTER."""
+Redis does not answer: a limit never lets everything through because Redis is away (each
+process then allows `limit` on its own), and a Redis that is away costs a caller at most one
+short wait per RETRY_REDIS_AFTER.
+
+`hit` is for async code (websockets), `hit_sync` for views; they count the same keys."""
 
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ import math
 import time
 import weakref
 
+import redis
 import redis.asyncio as aioredis
 from django.conf import settings
 from redis.exceptions import RedisError
@@ -26,10 +30,62 @@ RETRY_REDIS_AFTER = 5.0
 _clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aioredis.Redis] = (
     weakref.WeakKeyDictionary()
 )
+# One pool for the sync callers of each REDIS_URL (thread-safe, unlike the async clients).
+_sync_clients: dict[str, redis.Redis] = {}
 # key -> (window number, count), for processes without Redis (or while it is away).
 _local: dict[str, tuple[int, int]] = {}
 # time.monotonic() until which Redis is not asked.
 _redis_away_until = 0.0
+
+
+async def hit(key: str, *, limit: int, window: float) -> float | None:
+    """Count one event for `key`; None if within `limit` per `window` seconds, else the
+    seconds until the window ends."""
+    now = time.time()
+    number = int(now // window)
+    count = None
+    if _ask_redis():
+        try:
+            count = await _redis_count(f"{key}:{number}", ttl=math.ceil(window) + 1)
+        except (RedisError, OSError, TimeoutError):
+            _redis_away(key)
+    if count is None:
+        count = _local_count(key, number)
+    return _verdict(count, limit=limit, now=now, number=number, window=window)
+
+
+def hit_sync(key: str, *, limit: int, window: float) -> float | None:
+    """`hit` for synchronous code (views): the same keys, counts and answers."""
+    now = time.time()
+    number = int(now // window)
+    count = None
+    if _ask_redis():
+        try:
+            with _sync_client().pipeline(transaction=True) as pipe:
+                pipe.incr(f"{key}:{number}")
+                pipe.expire(f"{key}:{number}", math.ceil(window) + 1)
+                count = int(pipe.execute()[0])
+        except (RedisError, OSError, TimeoutError):
+            _redis_away(key)
+    if count is None:
+        count = _local_count(key, number)
+    return _verdict(count, limit=limit, now=now, number=number, window=window)
+
+
+def _ask_redis() -> bool:
+    return bool(settings.REDIS_URL) and time.monotonic() >= _redis_away_until
+
+
+def _redis_away(key: str) -> None:
+    global _redis_away_until
+    _redis_away_until = time.monotonic() + RETRY_REDIS_AFTER
+    logger.warning(
+        "rate limit key=%s counted in this process: Redis unavailable", key, exc_info=True
+    )
+
+
+def _verdict(count: int, *, limit: int, now: float, number: int, window: float) -> float | None:
+    return None if count <= limit else (number + 1) * window - now
 
 
 def _client() -> aioredis.Redis:
@@ -45,25 +101,16 @@ def _client() -> aioredis.Redis:
     return client
 
 
-async def hit(key: str, *, limit: int, window: float) -> float | None:
-    """Count one event for `key`; None if within `limit` per `window` seconds, else the
-    seconds until the window ends."""
-    global _redis_away_until
-    now = time.time()
-    number = int(now // window)
-    retry_after = (number + 1) * window - now
-    count = None
-    if settings.REDIS_URL and time.monotonic() >= _redis_away_until:
-        try:
-            count = await _redis_count(f"{key}:{number}", ttl=math.ceil(window) + 1)
-        except (RedisError, OSError, TimeoutError):
-            _redis_away_until = time.monotonic() + RETRY_REDIS_AFTER
-            logger.warning(
-                "rate limit key=%s counted in this process: Redis unavailable", key, exc_info=True
-            )
-    if count is None:
-        count = _local_count(key, number)
-    return None if count <= limit else retry_after
+def _sync_client() -> redis.Redis:
+    client = _sync_clients.get(settings.REDIS_URL)
+    if client is None:
+        client = redis.Redis.from_url(
+            settings.REDIS_URL,
+            socket_timeout=REDIS_TIMEOUT,
+            socket_connect_timeout=REDIS_TIMEOUT,
+        )
+        _sync_clients[settings.REDIS_URL] = client
+    return client
 
 
 async def _redis_count(key: str, *, ttl: int) -> int:

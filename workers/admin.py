@@ -35,11 +35,14 @@ class JobAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
         return obj is None and super().has_change_permission(request)
 
     @admin.action(description="Run again (failed or cancelled jobs)")
+    # Actions change jobs: offered to (and run for) staff with the change permission only,
+    # never to those who may only view them.
+    @admin.action(description="Run again (failed or cancelled jobs)", permissions=["change"])
     def retry(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
         done = sum(job_retry(job=job) for job in queryset)
         self.message_user(request, f"{done} job(s) queued again.", messages.SUCCESS)
 
-    @admin.action(description="Cancel (queued or running jobs)")
+    @admin.action(description="Cancel (queued or running jobs)", permissions=["change"])
     def cancel(self, request: HttpRequest, queryset: QuerySet[Job]) -> None:
         done = sum(job_cancel(job=job) for job in queryset)
         self.message_user(request, f"{done} job(s) cancelled.", messages.SUCCESS)

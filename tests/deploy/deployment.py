@@ -34,6 +34,7 @@ from tests.processes import log_in as log_in_through_the_form
 
 SITE = parse_env_file(ENV_EXAMPLE)["DJANGO_ALLOWED_HOSTS"].split(",")[0]
 WEB = parse_unit(UNITS / "pipeline-web.service")
+COLLECTSTATIC = parse_unit(UNITS / "pipeline-collectstatic.service")
 WORKER = parse_unit(UNITS / "pipeline-worker@.service")
 METRICS = parse_unit(UNITS / "pipeline-metrics.service")
 # settings.LOGGING's format: every line a process writes is one of these.
@@ -93,9 +94,10 @@ class Deployment:
     env: dict[str, str]
     state: Path
 
-    def run_pre(self, unit: Unit, **env: str) -> subprocess.CompletedProcess[str]:
+    def run_oneshot(self, unit: Unit, **env: str) -> subprocess.CompletedProcess[str]:
+        """A oneshot unit's ExecStart, run to its end."""
         return subprocess.run(
-            sandboxed(unit, command(unit, "ExecStartPre")),
+            sandboxed(unit, command(unit)),
             env={**self.env, **env},
             cwd=to_checkout(unit.value("Service", "WorkingDirectory")),
             capture_output=True,
@@ -104,8 +106,10 @@ class Deployment:
         )
 
     def web(self, name: str = "web", **env: str) -> Process:
-        """ExecStartPre, then ExecStart (on a free port), as systemd starts the unit."""
-        collect = self.run_pre(WEB, **env)
+        """The unit it requires (collectstatic), then its ExecStart (on a free port), as
+        systemd starts it."""
+        assert COLLECTSTATIC.name in WEB.value("Unit", "Requires").split()
+        collect = self.run_oneshot(COLLECTSTATIC, **env)
         assert collect.returncode == 0, collect.stdout + collect.stderr
         argv = command(WEB)
         port = free_port()

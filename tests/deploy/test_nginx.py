@@ -196,7 +196,7 @@ def test_nginx_serves_the_site_and_its_files_safely(nginx: tuple[Nginx, Process]
     assert login.status_code == 200
     assert "Strict-Transport-Security" in login.headers
 
-    # Static files, collected by the unit's ExecStartPre: hashed names are cached for good.
+    # Static files, collected by pipeline-collectstatic.service: hashed names are cached for good.
     css = re.search(r'href="(/static/css/site\.[0-9a-f]{12}\.css)"', login.text)
     assert css, login.text
     static = client.get(css[1])
@@ -283,7 +283,10 @@ def test_an_upload_over_the_limit_is_refused_by_nginx_with_json(
     nginx: tuple[Nginx, Process],
 ) -> None:
     proxy, _ = nginx
-    limit = re.search(r"client_max_body_size (\d+)m;", NGINX_SITE.read_text())
+    # The upload API's own limit (the site's default is smaller).
+    limit = re.search(
+        r"location = /api/uploads/ \{[^}]*?client_max_body_size (\d+)m;", NGINX_SITE.read_text()
+    )
     assert limit
     too_big = b"x" * ((int(limit[1]) + 1) * 1024 * 1024)
     response = https_client(proxy).post(

@@ -45,8 +45,8 @@ def test_web_and_two_workers_serve_and_a_stopped_worker_loses_nothing(
     deployment: Deployment, user: Any, password: str
 ) -> None:
     web = deployment.web()
-    # ExecStartPre collected the static files, with ManifestStaticFilesStorage's manifest:
-    # nginx serves them from here.
+    # pipeline-collectstatic.service collected the static files, with
+    # ManifestStaticFilesStorage's manifest: nginx serves them from here.
     assert (deployment.state / "static" / "staticfiles.json").is_file()
     first = deployment.worker("compute_thumbnails-1")
     second = deployment.worker("compute_thumbnails-2")
