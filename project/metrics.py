@@ -262,7 +262,11 @@ def allowed_networks() -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, .
 
 
 def metrics_allowed(request: HttpRequest) -> bool:
-    """True for the bearer of METRICS_TOKEN, or a client address in METRICS_ALLOWED_NETWORKS.
+    """Over HTTPS (the site's public name, perhaps through a load balancer): the bearer of
+    METRICS_TOKEN only; a client address there may have been forwarded, and is not trusted.
+    Over plain HTTP (nginx's default server, by IP, inside the network; `manage.py
+    metrics_server`): a client address in METRICS_ALLOWED_NETWORKS only; a token sent over
+    plain HTTP is refused, since anyone on the way could read it.
 
     REMOTE_ADDR is the address nginx saw (daphne --proxy-headers reads the X-Forwarded-For
     that nginx overwrites), or under `manage.py metrics_server` the scraper's own; a
@@ -270,12 +274,15 @@ def metrics_allowed(request: HttpRequest) -> bool:
     """
     token: str = settings.METRICS_TOKEN
     scheme, _, offered = request.headers.get("Authorization", "").partition(" ")
-    if (
-        token
-        and scheme.lower() == "bearer"
-        and hmac.compare_digest(offered.encode(), token.encode())
-    ):
-        return True
+    if request.is_secure():
+        return bool(
+            token
+            and scheme.lower() == "bearer"
+            and hmac.compare_digest(offered.encode(), token.encode())
+        )
+    if offered:
+        logger.warning("/metrics refused a token sent over plain HTTP: change METRICS_TOKEN")
+        return False
     try:
         address = ipaddress.ip_address(request.META.get("REMOTE_ADDR", ""))
     except ValueError:

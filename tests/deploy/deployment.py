@@ -70,6 +70,14 @@ def site_client(web: Process, client_address: str = "127.0.0.1") -> httpx.Client
     )
 
 
+def probe_client(web: Process, client_address: str = "127.0.0.1") -> httpx.Client:
+    """What nginx's default server passes on for a probe or Prometheus by the host's IP:
+    plain HTTP, under the site's name, from the address nginx saw."""
+    return httpx.Client(
+        base_url=f"http://{SITE}", transport=AsNginx(web.port or 0, client_address), timeout=10
+    )
+
+
 def site_websocket(web: Process, path: str, client_address: str = "127.0.0.1") -> Any:
     """A websocket to https://SITE/path, reaching daphne's loopback port with the headers
     nginx adds (its Host is the site's, and X-Forwarded-Proto says https)."""

@@ -182,15 +182,19 @@ def test_metrics_are_refused_to_public_addresses(settings: Any) -> None:
 
 
 @pytest.mark.django_db
-def test_metrics_token_admits_any_address_and_nothing_else_does(settings: Any) -> None:
+def test_metrics_token_admits_any_address_over_https_and_nothing_else_does(
+    settings: Any,
+) -> None:
     settings.METRICS_TOKEN = "s3cret-token-for-prometheus"
     settings.METRICS_ALLOWED_NETWORKS = []
     public = Client(REMOTE_ADDR="203.0.113.7")
-    assert public.get("/metrics").status_code == 403
-    assert public.get("/metrics", HTTP_AUTHORIZATION="Bearer wrong").status_code == 403
-    assert public.get("/metrics", HTTP_AUTHORIZATION="Bearer ünïcode").status_code == 403
+    assert public.get("/metrics", secure=True).status_code == 403
+    assert public.get("/metrics", HTTP_AUTHORIZATION="Bearer wrong", secure=True).status_code == 403
+    assert (
+        public.get("/metrics", HTTP_AUTHORIZATION="Bearer ünïcode", secure=True).status_code == 403
+    )
     assert Client().get("/metrics").status_code == 403, "loopback is no longer enough"
-    scrape(public, HTTP_AUTHORIZATION="Bearer s3cret-token-for-prometheus")
+    scrape(public, HTTP_AUTHORIZATION="Bearer s3cret-token-for-prometheus", secure=True)
 
 
 async def test_websocket_connections_are_counted_while_open(db: None) -> None:

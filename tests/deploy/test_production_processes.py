@@ -25,6 +25,7 @@ from tests.deploy.deployment import (
     Deployment,
     assert_structured_logs,
     log_in,
+    probe_client,
     site_client,
     site_websocket,
 )
@@ -81,15 +82,17 @@ def test_web_and_two_workers_serve_and_a_stopped_worker_loses_nothing(
             assert worker_pid(job) == staying.popen.pid, "a stopping worker took a new job"
     assert not Job.objects.exclude(status="succeeded").exists()
 
-    # /metrics from this host, as Prometheus would read it here.
-    response = client.get("/metrics")
+    # /metrics from this host, as Prometheus would read it here (nginx's default server).
+    response = probe_client(web).get("/metrics")
     assert response.status_code == 200, response.text
     metrics = parse(response.text)
     assert metrics.get("pipeline_jobs", channel="compute", status="succeeded") == 1 + len(queued)
     labels = {"channel": "compute", "status": "succeeded"}
     assert metrics.get("pipeline_job_duration_seconds_count", **labels) is not None
     # From a public address (what nginx puts in X-Forwarded-For for an outside client).
-    assert site_client(web, "203.0.113.50").get("/metrics").status_code == 403
+    assert probe_client(web, "203.0.113.50").get("/metrics").status_code == 403
+    # Under the site's name (HTTPS), no address is enough, loopback's neither.
+    assert client.get("/metrics").status_code == 403
 
     assert staying.alive()
     assert_structured_logs(web, first, second)
@@ -115,8 +118,9 @@ def test_the_metrics_unit_serves_a_worker_host_under_the_access_rule(
 ) -> None:
     token = "worker-host-metrics-token-0123456789"
     worker = deployment.worker("compute-1")
-    # Prometheus reaches a worker host from the monitoring network, by token here.
-    server = deployment.metrics_server(METRICS_ALLOWED_NETWORKS="", METRICS_TOKEN=token)
+    # Prometheus reaches a worker host over plain HTTP from the monitoring network (loopback
+    # here): by its address; a token over plain HTTP is refused.
+    server = deployment.metrics_server(METRICS_ALLOWED_NETWORKS="10.0.0.0/8", METRICS_TOKEN=token)
     Job.objects.create(
         task_path="tests.tasks.trivial",
         channel="compute",
@@ -127,7 +131,12 @@ def test_the_metrics_unit_serves_a_worker_host_under_the_access_rule(
 
     url = f"{server.url}/metrics"
     assert httpx.get(url, timeout=10).status_code == 403
-    response = httpx.get(url, headers={"Authorization": f"Bearer {token}"}, timeout=10)
+    bearer = {"Authorization": f"Bearer {token}"}
+    assert httpx.get(url, headers=bearer, timeout=10).status_code == 403
+    server.signal(signal.SIGTERM)
+    assert server.popen.wait(float(METRICS.value("Service", "TimeoutStopSec"))) == 0
+    server = deployment.metrics_server(METRICS_ALLOWED_NETWORKS="127.0.0.0/8")
+    response = httpx.get(f"{server.url}/metrics", timeout=10)
     assert response.status_code == 200, response.text
     assert response.headers["Content-Type"] == CONTENT_TYPE_LATEST
     metrics = parse(response.text)
@@ -194,7 +203,8 @@ def test_healthz_answers_503_while_redis_is_down_and_200_when_it_is_back(
     redis, port = start_redis(tmp_path)
     try:
         web = deployment.web(REDIS_URL=f"redis://127.0.0.1:{port}/0")
-        client = site_client(web)
+        # As a probe inside the network sees it (the reasons, not just ok/fail).
+        client = probe_client(web)
 
         def health(expected: int) -> dict[str, str] | None:
             # Never longer than a probe waits: each check gives up after 2 s.
@@ -229,7 +239,7 @@ def test_healthz_answers_503_while_redis_is_down_and_200_when_it_is_back(
 def test_healthz_answers_503_naming_an_unreachable_database(deployment: Deployment) -> None:
     closed = free_port()
     web = deployment.web(DATABASE_URL=f"postgres://postgres@127.0.0.1:{closed}/pipeline")
-    response = site_client(web).get("/healthz")
+    response = probe_client(web).get("/healthz")
     assert response.status_code == 503
     body = response.json()
     assert body["channel_layer"] == "ok"
@@ -247,10 +257,9 @@ def test_open_websockets_show_in_the_metrics(deployment: Deployment) -> None:
             "project/asgi.py does not wrap its application in WebsocketMetricsMiddleware yet"
         )
     web = deployment.web()
-    client = site_client(web)
 
     def open_pings() -> float:
-        metrics = parse(client.get("/metrics").text)
+        metrics = parse(probe_client(web).get("/metrics").text)
         return metrics.get("pipeline_websocket_connections", kind="ping") or 0
 
     async def scenario() -> tuple[float, float]:

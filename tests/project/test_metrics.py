@@ -114,12 +114,16 @@ def test_metrics_server_keeps_the_access_rule_and_needs_the_directory(
 ) -> None:
     token = "metrics-server-token-for-prometheus"
     server = start_metrics_server(
-        processes, metrics_dir, METRICS_ALLOWED_NETWORKS="", METRICS_TOKEN=token
+        processes, metrics_dir, METRICS_ALLOWED_NETWORKS="10.0.0.0/8", METRICS_TOKEN=token
     )
-    assert httpx.get(f"{server.url}/metrics").status_code == 403, "loopback is not enough"
-    wrong = httpx.get(f"{server.url}/metrics", headers={"Authorization": "Bearer wrong"})
-    assert wrong.status_code == 403
-    assert "pipeline_jobs" in scrape(server, Authorization=f"Bearer {token}").types
+    assert httpx.get(f"{server.url}/metrics").status_code == 403, "loopback is not allowed"
+    # It speaks plain HTTP: a token, right or wrong, is refused there.
+    for offered in ["wrong", token]:
+        refused = httpx.get(f"{server.url}/metrics", headers={"Authorization": f"Bearer {offered}"})
+        assert refused.status_code == 403
+    server.stop()
+    server = start_metrics_server(processes, metrics_dir, METRICS_ALLOWED_NETWORKS="127.0.0.0/8")
+    assert "pipeline_jobs" in scrape(server).types
 
     # Without the directory it would serve its own, empty, metrics: it refuses to start.
     alone = processes.manage("metrics-alone", "metrics_server", "--port", str(free_port()))

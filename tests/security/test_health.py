@@ -50,7 +50,10 @@ def test_the_reason_goes_where_metrics_are_allowed(settings: Any, unreachable_la
     settings.METRICS_TOKEN = "s3cret-token-for-prometheus"
     for client, headers in [
         (Client(REMOTE_ADDR="10.1.2.3"), {}),
-        (Client(REMOTE_ADDR=PUBLIC), {"HTTP_AUTHORIZATION": "Bearer s3cret-token-for-prometheus"}),
+        (
+            Client(REMOTE_ADDR=PUBLIC),
+            {"HTTP_AUTHORIZATION": "Bearer s3cret-token-for-prometheus", "secure": True},
+        ),
     ]:
         response = client.get("/healthz", **headers)
         assert response.status_code == 503
