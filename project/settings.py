@@ -257,6 +257,18 @@ JOBS = {
     "RETRY_BACKOFF_MAX": env_float("JOBS_RETRY_BACKOFF_MAX", 300),
     # On SIGTERM, how long the running job may take to finish before it is handed back.
     "SHUTDOWN_GRACE": env_float("JOBS_SHUTDOWN_GRACE", 25),
+    # A running job that was cancelled: how long its task has to stop by itself (it sees
+    # context.cancelled) before it is interrupted.
+    "CANCEL_GRACE": env_float("JOBS_CANCEL_GRACE", 10),
+    # Recurring jobs (workers/schedules.py): name -> task path, cron expression (UTC) and
+    # optional args/kwargs. Each due time runs once across all workers.
+    "SCHEDULE": {
+        # Expired sessions and finished jobs past KEEP_FINISHED_DAYS (project/tasks.py).
+        "housekeeping": {
+            "task": "project.tasks.housekeeping",
+            "cron": os.environ.get("JOBS_HOUSEKEEPING_CRON", "17 3 * * *"),
+        },
+    },
     # A worker claims as many jobs of a channel at once as its recent job durations say it
     # runs in BATCH_WINDOW (one at a time for slow jobs), at most MAX_BATCH; a batch whose job
     # outlasts the window hands its unstarted jobs back to the other workers.
@@ -267,7 +279,8 @@ JOBS = {
     # wakes a worker to claim them together (a wake-up costs far more than a job's share of
     # a batch), for at most this much more latency.
     "WAKEUP_SPACING": env_float("JOBS_WAKEUP_SPACING", 0.005),
-    # `manage.py clearjobs` (daily) deletes finished jobs older than this that no upload needs.
+    # The daily housekeeping (and `manage.py clearjobs`) deletes finished jobs older than this
+    # that no upload needs.
     "KEEP_FINISHED_DAYS": env_float("JOBS_KEEP_FINISHED_DAYS", 30),
     # Progress events per job are sent at most this often (the last one always goes out).
     "PROGRESS_MIN_INTERVAL": env_float("JOBS_PROGRESS_MIN_INTERVAL", 0.2),

@@ -141,9 +141,12 @@ def test_only_one_process_holds_the_sweep_lease_until_it_expires() -> None:
     assert Lease.acquire("sweep", holder="b", ttl=60)
 
 
-# Columns that say when something happened, which two statements never share, and the id.
+# Columns that say when something happened, which two statements never share, the id, and
+# the fair rank (one per job of an owner, like the id).
 TIMES = {
     "id",
+    "fair_rank",
+    "last_attempted_at",
     "enqueued_at",
     "run_after",
     "woken_at",
