@@ -9,6 +9,7 @@ import os
 import re
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -241,7 +242,7 @@ TASKS = {
 }
 
 # The durable job runtime (workers/). Times in seconds.
-JOBS = {
+JOBS: dict[str, Any] = {
     # How often a running job's row is touched, and after how long without a touch its
     # worker is taken for dead and the job handed to another worker.
     "HEARTBEAT_INTERVAL": env_float("JOBS_HEARTBEAT_INTERVAL", 5),

@@ -607,7 +607,8 @@ class Job(models.Model):
         """Exponential backoff: base ** attempts seconds, capped."""
         options = settings.JOBS
         delay: float = options["RETRY_BACKOFF"] ** self.attempts
-        return min(delay, options["RETRY_BACKOFF_MAX"])
+        cap: float = options["RETRY_BACKOFF_MAX"]
+        return min(delay, cap)
 
     def mark_woken(self) -> None:
         """Record that a wake-up for this job is being sent."""

@@ -48,7 +48,7 @@ class Recurring:
 
     def due_after(self, moment: datetime, until: datetime) -> list[datetime]:
         """The due times after `moment`, up to `until`, at most CATCH_UP of them."""
-        due = []
+        due: list[datetime] = []
         for when in CronSim(self.cron, moment):
             if when > until or len(due) >= CATCH_UP:
                 break

@@ -3,10 +3,9 @@ channels: cancel, run again, delete old ones, pause and resume a channel."""
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 from functools import partial
-
-import logging
 
 from django.db import transaction
 from django.utils import timezone

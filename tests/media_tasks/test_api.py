@@ -330,7 +330,8 @@ async def test_the_owner_hears_upload_ready_once_both_jobs_of_an_upload_succeede
     assert ready == [{"type": "upload.ready", "upload": upload_id}]
     # It came after both jobs' outcomes.
     done = [i for i, frame in enumerate(frames) if frame["type"] == "job.done"]
-    assert len(done) == 2 and max(done) < frames.index(ready[0])
+    assert len(done) == 2
+    assert max(done) < frames.index(ready[0])
 
 
 def test_the_owner_cancels_an_uploads_processing_and_another_user_cannot(

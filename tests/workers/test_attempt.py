@@ -179,7 +179,8 @@ async def test_what_a_task_raises_is_its_result_and_the_worker_goes_on(
     with pytest.raises(ValueError, match="Task failed"):
         result.return_value  # noqa: B018
     assert result.is_finished
-    assert result.started_at is not None and result.finished_at is not None
+    assert result.started_at is not None
+    assert result.finished_at is not None
     assert result.enqueued_at is not None
     assert result.enqueued_at <= result.started_at <= result.finished_at
     (error,) = result.errors
@@ -218,7 +219,8 @@ async def test_a_return_value_that_is_not_json_fails_as_the_type_error_raised() 
     (error,) = fetched.errors
     assert error.exception_class is TypeError
     assert "Unsupported type" in error.traceback
-    assert fetched.started_at is not None and fetched.finished_at is not None
+    assert fetched.started_at is not None
+    assert fetched.finished_at is not None
 
 
 async def test_a_nan_return_value_fails_its_job_alone_not_its_batch() -> None:

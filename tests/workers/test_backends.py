@@ -230,7 +230,8 @@ async def test_a_worker_runs_the_result_to_success_and_refresh_shows_it(
         1,
     )
     assert result.is_finished
-    assert result.started_at is not None and result.finished_at is not None
+    assert result.started_at is not None
+    assert result.finished_at is not None
     assert result.enqueued_at is not None
     assert result.enqueued_at <= result.started_at <= result.finished_at
     assert result.last_attempted_at == result.started_at
@@ -284,7 +285,13 @@ def test_the_enqueue_is_part_of_the_callers_transaction() -> None:
         assert result.enqueued_at is not None
         assert Job.objects.filter(pk=result.id).exists()
     assert Job.objects.filter(pk=result.id).exists()
-    with pytest.raises(RuntimeError), transaction.atomic():
-        rolled_back = tasks.noop_task.enqueue()
-        raise RuntimeError("roll back")
-    assert not Job.objects.filter(pk=rolled_back.id).exists()
+    rolled_back: list[str] = []
+
+    def enqueue_then_fail() -> None:
+        with transaction.atomic():
+            rolled_back.append(tasks.noop_task.enqueue().id)
+            raise RuntimeError("roll back")
+
+    with pytest.raises(RuntimeError):
+        enqueue_then_fail()
+    assert not Job.objects.filter(pk=rolled_back[0]).exists()

@@ -5,6 +5,7 @@ recorded, what did not start handed back), waking another worker when there may 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import threading
 from collections.abc import Callable
 from datetime import timedelta
@@ -172,11 +173,13 @@ async def test_jobs_of_one_batch_have_their_own_start_and_finish_times() -> None
     assert len({job.heartbeat_at for job in jobs}) == 1, "not claimed together"
     for job in jobs:
         assert job.started_at == job.last_attempted_at
-        assert job.finished_at is not None and job.started_at is not None
+        assert job.finished_at is not None
+        assert job.started_at is not None
         assert (job.finished_at - job.started_at).total_seconds() >= 0.05
     # One after the other: each started after the one before it finished.
-    for before, after in zip(jobs, jobs[1:], strict=False):
-        assert before.finished_at is not None and after.started_at is not None
+    for before, after in itertools.pairwise(jobs):
+        assert before.finished_at is not None
+        assert after.started_at is not None
         assert after.started_at >= before.finished_at
 
 
