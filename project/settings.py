@@ -45,6 +45,15 @@ def env_list(name: str) -> list[str]:
     return [item.strip() for item in os.environ.get(name, "").split(",") if item.strip()]
 
 
+def daily_at(name: str, default: str) -> str:
+    """A time of day HH:MM (UTC) from the environment, as a daily cron expression."""
+    value = os.environ.get(name) or default
+    match = re.fullmatch(r"([01]?\d|2[0-3]):([0-5]\d)", value)
+    if not match:
+        raise ImproperlyConfigured(f"{name}={value!r} is not a time of day like 03:17.")
+    return f"{int(match[2])} {int(match[1])} * * *"
+
+
 def required(name: str, why: str) -> str:
     value = os.environ.get(name, "")
     if not value:
@@ -264,10 +273,10 @@ JOBS: dict[str, Any] = {
     # Recurring jobs (workers/schedules.py): name -> task path, cron expression (UTC) and
     # optional args/kwargs. Each due time runs once across all workers.
     "SCHEDULE": {
-        # Expired sessions and finished jobs past KEEP_FINISHED_DAYS (project/tasks.py).
+        # Expired sessions and finished jobs past KEEP_FINISHED_DAYS (project/tasks.py), daily.
         "housekeeping": {
             "task": "project.tasks.housekeeping",
-            "cron": os.environ.get("JOBS_HOUSEKEEPING_CRON", "17 3 * * *"),
+            "cron": daily_at("JOBS_HOUSEKEEPING_AT", "03:17"),
         },
     },
     # A worker claims as many jobs of a channel at once as its recent job durations say it

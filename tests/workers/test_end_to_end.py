@@ -294,3 +294,18 @@ def test_two_workers_share_one_channel_fairly_and_run_every_job_once(
     assert min(shares.values()) >= 12, f"unfair shares: {shares}"
     # Each job's side effect happened once: 40 marks in all.
     assert len(marks_in(marks)) == 40
+
+
+def test_sigterm_with_the_task_in_a_long_c_call_hands_the_job_back_and_exits(
+    processes: Processes, user: Any, password: str
+) -> None:
+    web = processes.runserver("web", "--noworker")
+    worker = processes.runworker("worker", "compute", JOBS_SHUTDOWN_GRACE="1")
+    client = login(web.url, user.username, password)
+    job_id = enqueue(client, "sleeps_in_c", 300)
+    job_when(job_id, "running")
+    worker.signal(signal.SIGTERM)
+    # Long before the task's 300 s sleep returns.
+    assert worker.popen.wait(20) == 0, worker.output()
+    job = Job.objects.get(pk=job_id)
+    assert (job.status, job.attempts, job.worker_ids) == ("queued", 0, [])
