@@ -87,14 +87,14 @@ class JobQuerySet(models.QuerySet["Job"]):
         the same statement; on PostgreSQL at a third of create()'s cost: the statement is
         worked out once per process from the model's fields, with the constant defaults of
         the fields not given written into it."""
-        job, _ = self._insert(values, unique=False)
+        job, _ = self._insert_job(values, unique=False)
         return job
 
     def insert_unique(self, **values: Any) -> tuple[Job, bool]:
         """insert(), unless an unfinished job has the same `unique_key`: then that job, and
         False."""
         for _ in range(3):
-            job, created = self._insert(values, unique=True)
+            job, created = self._insert_job(values, unique=True)
             if created:
                 return job, True
             existing = self.unfinished().filter(unique_key=values["unique_key"]).first()
@@ -103,7 +103,7 @@ class JobQuerySet(models.QuerySet["Job"]):
             # It finished between the two statements: try again.
         raise IntegrityError(f"unique job {values['unique_key']!r} kept changing")
 
-    def _insert(self, values: dict[str, Any], *, unique: bool) -> tuple[Job, bool]:
+    def _insert_job(self, values: dict[str, Any], *, unique: bool) -> tuple[Job, bool]:
         job = Job(**values)
         if connection.vendor != "postgresql":
             return self._insert_elsewhere(job, unique=unique)
