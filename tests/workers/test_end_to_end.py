@@ -123,11 +123,12 @@ def test_a_killed_worker_s_job_is_finished_by_another_exactly_once(
     web = processes.runserver("web", "--noworker")
     first = processes.runworker("worker-1", "compute")
     client = login(web.url, user.username, password)
-    job_id = enqueue(client, "count_up", 20, 0.1, kwargs={"marks": str(marks)})
+    # Long enough (8 s) that the first worker is surely killed before it would finish.
+    job_id = enqueue(client, "count_up", 80, 0.1, kwargs={"marks": str(marks)})
     job = job_when(job_id, "running")
     assert job.worker_id.split(":")[1] == str(first.popen.pid)
     second = processes.runworker("worker-2", "compute")
-    wait_for(lambda: Job.objects.get(pk=job_id).progress >= 20, 10, "the job to be under way")
+    wait_for(lambda: Job.objects.get(pk=job_id).progress >= 5, 10, "the job to be under way")
     first.kill()
     # STALE_AFTER is 3 s in tests: the second worker's sweep takes the job over.
     job = job_when(job_id, "succeeded", timeout=30)
