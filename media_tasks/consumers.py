@@ -44,3 +44,6 @@ class JobsConsumer(SiteConsumer):
 
     async def job_failed(self, event: events.JobEvent) -> None:
         await self.send_json(event)
+
+    async def upload_ready(self, event: dict[str, object]) -> None:
+        await self.send_json(event)

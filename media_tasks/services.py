@@ -30,7 +30,7 @@ from media_tasks.exceptions import (
 )
 from media_tasks.limits import image_limits
 from media_tasks.models import Upload
-from media_tasks.tasks import analyse_upload, make_renditions
+from media_tasks.tasks import analyse_upload, announce_ready, make_renditions
 from workers.backends import enqueue_for
 from workers.services import job_cancel
 
@@ -148,13 +148,21 @@ def upload_create(
 
 
 def upload_enqueue_processing(*, upload: Upload) -> None:
-    """Queue the thumbnails and the analysis of `upload` (after the caller's commit)."""
+    """Queue the thumbnails and the analysis of `upload` (after the caller's commit), and the
+    `upload.ready` event once both succeeded."""
     with enqueue_for(owner=upload.owner, upload=upload.pk):
         thumbnails = make_renditions.enqueue(upload.pk)
         analysis = analyse_upload.enqueue(upload.pk)
+    # Not the upload's own job (no `upload` in its events): the page knows its two.
+    announce_ready.using(after=[thumbnails, analysis]).enqueue(upload.pk)
     upload.thumbnails_job_id = int(thumbnails.id)
     upload.analysis_job_id = int(analysis.id)
     upload.save(update_fields=["thumbnails_job", "analysis_job"])
+
+
+def upload_cancel(*, upload: Upload) -> int:
+    """Cancel the upload's unfinished jobs (a running one stops); how many were."""
+    return sum(job_cancel(job=job) for job in upload.jobs() if not job.is_finished)
 
 
 def upload_delete(*, upload: Upload) -> None:

@@ -9,9 +9,16 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+
 from media_tasks import imaging, processing
 from media_tasks.models import Upload
+from workers import events
 from workers.backends import JobContext, task
+
+# Sent to the owner's websocket once an upload's renditions and analysis are both done.
+UPLOAD_READY = "upload.ready"
 
 logger = logging.getLogger(__name__)
 
@@ -50,3 +57,14 @@ def analyse_upload(context: JobContext, upload_id: int) -> dict[str, Any]:
     context.progress(5, "reading the original")
     analysis = processing.upload_analyse(upload=upload, on_step=progress_between(context, 5, 95))
     return {"phash": analysis.phash}
+
+
+@task(queue_name="compute")
+def announce_ready(upload_id: int) -> dict[str, Any]:
+    """Run after the upload's two jobs succeeded (a fan-in): tell its owner's pages."""
+    upload = upload_or_none(upload_id)
+    if upload is None:
+        return {"skipped": "upload deleted"}
+    event = {"type": UPLOAD_READY, "upload": upload.pk}
+    async_to_sync(get_channel_layer().group_send)(events.user_group(upload.owner_id), event)
+    return event

@@ -133,6 +133,19 @@ def upload_detail(request: HttpRequest, upload_id: int) -> HttpResponse:
 
 
 @api_login_required
+@require_http_methods(["POST"])
+def upload_cancel(request: HttpRequest, upload_id: int) -> HttpResponse:
+    """Cancel the upload's processing (its owner only); the upload as it stands now."""
+    assert request.user.pk is not None  # api_login_required
+    upload = selectors.upload_of(owner_id=request.user.pk, upload_id=upload_id)
+    if upload is None:
+        return error_response(code=errors.NOT_FOUND, error="no such upload", status=404)
+    services.upload_cancel(upload=upload)
+    upload.refresh_from_db()
+    return JsonResponse(selectors.upload_json(upload))
+
+
+@api_login_required
 @require_GET
 def upload_original(request: HttpRequest, upload_id: int) -> HttpResponseBase:
     """The original file, to its owner only (anyone else: 404, as for no upload)."""

@@ -38,7 +38,7 @@ from prometheus_client import (
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
-from workers.selectors import jobs_overview
+from workers.selectors import jobs_operations
 
 logger = logging.getLogger(__name__)
 
@@ -117,10 +117,14 @@ def job_finished(sender: Any, *, task_result: TaskResult[Any, Any], **kwargs: An
 
 
 class JobsCollector:
-    """The jobs in the database by channel and status, and each channel's oldest ready wait:
-    read at each scrape, so that every host reports the same figures."""
+    """The figures of the operators' page (workers.selectors.jobs_operations), read from the
+    database at each scrape, so that every host reports the same: jobs by channel and
+    status, each channel's oldest ready wait, its finished jobs, throughput and failure rate
+    over the last minutes, whether it is paused, and the workers alive."""
 
     def collect(self) -> Iterator[Metric]:
+        operations = jobs_operations()
+        window = operations["window"]
         jobs = GaugeMetricFamily(
             "pipeline_jobs",
             "Jobs in the database, by named channel and status.",
@@ -131,12 +135,45 @@ class JobsCollector:
             "How long the oldest ready job of each channel has waited for a worker (0 if none).",
             labels=["channel"],
         )
-        for channel, row in jobs_overview().items():
+        recent = GaugeMetricFamily(
+            "pipeline_jobs_finished_recent",
+            f"Jobs finished in the last {window} s, by named channel and status.",
+            labels=["channel", "status"],
+        )
+        throughput = GaugeMetricFamily(
+            "pipeline_jobs_throughput",
+            f"Jobs finished per second (succeeded or failed) over the last {window} s.",
+            labels=["channel"],
+        )
+        failure_rate = GaugeMetricFamily(
+            "pipeline_jobs_failure_rate",
+            f"Failed share of the jobs finished over the last {window} s (0 to 1).",
+            labels=["channel"],
+        )
+        paused = GaugeMetricFamily(
+            "pipeline_channel_paused", "1 while operators paused the channel.", labels=["channel"]
+        )
+        for channel, row in operations["channels"].items():
             for status, count in row["counts"].items():
                 jobs.add_metric([channel, status], count)
             oldest.add_metric([channel], max(0.0, row["oldest_ready_age"] or 0.0))
-        yield jobs
-        yield oldest
+            for status, count in row["recent"].items():
+                recent.add_metric([channel, status], count)
+            throughput.add_metric([channel], row["throughput"])
+            failure_rate.add_metric([channel], row["failure_rate"])
+            paused.add_metric([channel], 1 if row["paused"] else 0)
+        workers = GaugeMetricFamily(
+            "pipeline_workers_alive",
+            "Workers whose heartbeat is recent, by named channel.",
+            labels=["channel"],
+        )
+        alive: dict[str, int] = dict.fromkeys(operations["channels"], 0)
+        for worker in operations["workers"]:
+            for channel in worker["channels"]:
+                alive[channel] = alive.get(channel, 0) + 1
+        for channel, count in alive.items():
+            workers.add_metric([channel], count)
+        yield from (jobs, oldest, recent, throughput, failure_rate, paused, workers)
 
 
 # Websocket connections, counted where the server accepts and ends them.

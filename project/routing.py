@@ -9,10 +9,12 @@ from chat.consumers import ChatConsumer
 from media_tasks.consumers import JobsConsumer
 from project.consumers import PingConsumer
 from workers.consumers import JobWorkerConsumer
+from workers.operator import OperatorConsumer
 
 websocket_urlpatterns: list[Any] = [
     re_path(r"^ws/ping/$", PingConsumer.as_asgi()),
     re_path(r"^ws/jobs/$", JobsConsumer.as_asgi()),
+    re_path(r"^ws/operator/$", OperatorConsumer.as_asgi()),
     # Any room segment reaches the consumer, which refuses a bad name with close code 4400.
     re_path(r"^ws/chat/(?P<room>[^/]*)/$", ChatConsumer.as_asgi()),
 ]

@@ -9,6 +9,7 @@ import os
 import re
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -42,6 +43,15 @@ def env_float(name: str, default: float) -> float:
 
 def env_list(name: str) -> list[str]:
     return [item.strip() for item in os.environ.get(name, "").split(",") if item.strip()]
+
+
+def daily_at(name: str, default: str) -> str:
+    """A time of day HH:MM (UTC) from the environment, as a daily cron expression."""
+    value = os.environ.get(name) or default
+    match = re.fullmatch(r"([01]?\d|2[0-3]):([0-5]\d)", value)
+    if not match:
+        raise ImproperlyConfigured(f"{name}={value!r} is not a time of day like 03:17.")
+    return f"{int(match[2])} {int(match[1])} * * *"
 
 
 def required(name: str, why: str) -> str:
@@ -241,7 +251,7 @@ TASKS = {
 }
 
 # The durable job runtime (workers/). Times in seconds.
-JOBS = {
+JOBS: dict[str, Any] = {
     # How often a running job's row is touched, and after how long without a touch its
     # worker is taken for dead and the job handed to another worker.
     "HEARTBEAT_INTERVAL": env_float("JOBS_HEARTBEAT_INTERVAL", 5),
@@ -257,6 +267,18 @@ JOBS = {
     "RETRY_BACKOFF_MAX": env_float("JOBS_RETRY_BACKOFF_MAX", 300),
     # On SIGTERM, how long the running job may take to finish before it is handed back.
     "SHUTDOWN_GRACE": env_float("JOBS_SHUTDOWN_GRACE", 25),
+    # A running job that was cancelled: how long its task has to stop by itself (it sees
+    # context.cancelled) before it is interrupted.
+    "CANCEL_GRACE": env_float("JOBS_CANCEL_GRACE", 10),
+    # Recurring jobs (workers/schedules.py): name -> task path, cron expression (UTC) and
+    # optional args/kwargs. Each due time runs once across all workers.
+    "SCHEDULE": {
+        # Expired sessions and finished jobs past KEEP_FINISHED_DAYS (project/tasks.py), daily.
+        "housekeeping": {
+            "task": "project.tasks.housekeeping",
+            "cron": daily_at("JOBS_HOUSEKEEPING_AT", "03:17"),
+        },
+    },
     # A worker claims as many jobs of a channel at once as its recent job durations say it
     # runs in BATCH_WINDOW (one at a time for slow jobs), at most MAX_BATCH; a batch whose job
     # outlasts the window hands its unstarted jobs back to the other workers.
@@ -267,7 +289,8 @@ JOBS = {
     # wakes a worker to claim them together (a wake-up costs far more than a job's share of
     # a batch), for at most this much more latency.
     "WAKEUP_SPACING": env_float("JOBS_WAKEUP_SPACING", 0.005),
-    # `manage.py clearjobs` (daily) deletes finished jobs older than this that no upload needs.
+    # The daily housekeeping (and `manage.py clearjobs`) deletes finished jobs older than this
+    # that no upload needs.
     "KEEP_FINISHED_DAYS": env_float("JOBS_KEEP_FINISHED_DAYS", 30),
     # Progress events per job are sent at most this often (the last one always goes out).
     "PROGRESS_MIN_INTERVAL": env_float("JOBS_PROGRESS_MIN_INTERVAL", 0.2),

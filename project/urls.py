@@ -5,6 +5,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from project import health, views
+from workers.views import operator_page
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -33,6 +34,7 @@ urlpatterns = [
         auth_views.PasswordResetCompleteView.as_view(),
         name="password_reset_complete",
     ),
+    path("admin/jobs/", operator_page, name="operator"),
     path("admin/", admin.site.urls),
     path("chat/", include("chat.urls")),
     # No trailing slash: what probes and Prometheus expect (SECURE_REDIRECT_EXEMPT matches).

@@ -83,3 +83,108 @@ def sleeps_in_c(seconds: float, marks: str = "") -> str:
 @task(queue_name="compute")
 def returns_a_set() -> set[int]:
     return {1, 2}
+
+
+# The tasks of Django's own tests/tasks/tasks.py, for the contract tests
+# (tests/workers/test_backends.py, test_attempt.py), on this project's channel.
+
+
+@task(queue_name="compute")
+def noop_task(*args: Any, **kwargs: Any) -> None:
+    return None
+
+
+@task(queue_name="compute")
+def calculate_meaning_of_life() -> int:
+    return 42
+
+
+@task(queue_name="compute")
+def failing_task_value_error() -> None:
+    raise ValueError("This Task failed due to ValueError")
+
+
+@task(queue_name="compute")
+def failing_task_system_exit() -> None:
+    raise SystemExit("This Task failed due to SystemExit")
+
+
+@task(queue_name="compute")
+def failing_task_keyboard_interrupt() -> None:
+    raise KeyboardInterrupt("This Task failed due to KeyboardInterrupt")
+
+
+@task(queue_name="compute")
+def complex_exception() -> None:
+    raise ValueError(ValueError("This task failed"))
+
+
+@task(queue_name="compute")
+def complex_return_value() -> Any:
+    # Something which is neither JSON nor picklable.
+    return lambda: True
+
+
+@task(queue_name="compute")
+def exit_task() -> None:
+    raise SystemExit(1)
+
+
+@task(queue_name="compute", takes_context=True)
+def get_task_id(context: JobContext) -> str:
+    return context.task_result.id
+
+
+@task(queue_name="compute", takes_context=True)
+def context_attempt(context: JobContext, attempt: int) -> int:
+    assert context.attempt == attempt
+    return context.attempt
+
+
+@task(queue_name="compute")
+def returns_nan() -> float:
+    # Django's normaliser lets NaN through; a JSON column does not.
+    return float("nan")
+
+
+@task(queue_name="compute", takes_context=True)
+def fails_twice(context: JobContext, marks: str) -> str:
+    """Fails on its first two attempts, succeeds on the third."""
+    mark(marks, "fails_twice")
+    if context.attempt < 3:
+        raise RuntimeError(f"attempt {context.attempt} fails")
+    return "third time lucky"
+
+
+@task(queue_name="compute", takes_context=True)
+def waits_for_cancel(context: JobContext, seconds: float) -> str:
+    """Runs until cancelled (then returns cleanly) or `seconds` pass."""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        if context.cancelled:
+            return "stopped when cancelled"
+        time.sleep(0.02)
+    return "never cancelled"
+
+
+@task(queue_name="compute", unique=lambda upload_id: upload_id)
+def unique_per_upload(upload_id: int) -> int:
+    return upload_id
+
+
+@task(queue_name="compute", concurrency=1, limit_key=lambda key, seconds, marks: key)
+def one_at_a_time(key: str, seconds: float, marks: str) -> str:
+    """At most one running per `key`; records its start and end."""
+    mark(marks, f"{key}-{time.monotonic_ns()}-start")
+    time.sleep(seconds)
+    mark(marks, f"{key}-{time.monotonic_ns()}-end")
+    return key
+
+
+@task(queue_name="compute", rate_limit="2/h", limit_key=lambda key: key)
+def twice_an_hour(key: str) -> str:
+    return key
+
+
+def not_a_task() -> None:
+    """A plain function: a job naming it must fail, not crash the worker."""

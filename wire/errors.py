@@ -18,6 +18,7 @@ ERROR = "error"
 # Codes shared by the apps; an app may add its own.
 BAD_FRAME = "bad_frame"
 BAD_REQUEST = "bad_request"
+FORBIDDEN = "forbidden"
 NOT_FOUND = "not_found"
 RATE_LIMITED = "rate_limited"
 TOO_LARGE = "too_large"

@@ -18,8 +18,11 @@ named by `queue_name` once that transaction commits (workers/enqueue.py).
 from __future__ import annotations
 
 import contextvars
+import functools
+import hashlib
+import json
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -35,8 +38,9 @@ from django.tasks.base import (
     DEFAULT_TASK_QUEUE_NAME,
     TaskError,
 )
-from django.tasks.exceptions import TaskResultDoesNotExist
+from django.tasks.exceptions import InvalidTask, TaskResultDoesNotExist
 from django.tasks.signals import task_enqueued
+from django.utils.json import normalize_json
 from django.utils.module_loading import import_string
 
 if TYPE_CHECKING:
@@ -63,12 +67,52 @@ def enqueue_for(
         _enqueue_context.reset(token)
 
 
+# The options of a task that `.using()` may change per enqueue: what a job records of the
+# task it was enqueued as (Job.task_options), beyond its path.
+USING_OPTIONS = (
+    "priority",
+    "queue_name",
+    "run_after",
+    "backend",
+    "max_attempts",
+    "time_limit",
+    "after",
+)
+RATE_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class JobTask(Task):  # type: ignore[misc, type-arg]
-    """A Task with the runtime's per-task options (None: the JOBS setting's default)."""
+    """A Task with the runtime's per-task options (None: the JOBS setting's default).
+
+    - `max_attempts`, `time_limit`: attempts a job gets, seconds one attempt may run.
+    - `unique`: True (by its arguments) or a function of its arguments giving a key: while a
+      job of the task with that key is unfinished, enqueueing another returns that job.
+    - `concurrency`, `rate_limit` ("10/m": per s, m, h or d), per `limit_key` (a function
+      of the task's arguments giving a key; by default the job's owner): at most that many
+      running at once, at most that many started per period.
+    - `after` (per enqueue, through `.using(after=[result, ...])`): the job runs once those
+      jobs all succeeded, and fails unrun if one of them fails.
+    """
 
     max_attempts: int | None = None
     time_limit: float | None = None
+    unique: bool | Callable[..., Any] = False
+    concurrency: int | None = None
+    rate_limit: str | None = None
+    limit_key: Callable[..., Any] | None = None
+    after: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.rate_limit is not None:
+            rate_of(self.rate_limit)  # a bad one fails where the task is declared
+        if self.concurrency is not None and self.concurrency < 1:
+            raise InvalidTask(f"concurrency must be at least 1, not {self.concurrency!r}")
+        super(JobTask, self).__post_init__()
+
+    @property
+    def limited(self) -> bool:
+        return bool(self.concurrency or self.rate_limit)
 
     def using(  # type: ignore[override]
         self,
@@ -79,6 +123,7 @@ class JobTask(Task):  # type: ignore[misc, type-arg]
         backend: str | None = None,
         max_attempts: int | None = None,
         time_limit: float | None = None,
+        after: Iterable[TaskResult[Any, Any] | str | int] | None = None,
     ) -> JobTask:
         """Task.using(), and the runtime's own options too."""
         changes: dict[str, Any] = {
@@ -88,10 +133,26 @@ class JobTask(Task):  # type: ignore[misc, type-arg]
             "backend": backend,
             "max_attempts": max_attempts,
             "time_limit": time_limit,
+            "after": None if after is None else tuple(result_id(r) for r in after),
         }
         return replace(
             self, **{name: value for name, value in changes.items() if value is not None}
         )
+
+
+def result_id(result: TaskResult[Any, Any] | str | int) -> str:
+    return str(result.id if isinstance(result, TaskResult) else result)
+
+
+def rate_of(rate_limit: str) -> tuple[int, float]:
+    """ "10/m" as (10, 60.0): how many per how many seconds."""
+    count, _, unit = rate_limit.partition("/")
+    try:
+        return int(count), RATE_UNITS[unit.strip()]
+    except (KeyError, ValueError):
+        raise InvalidTask(
+            f"rate_limit {rate_limit!r} is not like '10/m' (a count per s, m, h or d)"
+        ) from None
 
 
 TaskFunction = Callable[..., Any]
@@ -108,6 +169,10 @@ def task(
     takes_context: bool = ...,
     max_attempts: int | None = ...,
     time_limit: float | None = ...,
+    unique: bool | Callable[..., Any] = ...,
+    concurrency: int | None = ...,
+    rate_limit: str | None = ...,
+    limit_key: Callable[..., Any] | None = ...,
 ) -> Callable[[TaskFunction], JobTask]: ...
 def task(
     function: TaskFunction | None = None,
@@ -119,9 +184,12 @@ def task(
     takes_context: bool = False,
     max_attempts: int | None = None,
     time_limit: float | None = None,
+    unique: bool | Callable[..., Any] = False,
+    concurrency: int | None = None,
+    rate_limit: str | None = None,
+    limit_key: Callable[..., Any] | None = None,
 ) -> JobTask | Callable[[TaskFunction], JobTask]:
-    """django.tasks.task, with the runtime's options: how many attempts a job of this task
-    gets (`max_attempts`) and how long one may run (`time_limit`, seconds)."""
+    """django.tasks.task, with the runtime's options (see JobTask)."""
 
     def wrapper(func: TaskFunction) -> JobTask:
         task_class = task_backends[backend].task_class
@@ -135,24 +203,81 @@ def task(
             run_after=None,
             max_attempts=max_attempts,
             time_limit=time_limit,
+            unique=unique,
+            concurrency=concurrency,
+            rate_limit=rate_limit,
+            limit_key=limit_key,
         )
         return made
 
     return wrapper(function) if function is not None else wrapper
 
 
+def task_options(task: Task[Any, Any]) -> dict[str, Any]:
+    """What `.using()` changed from the task as declared, as JSON (Job.task_options)."""
+    try:
+        declared = import_string(task.module_path)
+    except ImportError:
+        declared = None
+    if declared is task:
+        return {}
+    options = {}
+    for name in USING_OPTIONS:
+        value = getattr(task, name, None)
+        if not isinstance(declared, Task) or value != getattr(declared, name, None):
+            if isinstance(value, datetime):
+                value = value.isoformat()
+            elif isinstance(value, tuple):
+                value = list(value)
+            options[name] = value
+    return options
+
+
+def job_task(job: Job) -> Task[Any, Any]:
+    """The task the job was enqueued as: the declared one, with what `.using()` changed.
+    Raises ImportError, or InvalidTask if its path names something that is not a task."""
+    options = json.dumps(job.task_options, sort_keys=True) if job.task_options else ""
+    return _task_at(job.task_path, options)
+
+
+@functools.lru_cache(maxsize=1024)
+def _task_at(task_path: str, options: str) -> Task[Any, Any]:
+    found = import_string(task_path)
+    if not isinstance(found, Task):
+        raise InvalidTask(f"{task_path!r} is not a task (a function without @task?)")
+    if not options:
+        return found
+    changes = json.loads(options)
+    if changes.get("run_after"):
+        changes["run_after"] = datetime.fromisoformat(changes["run_after"])
+    if "after" in changes:
+        changes["after"] = tuple(changes["after"])
+    # replace(), not using(): a plain Task's using() knows none of the runtime's options.
+    return replace(found, **changes)
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class JobContext(TaskContext):  # type: ignore[misc, type-arg]
-    """What a `takes_context` task receives: the result so far, and a progress reporter."""
+    """What a `takes_context` task receives: the result so far, a progress reporter, and
+    whether the job was cancelled."""
 
     reporter: Any
 
     def progress(self, percent: int, message: str = "") -> None:
-        """Report progress; raises JobLost if the job was cancelled or taken from us."""
+        """Report progress; raises JobCancelled if the job was cancelled, JobLost if it was
+        taken from this worker."""
         self.reporter.progress(percent, message)
+
+    @property
+    def cancelled(self) -> bool:
+        """Whether an operator or the owner cancelled the job: a task that checks stops
+        cleanly (return or raise); one that does not is interrupted after
+        JOBS_CANCEL_GRACE seconds."""
+        return bool(self.reporter.cancelled)
 
 
 STATUS_TO_RESULT = {
+    "waiting": TaskResultStatus.READY,
     "queued": TaskResultStatus.READY,
     "running": TaskResultStatus.RUNNING,
     "succeeded": TaskResultStatus.SUCCESSFUL,
@@ -170,27 +295,35 @@ class ChannelsBackend(BaseTaskBackend):
     supports_async_task = False
 
     def enqueue(self, task: Task[Any, Any], args: Any, kwargs: Any) -> TaskResult[Any, Any]:
-        from workers.enqueue import job_create
+        from workers.enqueue import job_enqueue
 
         self.validate_task(task)
         context = _enqueue_context.get() or {}
         options = settings.JOBS
-        job = job_create(
+        owner = context.get("owner")
+        args, kwargs = normalize_json(list(args)), normalize_json(dict(kwargs))
+        extra: dict[str, Any] = {}
+        if isinstance(task, JobTask):
+            extra = job_task_fields(task, owner, args, kwargs)
+        job, created = job_enqueue(
             task_path=task.module_path,
+            task_options=task_options(task),
             channel=task.queue_name,
             priority=task.priority,
             run_after=task.run_after,
-            args=list(args),
-            kwargs=dict(kwargs),
-            owner=context.get("owner"),
+            args=args,
+            kwargs=kwargs,
+            owner=owner,
             meta=context.get("meta") or {},
             max_attempts=int(
                 getattr(task, "max_attempts", None) or options["DEFAULT_MAX_ATTEMPTS"]
             ),
             time_limit=getattr(task, "time_limit", None) or options["DEFAULT_TIME_LIMIT"],
+            **extra,
         )
         result = self.to_result(job, task)
-        task_enqueued.send(type(self), task_result=result)
+        if created:
+            task_enqueued.send(type(self), task_result=result)
         return result
 
     def get_result(self, result_id: str) -> TaskResult[Any, Any]:
@@ -200,12 +333,16 @@ class ChannelsBackend(BaseTaskBackend):
             job = Job.objects.get(pk=int(result_id))
         except (ValueError, Job.DoesNotExist):
             raise TaskResultDoesNotExist(result_id) from None
-        return self.to_result(job, import_string(job.task_path))
+        return self.to_result(job, job_task(job))
 
     def to_result(self, job: Job, task: Task[Any, Any]) -> TaskResult[Any, Any]:
-        errors = []
-        if job.error_class:
-            errors.append(TaskError(exception_class_path=job.error_class, traceback=job.traceback))
+        errors = [
+            TaskError(
+                exception_class_path=entry.get("exception_class_path", ""),
+                traceback=entry.get("traceback", ""),
+            )
+            for entry in job.errors
+        ]
         result: TaskResult[Any, Any] = TaskResult(
             task=task,
             id=str(job.pk),
@@ -213,7 +350,7 @@ class ChannelsBackend(BaseTaskBackend):
             enqueued_at=job.enqueued_at,
             started_at=job.started_at,
             finished_at=job.finished_at,
-            last_attempted_at=job.started_at,
+            last_attempted_at=job.last_attempted_at,
             args=job.args,
             kwargs=job.kwargs,
             backend=self.alias,
@@ -224,13 +361,42 @@ class ChannelsBackend(BaseTaskBackend):
         return result
 
 
+def job_task_fields(
+    task: JobTask, owner: Any, args: list[Any], kwargs: dict[str, Any]
+) -> dict[str, Any]:
+    """The columns of a job that its task's own options give: unique key, limits, chain."""
+    fields: dict[str, Any] = {}
+    if task.unique:
+        key = task.unique(*args, **kwargs) if callable(task.unique) else [args, kwargs]
+        fields["unique_key"] = bounded_key(f"{task.module_path}:{json.dumps(key)}")
+    if task.limited:
+        if task.limit_key is not None:
+            key = str(task.limit_key(*args, **kwargs))
+        else:
+            key = f"{task.module_path}:owner:{getattr(owner, 'pk', None) or '-'}"
+        fields["limit_key"] = bounded_key(key)
+        fields["concurrency"] = task.concurrency or 0
+        if task.rate_limit:
+            fields["rate_limit"], fields["rate_period"] = rate_of(task.rate_limit)
+    if task.after:
+        fields["after"] = [int(pk) for pk in task.after]
+    return fields
+
+
+def bounded_key(key: str, limit: int = 255) -> str:
+    """A key as it fits its column: a long one by its digest."""
+    if len(key) <= limit:
+        return key
+    return f"{key[: limit - 65]}#{hashlib.sha256(key.encode()).hexdigest()}"
+
+
 def send_task_signal(signal: Signal, job: Job) -> None:
     """Send one of Django's task signals (`task_started`, `task_finished`) for the job, with
     its result as it stands; a receiver that fails is logged, never raised into the worker.
     A job whose task no longer imports has no result to send."""
     try:
-        task = import_string(job.task_path)
-    except ImportError:
+        task = job_task(job)
+    except (ImportError, InvalidTask):
         return
     backend = task_backends[task.backend]
     result = backend.to_result(job, task)  # type: ignore[attr-defined]

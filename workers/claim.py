@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import queue
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,7 +25,7 @@ from django.conf import settings
 from django.db import DatabaseError, close_old_connections, connection
 from django.tasks.signals import task_finished
 
-from workers import events
+from workers import chains, events
 from workers.attempt import Attempt
 from workers.backends import send_task_signal
 from workers.models import Job
@@ -38,6 +39,38 @@ CONNECTION_CHECK_AFTER = 1.0
 DURATION_WEIGHT = 0.2
 # How often the loop looks whether the channel's thread finished or was abandoned.
 THREAD_POLL = 0.2
+
+
+class ChannelThread:
+    """The one thread a channel's jobs run on, as a one-thread executor. A daemon thread,
+    unlike ThreadPoolExecutor's: a task stuck in a long C call (a sleep, a decode) when the
+    worker stops does not keep the process from exiting (its job is handed back first)."""
+
+    def __init__(self, name: str) -> None:
+        self.work: queue.SimpleQueue[tuple[Future[Any], Callable[..., Any], tuple[Any, ...]] | None]
+        self.work = queue.SimpleQueue()
+        self.thread = threading.Thread(target=self.serve, name=name, daemon=True)
+        self.thread.start()
+
+    def submit(self, function: Callable[..., Any], *args: Any) -> Future[Any]:
+        future: Future[Any] = Future()
+        self.work.put((future, function, args))
+        return future
+
+    def serve(self) -> None:
+        while (item := self.work.get()) is not None:
+            future, function, args = item
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(function(*args))
+            except BaseException as error:  # handed to the waiting side
+                future.set_exception(error)
+
+    def shutdown(self, wait: bool = True) -> None:
+        self.work.put(None)
+        if wait:
+            self.thread.join()
 
 
 @dataclass
@@ -109,8 +142,8 @@ class ChannelDrain:
         self.batch_window: float = settings.JOBS["BATCH_WINDOW"]
         self.max_batch = int(settings.JOBS["MAX_BATCH"])
 
-    def new_thread(self) -> ThreadPoolExecutor:
-        return ThreadPoolExecutor(1, thread_name_prefix=f"job-{self.channel}")
+    def new_thread(self) -> ChannelThread:
+        return ChannelThread(f"job-{self.channel}")
 
     async def drain(self) -> None:
         """Run ready jobs of the channel until there are none (or the worker is stopping)."""
@@ -148,7 +181,7 @@ class ChannelDrain:
         try:
             while not self.stopping() and not batch.abandoned:
                 size = self.batch_size()
-                jobs = Job.objects.claim(channel=self.channel, worker_id=self.worker_id, size=size)
+                jobs = self.claim(size)
                 if not jobs:
                     return
                 # A short batch emptied the channel: a job enqueued since brings a wake-up.
@@ -180,16 +213,36 @@ class ChannelDrain:
                 self.settle(batch)
             self.idle_since = time.monotonic()
 
+    def claim(self, size: int) -> list[Job]:
+        """A batch: the jobs with a limit that may start now first (one key at a time), then
+        the others (one statement)."""
+        limited = Job.objects.claim_limited(
+            channel=self.channel, worker_id=self.worker_id, size=size
+        )
+        if len(limited) >= size:
+            return limited
+        rest = Job.objects.claim(
+            channel=self.channel, worker_id=self.worker_id, size=size - len(limited)
+        )
+        if not limited:
+            return rest
+        return sorted([*limited, *rest], key=lambda job: (-job.priority, job.fair_rank, job.pk))
+
     def settle(self, batch: Batch) -> None:
         """Record the batch's successes so far and hand back the jobs it has not started."""
         succeeded, waiting = batch.take()
         if succeeded:
-            for job in Job.objects.record_successes(succeeded):
+            recorded = Job.objects.record_successes(succeeded)
+            for job in recorded:
                 logger.info(
                     "job=%s task=%s succeeded attempt=%s", job.pk, job.task_path, job.attempts
                 )
                 self.publish(job, events.JOB_DONE)
                 send_task_signal(task_finished, job)
+                if job.limit_key:
+                    # Its key has room again: jobs of it may be waiting.
+                    wake_soon(job)
+            chains.dependents_settle(job for job in recorded if job.dependents)
         if waiting and Job.objects.hand_back(waiting):
             logger.info("channel=%s %d jobs handed back unstarted", self.channel, len(waiting))
             wake_soon(waiting[0])

@@ -15,3 +15,8 @@ class TimeLimitExceeded(JobError):
 
 class JobLost(JobError):
     """The job was taken from this worker (cancelled, or handed to another worker)."""
+
+
+class JobCancelled(JobLost):
+    """The job was cancelled while it ran: raised by `context.progress()`, or inside the task
+    once its cancel grace is over."""

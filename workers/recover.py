@@ -10,13 +10,16 @@ channel layer delivers at most once; this is what makes every accepted job end.
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 from django.conf import settings
 from django.tasks.signals import task_finished
+from django.utils import timezone
 
-from workers import events
+from workers import chains, events
 from workers.backends import send_task_signal
-from workers.models import Job, Lease
+from workers.models import Job, Lease, PausedChannel, WorkerProcess
+from workers.schedules import schedules_enqueue_due
 from workers.wakeups import wake
 
 logger = logging.getLogger(__name__)
@@ -43,14 +46,22 @@ def jobs_sweep(*, holder: str) -> dict[str, int]:
             logger.error("job=%s %s; failed for good", job.pk, reason)
             events.broadcast(job, events.JOB_FAILED)
             send_task_signal(task_finished, job)
+            chains.dependents_settle([job])
         else:
             swept["recovered"] += 1
             logger.warning("job=%s %s; queued again", job.pk, reason)
+    paused = set(PausedChannel.objects.values_list("name", flat=True))
     for channel in settings.WORKER_CHANNELS:
+        if channel in paused:
+            continue
         waiting = Job.objects.not_woken(waiting_for=options["REDISPATCH_AFTER"]).filter(
             channel=channel
         )
         for job in waiting[:SWEEP_WAKEUPS_PER_CHANNEL]:
             if wake(job):
                 swept["woken"] += 1
+    schedules_enqueue_due()
+    # Workers that stopped without saying so (killed) leave the operators' page.
+    gone = timezone.now() - timedelta(seconds=options["STALE_AFTER"] * 2)
+    WorkerProcess.objects.filter(heartbeat_at__lt=gone).delete()
     return swept

@@ -141,6 +141,14 @@ def wake_soon(job: Job) -> None:
     _start(send(), loop)
 
 
+def wake_channel_soon(channel: str) -> None:
+    """wake_soon() for whatever job of `channel` is ready (a channel resumed)."""
+    job = Job.objects.ready(channel).first()
+    if job is not None:
+        job.mark_woken()
+        wake_soon(job)
+
+
 @contextlib.contextmanager
 def serving(loop: asyncio.AbstractEventLoop) -> Iterator[None]:
     """Inside, in-memory wake-ups are sent on `loop`, the loop of a worker of this process:

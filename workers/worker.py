@@ -30,12 +30,13 @@ from asgiref.compatibility import guarantee_single_callable
 from channels.db import database_sync_to_async
 from channels.worker import Worker as ChannelsWorker
 from django.conf import settings
+from django.utils import timezone
 from django.utils.crypto import get_random_string
 
 from workers import events, wakeups
 from workers.claim import ChannelDrain
 from workers.exceptions import JobLost
-from workers.models import Job
+from workers.models import Job, WorkerProcess
 from workers.recover import jobs_sweep
 from workers.watchdog import Watchdog
 
@@ -186,9 +187,34 @@ class Worker(ChannelsWorker):
 
     # Recovery and stopping.
 
+    def running_jobs(self) -> dict[str, int]:
+        """The job each channel runs now, by channel."""
+        running = {}
+        for channel, drain in self.drains.items():
+            batch = drain.batch
+            attempt = batch.current if batch is not None else None
+            if attempt is not None:
+                running[channel] = attempt.job.pk
+        return running
+
+    def beat(self) -> None:
+        """Tell the operators' page this worker is alive, and what it runs."""
+        WorkerProcess.objects.update_or_create(
+            worker_id=self.worker_id,
+            defaults={
+                "channels": list(self.channels),
+                "heartbeat_at": timezone.now(),
+                "running": self.running_jobs(),
+            },
+        )
+
     async def sweeper(self) -> None:
         interval: float = settings.JOBS["SWEEP_INTERVAL"]
         while True:
+            try:
+                await database_sync_to_async(self.beat)()
+            except Exception:
+                logger.warning("worker=%s heartbeat not recorded", self.worker_id, exc_info=True)
             try:
                 swept = await database_sync_to_async(jobs_sweep)(holder=self.worker_id)
             except Exception:
@@ -221,6 +247,12 @@ class Worker(ChannelsWorker):
             await database_sync_to_async(drain.settle)(batch)
         for drain in self.drains.values():
             drain.close()
+        try:
+            await database_sync_to_async(
+                WorkerProcess.objects.filter(worker_id=self.worker_id).delete
+            )()
+        except Exception:
+            logger.warning("worker=%s not taken off the list of workers", self.worker_id)
         if self.watching is not None:
             self.watching.cancel()
         if self.sender is not None:

@@ -1,8 +1,8 @@
 /* One card per upload. Its phase: "waiting" to be sent, "uploading", "rejected" (refused
  * before processing: nothing was stored), then as its jobs go (jobs.js) "queued",
  * "processing", "done" or "failed"; a gallery card starts as "new", not rendered yet, since
- * its first state is not news to announce. Its one button cancels, dismisses, retries, or
- * deletes after a second click. */
+ * its first state is not news to announce. Its one button cancels (the upload, or its
+ * processing while queued or running), dismisses, retries, or deletes after a second click. */
 
 import { el } from "../site/dom.js";
 import { api, uploadUrl } from "./api.js";
@@ -175,7 +175,9 @@ export class Card {
     this.error.hidden = !error;
     this.setPhase(status);
     this.node.classList.toggle("with-meter", this.local || status !== "done");
-    if (!this.armed && !this.button.disabled) this.button.textContent = "Delete";
+    if (!this.armed && !this.button.disabled) {
+      this.button.textContent = this.processing() ? "Cancel" : "Delete";
+    }
   }
 
   renderData() {
@@ -284,6 +286,28 @@ export class Card {
 
   // ---- the one button: cancel, dismiss, retry or delete (delete asks for a second click)
 
+  /** Whether the server still works on the upload: its button cancels that work. */
+  processing() {
+    return this.id !== null && (this.phase === "queued" || this.phase === "processing");
+  }
+
+  async cancel() {
+    this.button.disabled = true;
+    this.button.textContent = "Cancelling…";
+    try {
+      const response = await api(`${uploadUrl(this.id)}cancel`, { method: "POST" });
+      if (!response.ok) throw new Error(`HTTP ${response.status}`);
+      this.button.disabled = false;
+      this.applyData(await response.json());
+      announce(`${this.title.textContent}: processing cancelled.`);
+    } catch (error) {
+      this.button.disabled = false;
+      this.button.textContent = "Cancel";
+      this.error.textContent = `Could not cancel: ${error.message}. Try again.`;
+      this.error.hidden = false;
+    }
+  }
+
   onButton() {
     if (this.phase === "waiting") {
       withdraw(this);
@@ -303,6 +327,10 @@ export class Card {
       } else {
         this.dismiss();
       }
+      return;
+    }
+    if (this.processing()) {
+      this.cancel();
       return;
     }
     if (!this.armed) {

@@ -48,6 +48,9 @@ export function connect() {
     if (frame.type === "jobs.snapshot") resync(frame.jobs || []);
     else if (frame.type === "job.progress" || frame.type === "job.done" || frame.type === "job.failed") {
       onJobEvent(frame);
+    } else if (frame.type === "upload.ready" && cards.has(frame.upload)) {
+      // Renditions and analysis both done: read the upload whole once more.
+      cards.get(frame.upload).refresh();
     }
   });
   socket.addEventListener("close", (event) => {

@@ -139,14 +139,20 @@ class BenchProcess:
         return self.popen.poll() is None
 
     def cpu_seconds(self) -> float:
-        """User plus system CPU time the process has used so far (Linux), or 0.0."""
-        try:
-            stat = Path(f"/proc/{self.popen.pid}/stat").read_text()
-        except OSError:
-            return 0.0
-        # Fields after the parenthesised command name; utime and stime are the 12th and 13th.
-        fields = stat.rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        """User plus system CPU time the process and the children it forked (its process
+        group: Dramatiq runs its workers in child processes) have used so far (Linux)."""
+        total = 0
+        for stat_path in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                stat = stat_path.read_text()
+            except OSError:
+                continue
+            # Fields after the parenthesised command name: pgrp is the 3rd, utime and
+            # stime the 12th and 13th.
+            fields = stat.rsplit(")", 1)[1].split()
+            if int(fields[2]) == self.popen.pid:
+                total += int(fields[11]) + int(fields[12])
+        return total / os.sysconf("SC_CLK_TCK")
 
     def wait_for_output(self, text: str, timeout: float) -> None:
         wait_for(lambda: text in self.output() or not self.alive(), timeout, f"{self.name}: {text}")

@@ -1,8 +1,11 @@
-"""Trivial-job throughput of the job runtime and of Celery 5, side by side, 1 and 2 workers.
+"""Trivial-job throughput of the job runtime, of Celery 5 and of Dramatiq 2, side by side, 1
+and 2 workers.
 
 Ours: `manage.py runworker compute` processes on PostgreSQL + Redis; a job is done when its
 row says `succeeded`. Celery: `celery worker --pool=solo` processes with Redis as broker and
 result backend, its default setup otherwise; a task is done when its result is stored.
+Dramatiq: `dramatiq` processes (one process of 8 threads each, its default thread count) with
+its Redis broker and its default middleware; a message is done when its actor recorded it.
 
 Two figures per runtime and worker count:
 - stream: this process enqueues BENCH_JOBS jobs one after another while the workers run; the
@@ -39,15 +42,24 @@ from tests.bench import (
 )
 
 JOBS = int(os.environ.get("BENCH_JOBS", "2000"))
+# Dramatiq's worker: one process with its default of 8 threads.
+DRAMATIQ_THREADS = 8
 WARMUP = 50
 WORKER_COUNTS = (1, 2)
 # Whatever happens, one measured phase gives up after this long.
 RUN_TIMEOUT = float(os.environ.get("BENCH_RUN_TIMEOUT", "90"))
 START_TIMEOUT = 30.0
 POLL_INTERVAL = 0.02
-# Redis database indexes of this benchmark's own: the channel layer, Celery's broker and
-# Celery's results (a database of their own, so that its size counts finished tasks).
-LAYER_DB, CELERY_BROKER_DB, CELERY_RESULT_DB = 2, 3, 4
+# Redis database indexes of this benchmark's own (BENCH_REDIS_DBS: the channel layer, Celery's
+# broker and Celery's results; one index for all three is fine, the runs take turns and each
+# starts from an empty database) and its PostgreSQL database, so that two benchmarks of two
+# checkouts on one machine do not share them.
+LAYER_DB, CELERY_BROKER_DB, CELERY_RESULT_DB = (
+    int(index) for index in os.environ.get("BENCH_REDIS_DBS", "2,3,4").split(",")
+)
+DATABASE = os.environ.get("BENCH_DATABASE", "pipeline_bench_jobs")
+# A finished Celery task leaves one key, its result.
+CELERY_RESULT_KEYS = "celery-task-meta-*"
 # Both runtimes log at INFO: Celery two lines per task (received, succeeded); ours one per
 # quick job (succeeded), two for a job running longer than 50 ms.
 LOG_LEVEL = os.environ.get("BENCH_LOG_LEVEL", "INFO")
@@ -286,9 +298,11 @@ def run_celery(count: int, *, broker: str, results: str, logs: Path) -> Run:
     )
     result_db = redis.Redis.from_url(results)
 
+    count_results = result_db.register_script("return #redis.call('keys', ARGV[1])")
+
     def stored() -> int:
-        # Each finished task leaves one key, its result, in the result database.
-        return int(result_db.dbsize())
+        # Each finished task leaves one key, its result.
+        return int(count_results(args=[CELERY_RESULT_KEYS]))
 
     def job_latencies(enqueued: list[tuple[Any, float]]) -> list[float]:
         # A result's date_done is written by the worker when the task is done.
@@ -302,12 +316,62 @@ def run_celery(count: int, *, broker: str, results: str, logs: Path) -> Run:
         trivial.delay()
     try:
         measure_backlog(run, stored, workers)
-        result_db.flushdb()
+        result_db.delete(*result_db.keys(CELERY_RESULT_KEYS))
         measure_stream(run, trivial.delay, stored, job_latencies)
         return run
     finally:
         workers.stop()
         result_db.close()
+
+
+def run_dramatiq(count: int, *, broker: str, logs: Path) -> Run:
+    import redis
+
+    # dramatiq_app reads it at import, here as in the workers.
+    os.environ["BENCH_DRAMATIQ_BROKER_URL"] = broker
+    from tests.bench.dramatiq_app import DONE_KEY, trivial
+
+    run = Run("dramatiq", count)
+    flush_redis(broker)
+    workers = Workers(
+        "dramatiq",
+        [
+            sys.executable,
+            "-m",
+            "dramatiq",
+            "tests.bench.dramatiq_app",
+            "--processes",
+            "1",
+            "--threads",
+            str(DRAMATIQ_THREADS),
+        ],
+        {**os.environ, "PYTHONUNBUFFERED": "1"},
+        ready="ready for action",
+        logs=logs,
+    )
+    done_db = redis.Redis.from_url(broker)
+
+    def done() -> int:
+        return int(done_db.llen(DONE_KEY))
+
+    def job_latencies(enqueued: list[tuple[Any, float]]) -> list[float]:
+        # Each message's time from its send to its end, pushed by the actor in the order
+        # the messages ended; the stream's are the last ones.
+        return [float(value) for value in done_db.lrange(DONE_KEY, -len(enqueued), -1)]
+
+    def send() -> Any:
+        return trivial.send(time.time())
+
+    for _ in range(JOBS):
+        send()
+    try:
+        measure_backlog(run, done, workers)
+        done_db.delete(DONE_KEY)
+        measure_stream(run, send, done, job_latencies)
+        return run
+    finally:
+        workers.stop()
+        done_db.close()
 
 
 def view_like_latencies(layer: str) -> list[float]:
@@ -351,15 +415,25 @@ def report(runs: list[Run], view_like: list[float]) -> None:
     out()
     by_label = {run.label: run for run in runs}
     for workers in WORKER_COUNTS:
-        ours, celery = by_label.get(f"ours {workers}w"), by_label.get(f"celery {workers}w")
-        if ours and celery:
-            out(
-                f"ours/celery, {workers} worker(s): "
-                f"stream x{ours.stream_rate / celery.stream_rate:.2f}, "
-                f"backlog x{ours.backlog_rate / celery.backlog_rate:.2f}, "
-                f"enqueue p50 x{ours.latency_ms(0.5) / celery.latency_ms(0.5):.2f}, "
-                f"p99 x{ours.latency_ms(0.99) / celery.latency_ms(0.99):.2f}"
-            )
+        ours = by_label.get(f"ours {workers}w")
+        for peer in ("celery", "dramatiq"):
+            other = by_label.get(f"{peer} {workers}w")
+            if ours and other:
+                out(
+                    f"ours/{peer}, {workers} worker(s): "
+                    f"stream x{ours.stream_rate / other.stream_rate:.2f}, "
+                    f"backlog x{ours.backlog_rate / other.backlog_rate:.2f}, "
+                    f"enqueue p50 x{ours.latency_ms(0.5) / other.latency_ms(0.5):.2f}, "
+                    f"p99 x{ours.latency_ms(0.99) / other.latency_ms(0.99):.2f}"
+                )
+    ours = by_label.get("ours 1w")
+    dramatiq = by_label.get("dramatiq 1w")
+    if ours and dramatiq:
+        out(
+            "targets: end to end (stream, 1 worker) >= 1.5x Dramatiq: "
+            f"x{ours.stream_rate / dramatiq.stream_rate:.2f}; "
+            f"enqueue p50 <= 0.3 ms: {ours.latency_ms(0.5):.2f} ms"
+        )
     if view_like:
         out(
             "ours, enqueue from a sync view's thread under a running loop (as under daphne): "
@@ -374,6 +448,8 @@ def report(runs: list[Run], view_like: list[float]) -> None:
     out("backlog: the jobs wait before the workers start; rate from the first job done to the")
     out("  last, and the worker processes' CPU time per job meanwhile.")
     out()
+    out("Dramatiq acks a message after its actor ran (a killed worker's message is redelivered")
+    out("  after its heartbeat times out) but keeps messages in Redis only.")
     out("Durability: Celery's default (acks early, results only in Redis) loses a task whose")
     out("  worker is killed mid-task, and has no record of a task until it finishes. Ours records")
     out("  every job in PostgreSQL at enqueue, in the caller's transaction, and runs again a job")
@@ -388,12 +464,14 @@ def main() -> None:
     out(f"worker logs: {logs}")
     runs: list[Run] = []
     try:
-        with bench_database("pipeline_bench_jobs") as database:
+        with bench_database(DATABASE) as database:
             setup_django(database=database, redis=layer)
             for count in WORKER_COUNTS:
                 runs.append(run_ours(count, database=database, layer=layer, logs=logs))
                 out(runs[-1].summary())
                 runs.append(run_celery(count, broker=broker, results=results, logs=logs))
+                out(runs[-1].summary())
+                runs.append(run_dramatiq(count, broker=broker, logs=logs))
                 out(runs[-1].summary())
             view_like = view_like_latencies(layer)
     finally:

@@ -97,10 +97,9 @@ def finished_job_result(status: str, *, ran: float | None) -> TaskResult[Any, An
     the TaskResult the runtime sends."""
     result = tasks.trivial.enqueue()
     now = timezone.now()
+    started = None if ran is None else now - timedelta(seconds=ran)
     Job.objects.filter(pk=result.id).update(
-        status=status,
-        finished_at=now,
-        started_at=None if ran is None else now - timedelta(seconds=ran),
+        status=status, finished_at=now, started_at=started, last_attempted_at=started
     )
     return default_task_backend.get_result(result.id)
 

@@ -29,7 +29,6 @@ from tests.deploy.units import (
 SERVICES = [
     "pipeline-web.service",
     "pipeline-worker@.service",
-    "pipeline-maintenance.service",
     "pipeline-metrics.service",
 ]
 # The units whose processes report metrics, sharing one multiprocess directory per host.
@@ -88,8 +87,6 @@ def test_every_unit_verifies_without_a_single_warning(systemd_analyze: str, rend
     assert {p.name for p in units} >= {
         "pipeline-web.service",
         "pipeline-workers.target",
-        "pipeline-maintenance.service",
-        "pipeline-maintenance.timer",
         "pipeline-metrics.service",
         *INSTANCES,
     }
@@ -114,7 +111,6 @@ def test_verify_would_report_a_mistake(systemd_analyze: str, rendered: Path) -> 
     [
         "pipeline-web.service",
         *INSTANCES[1:],
-        "pipeline-maintenance.service",
         "pipeline-metrics.service",
     ],
 )
@@ -144,8 +140,10 @@ def test_units_restart_stop_gracefully_and_share_one_environment() -> None:
     web = parse_unit(UNITS / "pipeline-web.service")
     worker = parse_unit(UNITS / "pipeline-worker@.service")
     target = parse_unit(UNITS / "pipeline-workers.target")
+    assert web.value("Service", "Restart") == "on-failure"
+    # A worker that exits 0 unasked is restarted too (a stop by systemd never is).
+    assert worker.value("Service", "Restart") == "always"
     for unit in (web, worker):
-        assert unit.value("Service", "Restart") == "on-failure"
         assert unit.value("Service", "EnvironmentFile") == "/etc/pipeline/pipeline.env"
         assert unit.value("Service", "ProtectSystem") == "strict"
         assert unit.value("Service", "NoNewPrivileges") == "yes"
@@ -188,10 +186,8 @@ def test_the_units_of_a_host_share_one_metrics_directory_kept_until_boot() -> No
         assert unit.value("Service", "RuntimeDirectoryPreserve") == "yes", name
         directories.add(env["PROMETHEUS_MULTIPROC_DIR"])
     assert len(directories) == 1, directories
-    # The operators' manage.py and the housekeeping report no metrics: not in the file.
+    # The operators' manage.py reports no metrics: not in the file.
     assert "PROMETHEUS_MULTIPROC_DIR" not in parse_env_file(ENV_EXAMPLE)
-    maintenance = parse_unit(UNITS / "pipeline-maintenance.service")
-    assert "PROMETHEUS_MULTIPROC_DIR" not in unit_environment(maintenance, ENV_EXAMPLE)
 
 
 def test_the_metrics_unit_serves_the_host_with_manage_py_metrics_server() -> None:

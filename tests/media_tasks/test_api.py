@@ -303,3 +303,49 @@ async def test_an_anonymous_jobs_socket_is_closed_with_4401() -> None:
     connected, _ = await communicator.connect()
     assert connected
     assert await communicator.receive_output() == {"type": "websocket.close", "code": 4401}
+
+
+async def test_the_owner_hears_upload_ready_once_both_jobs_of_an_upload_succeeded(
+    user: Any, password: str
+) -> None:
+    layer = get_channel_layer()
+    listener = await layer.new_channel()
+    await layer.group_add(events.user_group(user.pk), listener)
+    client = await sync_to_async(logged_in)(user, password)
+    response = await sync_to_async(client.post)("/api/uploads/", {"image": image_file("a.png")})
+    upload_id = response.json()["uploads"][0]["id"]
+    await run_worker_until(
+        lambda: Job.objects.filter(
+            task_path__endswith="announce_ready", status="succeeded"
+        ).exists(),
+        channels=["thumbnails", "compute"],
+    )
+    frames = []
+    while True:
+        try:
+            frames.append(await asyncio.wait_for(layer.receive(listener), 0.5))
+        except TimeoutError:
+            break
+    ready = [frame for frame in frames if frame["type"] == "upload.ready"]
+    assert ready == [{"type": "upload.ready", "upload": upload_id}]
+    # It came after both jobs' outcomes.
+    done = [i for i, frame in enumerate(frames) if frame["type"] == "job.done"]
+    assert len(done) == 2
+    assert max(done) < frames.index(ready[0])
+
+
+def test_the_owner_cancels_an_uploads_processing_and_another_user_cannot(
+    user: Any, other_user: Any, password: str
+) -> None:
+    client = logged_in(user, password)
+    created = client.post("/api/uploads/", {"image": image_file("a.png")}).json()["uploads"][0]
+    other = logged_in(other_user, password)
+    assert other.post(f"{created['url']}cancel").status_code == 404
+    response = client.post(f"{created['url']}cancel")
+    assert response.status_code == 200
+    assert response.json()["status"] == "failed"
+    assert {job["status"] for job in response.json()["jobs"]} == {"cancelled"}
+    # The upload.ready that waited for them fails unrun: nothing left to do.
+    (ready,) = Job.objects.filter(task_path__endswith="announce_ready")
+    assert ready.status == "failed"
+    assert client.get(f"{created['url']}cancel").status_code == 405

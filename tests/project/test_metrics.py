@@ -88,6 +88,7 @@ def test_a_job_observed_by_another_process_is_reported_by_metrics_server_and_the
         status=Job.Status.SUCCEEDED,
         time_limit=60,
         started_at=finished - timedelta(seconds=0.3),
+        last_attempted_at=finished - timedelta(seconds=0.3),
         finished_at=finished,
     )
     send_task_finished_from_another_process(processes, metrics_dir, job.pk)

@@ -1,7 +1,7 @@
 """An ASGI application for daphne that sends every websocket FLOOD_FRAMES frames of
-FLOOD_FRAME_BYTES, a millisecond apart, without waiting for the client, then waits for it to
-leave: what a busy room's broadcasts do to a client that stopped reading. Served with the
-project's changes to daphne (project/server.py), as the site is."""
+FLOOD_FRAME_BYTES, FLOOD_INTERVAL seconds apart, without waiting for the client, then waits
+for it to leave: what a busy room's broadcasts do to a client that stopped reading. Served
+with the project's changes to daphne (project/server.py), as the site is."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ tune_daphne()
 
 FRAMES = int(os.environ.get("FLOOD_FRAMES", "400"))
 FRAME_BYTES = int(os.environ.get("FLOOD_FRAME_BYTES", str(64 * 1024)))
+INTERVAL = float(os.environ.get("FLOOD_INTERVAL", "0.001"))
 
 
 async def application(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -34,6 +35,6 @@ async def application(scope: dict[str, Any], receive: Any, send: Any) -> None:
     for _ in range(FRAMES):
         await send({"type": "websocket.send", "text": frame})
         # The server writes to the socket between two frames, as between two broadcasts.
-        await asyncio.sleep(0.001)
+        await asyncio.sleep(INTERVAL)
     while (await receive())["type"] != "websocket.disconnect":
         pass

@@ -35,13 +35,13 @@ class RawSocket:
         status = response.split(b"\r\n", 1)[0]
         assert b" 101 " in status, response
 
-    def read_until_closed(self, timeout: float) -> tuple[int, bool]:
-        """Read everything until the server ends the connection: (bytes read, whether it
-        ended within `timeout`)."""
+    def read_until_closed(self, timeout: float, enough: int | None = None) -> tuple[int, bool]:
+        """Read everything until the server ends the connection, or (`enough`) until that
+        many bytes came: (bytes read, whether it ended within `timeout`)."""
         self.sock.settimeout(0.5)
         total = 0
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and (enough is None or total < enough):
             try:
                 chunk = self.sock.recv(1 << 16)
             except TimeoutError:

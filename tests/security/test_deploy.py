@@ -20,10 +20,7 @@ __all__ = ["rendered", "systemd_analyze"]
 
 WEB = parse_unit(UNITS / "pipeline-web.service")
 COLLECTSTATIC = "pipeline-collectstatic.service"
-OTHERS = [
-    parse_unit(UNITS / name)
-    for name in ["pipeline-worker@.service", "pipeline-maintenance.service"]
-]
+OTHERS = [parse_unit(UNITS / name) for name in ["pipeline-worker@.service"]]
 SHARED_ENV = "/etc/pipeline/pipeline.env"
 WEB_ENV = "/etc/pipeline/web.env"
 # What only the web server uses: mail for password resets, the token of /metrics.

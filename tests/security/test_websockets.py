@@ -77,23 +77,26 @@ def serve_flood(processes: Processes, **env: str) -> int:
 def test_a_client_that_stops_reading_is_cut_off_and_one_that_reads_gets_everything(
     processes: Processes,
 ) -> None:
-    frames, frame_bytes = 400, 64 * 1024
+    # 16 MB at 1.6 MB/s: more than a stalled client's socket buffers hold, slow enough that
+    # a reading client keeps up on a busy machine.
+    frames, frame_bytes = 1000, 16 * 1024
     port = serve_flood(
         processes,
         FLOOD_FRAMES=str(frames),
         FLOOD_FRAME_BYTES=str(frame_bytes),
+        FLOOD_INTERVAL="0.01",
         WEBSOCKET_SEND_BUFFER_MAX=str(1024 * 1024),
     )
     stalled = RawSocket(port, "/ws/flood/")
     reader = RawSocket(port, "/ws/flood/")
     try:
-        # The reader reads all of it (26 MB), and its connection stays open.
-        received, ended = reader.read_until_closed(timeout=10)
+        # The reader reads all of it (16 MB), and its connection stays open.
+        received, ended = reader.read_until_closed(timeout=120, enough=frames * frame_bytes)
         assert received >= frames * frame_bytes
         assert not ended, "a client that reads must not be cut off"
         # The other did not read meanwhile: the server gave up on it once 1 MiB waited
         # beyond what the sockets' buffers hold, and dropped the connection.
-        received, ended = stalled.read_until_closed(timeout=20)
+        received, ended = stalled.read_until_closed(timeout=60)
         assert ended, "the server still holds the connection of a client that does not read"
         assert received < frames * frame_bytes / 2
     finally:

@@ -5,6 +5,7 @@ recorded, what did not start handed back), waking another worker when there may 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import threading
 from collections.abc import Callable
 from datetime import timedelta
@@ -21,6 +22,7 @@ from tests.jobs import receive_all, until
 from workers import events
 from workers.claim import ChannelDrain
 from workers.models import Job
+from workers.services import channel_pause, channel_resume
 from workers.wakeups import finish_sends
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -157,3 +159,67 @@ async def test_a_closed_drain_closes_its_threads_own_database_connection() -> No
     drain.drain.close()
     thread.shutdown(wait=True)
     assert own.connection is None, "the drain thread's connection is still open"
+
+
+async def test_jobs_of_one_batch_have_their_own_start_and_finish_times() -> None:
+    ids = await database_sync_to_async(enqueue_all)(*[lambda: tasks.sleepy.enqueue(0.05).id] * 3)
+    drain = Drain()
+    drain.drain.duration = 0.0001  # the three in one batch
+    try:
+        await drain.drain.drain()
+    finally:
+        drain.drain.close()
+    jobs = [await database_sync_to_async(Job.objects.get)(pk=pk) for pk in ids]
+    assert len({job.heartbeat_at for job in jobs}) == 1, "not claimed together"
+    for job in jobs:
+        assert job.started_at == job.last_attempted_at
+        assert job.finished_at is not None
+        assert job.started_at is not None
+        assert (job.finished_at - job.started_at).total_seconds() >= 0.05
+    # One after the other: each started after the one before it finished.
+    for before, after in itertools.pairwise(jobs):
+        assert before.finished_at is not None
+        assert after.started_at is not None
+        assert after.started_at >= before.finished_at
+
+
+async def test_a_job_handed_back_unstarted_is_as_before_its_claim() -> None:
+    stop = threading.Event()
+    slow, behind = await database_sync_to_async(enqueue_all)(
+        lambda: tasks.sleepy.using(priority=1).enqueue(0.3).id,
+        lambda: tasks.context_attempt.enqueue(1).id,
+    )
+    drain = Drain(stopping=stop.is_set)
+    drain.drain.duration = 0.0001
+    running = asyncio.ensure_future(drain.drain.drain())
+    try:
+        await until(lambda: Job.objects.get(pk=slow).status == "running")
+        stop.set()
+        await running
+    finally:
+        drain.drain.close()
+    job = await database_sync_to_async(Job.objects.get)(pk=behind)
+    assert (job.status, job.attempts, job.worker_ids) == ("queued", 0, [])
+    assert (job.started_at, job.last_attempted_at) == (None, None)
+    # Its first real run is its attempt 1 (the task checks its context says so).
+    again = Drain()
+    try:
+        await again.drain.drain()
+    finally:
+        again.drain.close()
+    job = await database_sync_to_async(Job.objects.get)(pk=behind)
+    assert (job.status, job.result, job.worker_ids) == ("succeeded", 1, ["w"])
+
+
+async def test_a_paused_channel_is_not_claimed_until_resumed() -> None:
+    (job_id,) = await database_sync_to_async(enqueue_all)(lambda: tasks.trivial.enqueue().id)
+    await database_sync_to_async(channel_pause)(channel="compute", by="ops")
+    drain = Drain()
+    try:
+        await drain.drain.drain()
+        assert (await database_sync_to_async(Job.objects.get)(pk=job_id)).status == "queued"
+        await database_sync_to_async(channel_resume)(channel="compute")
+        await drain.drain.drain()
+    finally:
+        drain.drain.close()
+    assert (await database_sync_to_async(Job.objects.get)(pk=job_id)).status == "succeeded"

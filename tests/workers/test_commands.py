@@ -76,3 +76,27 @@ def test_clearjobs_refuses_negative_days_and_deletes_nothing() -> None:
     with pytest.raises(CommandError, match="--days must not be negative"):
         call_command("clearjobs", "--days", "-1")
     assert Job.objects.filter(pk=job.pk).exists()
+
+
+def test_jobs_cancel_retry_pause_and_resume() -> None:
+    job = Job.objects.get(pk=tasks.trivial.enqueue().id)
+    out = StringIO()
+    call_command("jobs", "cancel", str(job.pk), stdout=out)
+    assert Job.objects.get(pk=job.pk).status == "cancelled"
+    assert out.getvalue() == f"job {job.pk}: cancelled\n"
+    call_command("jobs", "cancel", str(job.pk), stdout=(again := StringIO()))
+    assert again.getvalue() == f"job {job.pk}: left alone, it is cancelled\n"
+    call_command("jobs", "retry", str(job.pk), stdout=StringIO())
+    assert Job.objects.get(pk=job.pk).status == "queued"
+    with pytest.raises(CommandError, match="no job with id 999999"):
+        call_command("jobs", "cancel", "999999")
+    call_command("jobs", "pause", "compute", stdout=StringIO())
+    assert Job.objects.claim(channel="compute", worker_id="w", size=1) == []
+    table = StringIO()
+    call_command("jobs", stdout=table)
+    assert any(
+        line.startswith("compute") and line.endswith("paused")
+        for line in table.getvalue().splitlines()
+    )
+    call_command("jobs", "resume", "compute", stdout=StringIO())
+    assert [j.pk for j in Job.objects.claim(channel="compute", worker_id="w", size=1)] == [job.pk]

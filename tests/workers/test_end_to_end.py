@@ -123,11 +123,12 @@ def test_a_killed_worker_s_job_is_finished_by_another_exactly_once(
     web = processes.runserver("web", "--noworker")
     first = processes.runworker("worker-1", "compute")
     client = login(web.url, user.username, password)
-    job_id = enqueue(client, "count_up", 20, 0.1, kwargs={"marks": str(marks)})
+    # Long enough (8 s) that the first worker is surely killed before it would finish.
+    job_id = enqueue(client, "count_up", 80, 0.1, kwargs={"marks": str(marks)})
     job = job_when(job_id, "running")
     assert job.worker_id.split(":")[1] == str(first.popen.pid)
     second = processes.runworker("worker-2", "compute")
-    wait_for(lambda: Job.objects.get(pk=job_id).progress >= 20, 10, "the job to be under way")
+    wait_for(lambda: Job.objects.get(pk=job_id).progress >= 5, 10, "the job to be under way")
     first.kill()
     # STALE_AFTER is 3 s in tests: the second worker's sweep takes the job over.
     job = job_when(job_id, "succeeded", timeout=30)
@@ -294,3 +295,18 @@ def test_two_workers_share_one_channel_fairly_and_run_every_job_once(
     assert min(shares.values()) >= 12, f"unfair shares: {shares}"
     # Each job's side effect happened once: 40 marks in all.
     assert len(marks_in(marks)) == 40
+
+
+def test_sigterm_with_the_task_in_a_long_c_call_hands_the_job_back_and_exits(
+    processes: Processes, user: Any, password: str
+) -> None:
+    web = processes.runserver("web", "--noworker")
+    worker = processes.runworker("worker", "compute", JOBS_SHUTDOWN_GRACE="1")
+    client = login(web.url, user.username, password)
+    job_id = enqueue(client, "sleeps_in_c", 300)
+    job_when(job_id, "running")
+    worker.signal(signal.SIGTERM)
+    # Long before the task's 300 s sleep returns.
+    assert worker.popen.wait(20) == 0, worker.output()
+    job = Job.objects.get(pk=job_id)
+    assert (job.status, job.attempts, job.worker_ids) == ("queued", 0, [])

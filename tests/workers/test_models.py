@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from tests import tasks
 from tests.jobs import columns
+from workers.backends import enqueue_for
 from workers.models import Job, Lease
 from workers.recover import jobs_sweep
 
@@ -141,9 +142,12 @@ def test_only_one_process_holds_the_sweep_lease_until_it_expires() -> None:
     assert Lease.acquire("sweep", holder="b", ttl=60)
 
 
-# Columns that say when something happened, which two statements never share, and the id.
+# Columns that say when something happened, which two statements never share, the id, and
+# the fair rank (one per job of an owner, like the id).
 TIMES = {
     "id",
+    "fair_rank",
+    "last_attempted_at",
     "enqueued_at",
     "run_after",
     "woken_at",
@@ -260,3 +264,88 @@ def test_a_failed_attempt_waits_for_its_backoff_and_fails_for_good_when_attempts
     assert (stored.status, stored.attempts, stored.worker_ids) == ("failed", 3, ["w1", "w2", "w3"])
     assert stored.finished_at is not None
     assert Job.objects.claim(channel="compute", worker_id="eager", size=1) == []
+
+
+# Fair scheduling between owners, unique jobs, limits per key.
+
+
+def test_one_owners_backlog_does_not_hold_back_another_owners_job(
+    user: Any, other_user: Any
+) -> None:
+    with enqueue_for(owner=user):
+        backlog = [int(tasks.trivial.enqueue().id) for _ in range(10)]
+    Job.objects.claim(channel="compute", worker_id="w", size=3)  # three of them run
+    with enqueue_for(owner=other_user):
+        single = int(tasks.trivial.enqueue().id)
+    # The other owner's job waits for one job of the backlog at most, not for seven.
+    claimed = [job.pk for job in Job.objects.claim(channel="compute", worker_id="w", size=2)]
+    assert claimed == [backlog[3], single]
+    # And owners take turns: a batch of four has both, in rank order.
+    with enqueue_for(owner=other_user):
+        more = [int(tasks.trivial.enqueue().id) for _ in range(2)]
+    batch = [job.pk for job in Job.objects.claim(channel="compute", worker_id="w", size=4)]
+    assert batch == [backlog[4], more[0], backlog[5], more[1]]
+    # Priority still comes first.
+    with enqueue_for(owner=user):
+        urgent = int(tasks.trivial.using(priority=5).enqueue().id)
+    (first,) = Job.objects.claim(channel="compute", worker_id="w", size=1)
+    assert first.pk == urgent
+
+
+def test_an_owner_back_after_a_while_does_not_jump_the_queue(user: Any, other_user: Any) -> None:
+    with enqueue_for(owner=user):
+        first = [int(tasks.trivial.enqueue().id) for _ in range(5)]
+    with enqueue_for(owner=other_user):
+        theirs = [int(tasks.trivial.enqueue().id) for _ in range(5)]
+    Job.objects.claim(channel="compute", worker_id="w", size=8)  # the first owner's all ran
+    Job.objects.filter(pk__in=first).update(status="succeeded")
+    with enqueue_for(owner=user):
+        back = int(tasks.trivial.enqueue().id)
+    # Ranked from the channel's clock, not from 0: behind the other owner's waiting job.
+    claimed = [job.pk for job in Job.objects.claim(channel="compute", worker_id="w", size=2)]
+    assert claimed == [theirs[4], back]
+
+
+def test_a_unique_task_is_not_enqueued_twice_while_unfinished() -> None:
+    first = tasks.unique_per_upload.enqueue(7)
+    again = tasks.unique_per_upload.enqueue(7)
+    other = tasks.unique_per_upload.enqueue(8)
+    assert again.id == first.id
+    assert other.id != first.id
+    assert Job.objects.filter(task_path=tasks.unique_per_upload.module_path).count() == 2
+    (job,) = Job.objects.claim(channel="compute", worker_id="w", size=1)
+    assert tasks.unique_per_upload.enqueue(7).id == first.id  # running: still the same
+    assert job.set_succeeded(7)
+    # Finished: a new one may be enqueued.
+    assert tasks.unique_per_upload.enqueue(7).id != first.id
+
+
+def test_a_concurrency_limit_holds_per_key_across_claims() -> None:
+    a = [int(tasks.one_at_a_time.enqueue("a", 0, "").id) for _ in range(3)]
+    b = int(tasks.one_at_a_time.enqueue("b", 0, "").id)
+    plain = int(tasks.trivial.enqueue().id)
+    batch = Job.objects.claim_limited(channel="compute", worker_id="w", size=10)
+    assert sorted(job.pk for job in batch) == [a[0], b]
+    # The fast claim never takes a limited job.
+    assert [job.pk for job in Job.objects.claim(channel="compute", worker_id="v", size=10)] == [
+        plain
+    ]
+    assert Job.objects.claim_limited(channel="compute", worker_id="v", size=10) == []
+    running_a = next(job for job in batch if job.pk == a[0])
+    assert running_a.set_succeeded("a")
+    (then,) = Job.objects.claim_limited(channel="compute", worker_id="v", size=10)
+    assert then.pk == a[1]
+
+
+def test_a_rate_limit_counts_the_starts_of_its_period() -> None:
+    ids = [int(tasks.twice_an_hour.enqueue("k").id) for _ in range(3)]
+    first = Job.objects.claim_limited(channel="compute", worker_id="w", size=10)
+    assert [job.pk for job in first] == ids[:2]
+    for job in first:
+        assert job.set_succeeded("k")
+    # Finished, but started within the hour: no room.
+    assert Job.objects.claim_limited(channel="compute", worker_id="w", size=10) == []
+    Job.objects.filter(pk__in=ids[:2]).update(last_attempted_at=timezone.now() - timedelta(hours=2))
+    assert [
+        job.pk for job in Job.objects.claim_limited(channel="compute", worker_id="w", size=10)
+    ] == [ids[2]]

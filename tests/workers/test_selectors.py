@@ -68,6 +68,7 @@ def test_the_overview_counts_jobs_by_channel_and_status_and_ages_the_oldest_read
         "succeeded": 1,
         "failed": 0,
         "cancelled": 0,
+        "waiting": 0,
     }
     assert compute["oldest_ready_age"] == 90.0
     assert overview["thumbnails"] == {

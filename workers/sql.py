@@ -1,0 +1,170 @@
+"""The SQL the job runtime's hot path needs and Django does not say by itself: a JSON array
+appended to, a subquery locked FOR UPDATE SKIP LOCKED, the job's INSERT worked out once per
+process (with its fair rank computed in the same statement), and a cursor that prepares the
+per-job statements on PostgreSQL."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from django.db import connection, models
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.models import Func, Subquery
+from django.db.models.sql.compiler import SQLCompiler
+
+if TYPE_CHECKING:
+    from workers.models import Job
+
+
+class JSONAppend(Func):
+    """A JSON array column with one string appended (PostgreSQL and SQLite)."""
+
+    output_field = models.JSONField()
+    # The SQL type the value is read as, which its JSON type follows.
+    cast = "text"
+
+    def as_postgresql(
+        self, compiler: SQLCompiler, connection: BaseDatabaseWrapper, **extra: Any
+    ) -> tuple[str, tuple[Any, ...]]:
+        (array, array_params), (value, value_params) = self._compiled(compiler)
+        return (
+            f"({array} || to_jsonb(({value})::{self.cast}))",
+            (*array_params, *value_params),
+        )
+
+    def as_sqlite(
+        self, compiler: SQLCompiler, connection: BaseDatabaseWrapper, **extra: Any
+    ) -> tuple[str, tuple[Any, ...]]:
+        (array, array_params), (value, value_params) = self._compiled(compiler)
+        return f"json_insert({array}, '$[#]', {value})", (*array_params, *value_params)
+
+    def _compiled(self, compiler: SQLCompiler) -> list[tuple[str, Sequence[Any]]]:
+        return [compiler.compile(expression) for expression in self.get_source_expressions()]
+
+
+class JSONAppendNumber(JSONAppend):
+    """A JSON array column with one whole number appended."""
+
+    cast = "bigint"
+
+
+class SkipLocked(Subquery):
+    """A subquery whose rows are locked FOR UPDATE SKIP LOCKED where the database can: rows
+    another transaction holds are passed over. Used inside one UPDATE, whose own implicit
+    transaction holds the locks (Django's select_for_update() asks for an explicit one)."""
+
+    def as_sql(  # type: ignore[override]
+        self,
+        compiler: SQLCompiler,
+        connection: BaseDatabaseWrapper,
+        template: str | None = None,
+        **extra: Any,
+    ) -> tuple[str, tuple[Any, ...]]:
+        if connection.features.has_select_for_update_skip_locked:
+            template = "(%(subquery)s FOR UPDATE SKIP LOCKED)"
+        sql, params = super().as_sql(compiler, connection, template=template, **extra)
+        return sql, tuple(params)
+
+
+def prepared_cursor() -> Any:
+    """A cursor for the runtime's per-job statements on PostgreSQL (enqueue, claim, record):
+    it binds parameters server-side, so psycopg prepares a statement after a few runs (the
+    connection's prepare_threshold, see settings) and PostgreSQL parses it once per
+    connection. Django's own cursors bind client-side: server-side binding caps a statement
+    at 65,535 parameters, which Django's delete of that many jobs exceeds. Elsewhere, the
+    connection's usual cursor."""
+    if connection.vendor != "postgresql":
+        return connection.cursor()
+    from django.db.backends.postgresql.base import ServerBindingCursor
+
+    # What connection.cursor() does, with the other cursor class.
+    connection.close_if_health_check_failed()
+    connection.ensure_connection()
+    connection.validate_thread_sharing()
+    # (django-stubs types Django's cursor classes as taking no arguments.)
+    cursor: Any = ServerBindingCursor(connection.connection)  # type: ignore[call-arg]
+    if connection.queries_logged:
+        return connection.make_debug_cursor(cursor)
+    return connection.make_cursor(cursor)
+
+
+# What one parameter of the INSERT is, from the job being inserted.
+Param = Callable[["Job"], Any]
+
+
+def fair_rank_sql(*, owner_null: bool) -> tuple[str, list[Param]]:
+    """The job's fair rank, as SQL inside its INSERT (see Job.fair_rank): one past the
+    owner's last unfinished job of the channel, but no earlier than the channel's first
+    queued job (its clock), so an owner who was away does not jump a queue it never waited
+    in. Two index probes, in the enqueue's one round trip."""
+    from workers.models import Job
+
+    quote = connection.ops.quote_name
+    table = quote(Job._meta.db_table)
+    queued, running = (connection.ops.compose_sql("%s", [s]) for s in ("queued", "running"))  # type: ignore[attr-defined]
+    owner = "owner_id IS NULL" if owner_null else "owner_id = %s"
+    sql = (
+        f"GREATEST(COALESCE((SELECT max(fair_rank) + 1 FROM {table} "  # noqa: S608 (the model's own names)
+        f"WHERE channel = %s AND {owner} AND status IN ({queued}, {running})), 0), "
+        f"COALESCE((SELECT min(fair_rank) FROM {table} "
+        f"WHERE channel = %s AND status = {queued}), 0))"
+    )
+    params: list[Param] = [lambda job: job.channel]
+    if not owner_null:
+        params.append(lambda job: job.owner_id)
+    params.append(lambda job: job.channel)
+    return sql, params
+
+
+@functools.cache
+def insert_statement(
+    given: frozenset[str], *, owner_null: bool, unique: bool
+) -> tuple[str, list[Param]]:
+    """The INSERT for a job with the fields `given`, and how to get its parameters from the
+    job. Constant defaults of fields not given are written into it; a unique job's insert
+    does nothing where an unfinished job has its key (and then returns no row)."""
+    from workers.models import Job
+
+    quote = connection.ops.quote_name
+    columns, placeholders, params = [], [], []
+    for field in Job._meta.concrete_fields:
+        if field.primary_key:
+            continue
+        columns.append(quote(field.attname))
+        if field.name == "fair_rank":
+            sql, rank_params = fair_rank_sql(owner_null=owner_null)
+            placeholders.append(sql)
+            params.extend(rank_params)
+            continue
+        constant = not (field.has_default() and callable(field.default)) and not getattr(
+            field, "auto_now", False
+        )
+        if field.name in given or field.attname in given or not constant:
+            placeholders.append("%s")
+            params.append(functools.partial(_prepared_value, field))
+        else:
+            default = field.get_db_prep_save(field.get_default(), connection)
+            # PostgreSQL's operations quote a literal (psycopg's own quoting).
+            placeholders.append(connection.ops.compose_sql("%s", [default]))  # type: ignore[attr-defined]
+    conflict = ""
+    if unique:
+        unfinished = ", ".join(
+            connection.ops.compose_sql("%s", [status])  # type: ignore[attr-defined]
+            for status in Job.UNFINISHED
+        )
+        # The predicate of the partial unique index (Job.Meta), so that PostgreSQL finds it.
+        conflict = (
+            " ON CONFLICT (unique_key) WHERE status IN ("
+            f"{unfinished}) AND NOT (unique_key = '') DO NOTHING"
+        )
+    sql = (
+        f"INSERT INTO {quote(Job._meta.db_table)} ({', '.join(columns)}) "  # noqa: S608 (the model's own names)
+        f"VALUES ({', '.join(placeholders)}){conflict} RETURNING {quote(Job._meta.pk.attname)}"
+    )
+    return sql, params
+
+
+def _prepared_value(field: models.Field[Any, Any], job: Job) -> Any:
+    return field.get_db_prep_save(field.pre_save(job, True), connection)
