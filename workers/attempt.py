@@ -24,9 +24,10 @@ from django.utils import timezone
 from django.utils.json import normalize_json
 
 from workers import chains, events
-from workers.backends import ChannelsBackend, JobContext, job_task, send_task_signal
+from workers.backends import ChannelsBackend, JobContext
 from workers.exceptions import JobCancelled, JobLost, PermanentFailure, TimeLimitExceeded
 from workers.models import Job
+from workers.results import job_task, send_task_signal
 
 # Raised by a task, these fail its job at once: retrying would do the same again.
 NOT_RETRIED = (SystemExit, KeyboardInterrupt, PermanentFailure)

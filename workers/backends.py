@@ -18,7 +18,6 @@ named by `queue_name` once that transaction commits (workers/enqueue.py).
 from __future__ import annotations
 
 import contextvars
-import functools
 import hashlib
 import json
 import logging
@@ -29,7 +28,6 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, overload
 
 from django.conf import settings
-from django.dispatch import Signal
 from django.tasks import Task, TaskContext, TaskResult, TaskResultStatus, task_backends
 from django.tasks.backends.base import BaseTaskBackend
 from django.tasks.base import (
@@ -42,6 +40,8 @@ from django.tasks.exceptions import InvalidTask, TaskResultDoesNotExist
 from django.tasks.signals import task_enqueued
 from django.utils.json import normalize_json
 from django.utils.module_loading import import_string
+
+from workers.results import job_task
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
@@ -233,29 +233,6 @@ def task_options(task: Task[Any, Any]) -> dict[str, Any]:
     return options
 
 
-def job_task(job: Job) -> Task[Any, Any]:
-    """The task the job was enqueued as: the declared one, with what `.using()` changed.
-    Raises ImportError, or InvalidTask if its path names something that is not a task."""
-    options = json.dumps(job.task_options, sort_keys=True) if job.task_options else ""
-    return _task_at(job.task_path, options)
-
-
-@functools.lru_cache(maxsize=1024)
-def _task_at(task_path: str, options: str) -> Task[Any, Any]:
-    found = import_string(task_path)
-    if not isinstance(found, Task):
-        raise InvalidTask(f"{task_path!r} is not a task (a function without @task?)")
-    if not options:
-        return found
-    changes = json.loads(options)
-    if changes.get("run_after"):
-        changes["run_after"] = datetime.fromisoformat(changes["run_after"])
-    if "after" in changes:
-        changes["after"] = tuple(changes["after"])
-    # replace(), not using(): a plain Task's using() knows none of the runtime's options.
-    return replace(found, **changes)
-
-
 @dataclass(frozen=True, slots=True, kw_only=True)
 class JobContext(TaskContext):  # type: ignore[misc, type-arg]
     """What a `takes_context` task receives: the result so far, a progress reporter, and
@@ -388,18 +365,3 @@ def bounded_key(key: str, limit: int = 255) -> str:
     if len(key) <= limit:
         return key
     return f"{key[: limit - 65]}#{hashlib.sha256(key.encode()).hexdigest()}"
-
-
-def send_task_signal(signal: Signal, job: Job) -> None:
-    """Send one of Django's task signals (`task_started`, `task_finished`) for the job, with
-    its result as it stands; a receiver that fails is logged, never raised into the worker.
-    A job whose task no longer imports has no result to send."""
-    try:
-        task = job_task(job)
-    except (ImportError, InvalidTask):
-        return
-    backend = task_backends[task.backend]
-    result = backend.to_result(job, task)  # type: ignore[attr-defined]
-    for receiver, response in signal.send_robust(type(backend), task_result=result):
-        if isinstance(response, Exception):
-            logger.error("job=%s signal receiver %r failed", job.pk, receiver, exc_info=response)

@@ -38,7 +38,7 @@ def chain_link(job: Job) -> None:
 def waiting_settle(*, job_id: int) -> None:
     """Queue the waiting job if every job it waits for succeeded; fail it if one failed, was
     cancelled or is gone; else leave it waiting."""
-    from workers.backends import send_task_signal
+    from workers.results import send_task_signal
     from workers.wakeups import wake_soon
 
     job = Job.objects.filter(pk=job_id, status=Job.Status.WAITING).first()

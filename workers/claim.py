@@ -27,8 +27,8 @@ from django.tasks.signals import task_finished
 
 from workers import chains, events
 from workers.attempt import Attempt
-from workers.backends import send_task_signal
 from workers.models import Job
+from workers.results import send_task_signal
 from workers.wakeups import wake_soon
 
 logger = logging.getLogger(__name__)

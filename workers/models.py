@@ -108,7 +108,7 @@ class JobQuerySet(models.QuerySet["Job"]):
         if connection.vendor != "postgresql":
             return self._insert_elsewhere(job, unique=unique)
         sql, params = insert_statement(
-            frozenset(values), owner_null=job.owner_id is None, unique=unique
+            Job, frozenset(values), owner_null=job.owner_id is None, unique=unique
         )
         with prepared_cursor() as cursor:
             cursor.execute(sql, [param(job) for param in params])

@@ -17,8 +17,8 @@ from django.tasks.signals import task_finished
 from django.utils import timezone
 
 from workers import chains, events
-from workers.backends import send_task_signal
 from workers.models import Job, Lease, PausedChannel, WorkerProcess
+from workers.results import send_task_signal
 from workers.schedules import schedules_enqueue_due
 from workers.wakeups import wake
 

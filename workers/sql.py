@@ -94,15 +94,13 @@ def prepared_cursor() -> Any:
 Param = Callable[["Job"], Any]
 
 
-def fair_rank_sql(*, owner_null: bool) -> tuple[str, list[Param]]:
+def fair_rank_sql(model: type[Job], *, owner_null: bool) -> tuple[str, list[Param]]:
     """The job's fair rank, as SQL inside its INSERT (see Job.fair_rank): one past the
     owner's last unfinished job of the channel, but no earlier than the channel's first
     queued job (its clock), so an owner who was away does not jump a queue it never waited
     in. Two index probes, in the enqueue's one round trip."""
-    from workers.models import Job
-
     quote = connection.ops.quote_name
-    table = quote(Job._meta.db_table)
+    table = quote(model._meta.db_table)
     queued, running = (connection.ops.compose_sql("%s", [s]) for s in ("queued", "running"))  # type: ignore[attr-defined]
     owner = "owner_id IS NULL" if owner_null else "owner_id = %s"
     sql = (
@@ -120,21 +118,19 @@ def fair_rank_sql(*, owner_null: bool) -> tuple[str, list[Param]]:
 
 @functools.cache
 def insert_statement(
-    given: frozenset[str], *, owner_null: bool, unique: bool
+    model: type[Job], given: frozenset[str], *, owner_null: bool, unique: bool
 ) -> tuple[str, list[Param]]:
     """The INSERT for a job with the fields `given`, and how to get its parameters from the
     job. Constant defaults of fields not given are written into it; a unique job's insert
     does nothing where an unfinished job has its key (and then returns no row)."""
-    from workers.models import Job
-
     quote = connection.ops.quote_name
     columns, placeholders, params = [], [], []
-    for field in Job._meta.concrete_fields:
+    for field in model._meta.concrete_fields:
         if field.primary_key:
             continue
         columns.append(quote(field.attname))
         if field.name == "fair_rank":
-            sql, rank_params = fair_rank_sql(owner_null=owner_null)
+            sql, rank_params = fair_rank_sql(model, owner_null=owner_null)
             placeholders.append(sql)
             params.extend(rank_params)
             continue
@@ -152,7 +148,7 @@ def insert_statement(
     if unique:
         unfinished = ", ".join(
             connection.ops.compose_sql("%s", [status])  # type: ignore[attr-defined]
-            for status in Job.UNFINISHED
+            for status in model.UNFINISHED
         )
         # The predicate of the partial unique index (Job.Meta), so that PostgreSQL finds it.
         conflict = (
@@ -160,8 +156,8 @@ def insert_statement(
             f"{unfinished}) AND NOT (unique_key = '') DO NOTHING"
         )
     sql = (
-        f"INSERT INTO {quote(Job._meta.db_table)} ({', '.join(columns)}) "  # noqa: S608 (the model's own names)
-        f"VALUES ({', '.join(placeholders)}){conflict} RETURNING {quote(Job._meta.pk.attname)}"
+        f"INSERT INTO {quote(model._meta.db_table)} ({', '.join(columns)}) "  # noqa: S608 (the model's own names)
+        f"VALUES ({', '.join(placeholders)}){conflict} RETURNING {quote(model._meta.pk.attname)}"
     )
     return sql, params
 
