@@ -104,6 +104,27 @@ def test_only_the_web_server_gets_the_web_secrets() -> None:
     assert documented >= WEB_SECRETS
 
 
+def memory_bytes(value: str) -> int:
+    units = {"K": 2**10, "M": 2**20, "G": 2**30}
+    return int(value[:-1]) * units[value[-1]] if value[-1] in units else int(value)
+
+
+def test_every_service_has_a_memory_bound_and_stops_whole_when_it_passes_it() -> None:
+    services = sorted(UNITS.glob("*.service"))
+    assert len(services) >= 4
+    for path in services:
+        unit = parse_unit(path)
+        bound = memory_bytes(unit.value("Service", "MemoryMax"))
+        assert 0 < bound <= 2**30, path.name
+        assert unit.value("Service", "MemorySwapMax") == "0", path.name
+        assert unit.value("Service", "OOMPolicy") == "stop", path.name
+        if high := unit.values("Service", "MemoryHigh"):
+            assert memory_bytes(high[0]) < bound, path.name
+    # The long-running ones come back after the kernel killed them.
+    for unit in [WEB, *OTHERS]:
+        assert unit.value("Service", "Restart") in {"on-failure", "always"}, unit.name
+
+
 def test_the_example_redis_url_has_a_password() -> None:
     redis = urlsplit(parse_env_file(ENV_EXAMPLE)["REDIS_URL"])
     assert redis.password
