@@ -1,21 +1,18 @@
 """The chat's rules on the real database: names, message checks, posting with its job,
-numbering in order, publishing once, replay selection, presence rows."""
+presence rows."""
 
 from __future__ import annotations
 
-import asyncio
 from datetime import timedelta
 from typing import Any
 
 import pytest
-from channels.layers import get_channel_layer
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from chat.exceptions import InvalidMessage, InvalidRoomName
 from chat.models import Message, Presence, Room
-from chat.publishing import messages_publish, messages_sequence
-from chat.selectors import history_on_connect, presence_changes, presence_users, rooms_active
+from chat.selectors import presence_changes, presence_users
 from chat.services import (
     message_clean,
     message_post,
@@ -25,7 +22,6 @@ from chat.services import (
     room_get_or_create,
     room_name_clean,
 )
-from chat.tasks import message_publish
 from workers.models import Job
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("empty_layer")]
@@ -123,146 +119,6 @@ def test_bad_bodies_are_refused_with_a_reason(user: Any, body: Any, reason: str)
     with pytest.raises(InvalidMessage, match=reason):
         message_post(room=room, author=user, body=body)
     assert not Message.objects.exists()
-
-
-def test_sequencing_follows_the_order_messages_were_stored_and_runs_once(
-    user: Any, other_user: Any
-) -> None:
-    room = room_get_or_create(name="general")
-    for n in range(3):
-        message_post(room=room, author=user, body=f"alice {n}")
-        message_post(room=room, author=other_user, body=f"bob {n}")
-    assert messages_sequence(room_id=room.pk) == 6
-    assert messages_sequence(room_id=room.pk) == 0
-    ordered = list(Message.objects.order_by("seq").values_list("seq", "body"))
-    assert ordered == [
-        (1, "alice 0"),
-        (2, "bob 0"),
-        (3, "alice 1"),
-        (4, "bob 1"),
-        (5, "alice 2"),
-        (6, "bob 2"),
-    ]
-    message_post(room=room, author=user, body="later")
-    assert messages_sequence(room_id=room.pk) == 1
-    assert Message.objects.get(body="later").seq == 7
-    room.refresh_from_db()
-    assert room.last_seq == 7
-    assert room.last_message_at is not None
-
-
-def test_each_room_counts_on_its_own(user: Any) -> None:
-    general, random = room_get_or_create(name="general"), room_get_or_create(name="random")
-    message_post(room=general, author=user, body="g")
-    message_post(room=random, author=user, body="r")
-    messages_sequence(room_id=general.pk)
-    messages_sequence(room_id=random.pk)
-    assert sorted(Message.objects.values_list("room__name", "seq")) == [
-        ("general", 1),
-        ("random", 1),
-    ]
-
-
-def test_the_database_refuses_a_seq_twice_in_a_room(user: Any) -> None:
-    room = room_get_or_create(name="general")
-    message_post(room=room, author=user, body="a")
-    message_post(room=room, author=user, body="b")
-    with pytest.raises(IntegrityError):
-        Message.objects.update(seq=1)
-
-
-async def receive_all(channel: str) -> list[dict[str, Any]]:
-    layer = get_channel_layer()
-    received = []
-    while True:
-        try:
-            received.append(await asyncio.wait_for(layer.receive(channel), 0.3))
-        except TimeoutError:
-            return received
-
-
-def listener(room: Room) -> str:
-    from chat.events import room_group
-
-    layer = get_channel_layer()
-
-    async def join() -> str:
-        channel: str = await layer.new_channel()
-        await layer.group_add(room_group(room.pk), channel)
-        return channel
-
-    return asyncio.run(join())
-
-
-def test_publishing_broadcasts_in_seq_order_once_with_the_reply_to(
-    user: Any, other_user: Any
-) -> None:
-    room = room_get_or_create(name="general")
-    channel = listener(room)
-    message_post(room=room, author=user, body="one", reply_to="alice!1")
-    message_post(room=room, author=other_user, body="two", reply_to="bob!2")
-    assert messages_publish(room_id=room.pk) == 0, "nothing goes out before it has its seq"
-    messages_sequence(room_id=room.pk)
-    assert messages_publish(room_id=room.pk) == 2
-    assert messages_publish(room_id=room.pk) == 0
-    (broadcast,) = asyncio.run(receive_all(channel))
-    assert broadcast["type"] == "chat.broadcast"
-    assert [(m["seq"], m["body"], m["author"]) for m in broadcast["messages"]] == [
-        (1, "one", "alice"),
-        (2, "two", "bob"),
-    ]
-    assert broadcast["reply_to"] == ["alice!1", "bob!2"]
-    assert not Message.objects.filter(published_at__isnull=True).exists()
-
-
-def test_the_task_numbers_and_publishes_and_a_rerun_changes_nothing(user: Any) -> None:
-    room = room_get_or_create(name="general")
-    message_post(room=room, author=user, body="one")
-    assert message_publish.call(room.pk) == {"sequenced": 1, "published": 1}
-    assert message_publish.call(room.pk) == {"sequenced": 0, "published": 0}
-    assert message_publish.call(room.pk + 1000) == {"sequenced": 0, "published": 0}
-
-
-def published(room: Room, user: Any, count: int) -> None:
-    for n in range(count):
-        message_post(room=room, author=user, body=f"m{n + 1}")
-    messages_sequence(room_id=room.pk)
-    messages_publish(room_id=room.pk)
-
-
-def test_history_on_connect_replays_exactly_what_came_after_since(user: Any, settings: Any) -> None:
-    # Above the 230 messages missed here (the default is lower: tests/security checks it).
-    settings.CHAT = {**settings.CHAT, "REPLAY_MAX": 2000}
-    room = room_get_or_create(name="general")
-    published(room, user, 250)
-    replay = history_on_connect(room=room, since=20)
-    seqs = [m["seq"] for frame in replay.frames for m in frame["messages"]]
-    assert seqs == list(range(21, 251))
-    assert [len(frame["messages"]) for frame in replay.frames] == [100, 100, 30]
-    assert replay.cursor == 250
-    caught_up = history_on_connect(room=room, since=250)
-    assert caught_up.frames == [{"type": "chat.history", "messages": [], "has_more": True}]
-    assert caught_up.cursor == 250
-    fresh = history_on_connect(room=room, since=None)
-    assert [m["seq"] for m in fresh.frames[0]["messages"]] == list(range(201, 251))
-    assert fresh.cursor == 250
-
-
-def test_history_of_an_empty_room(user: Any) -> None:
-    room = room_get_or_create(name="general")
-    replay = history_on_connect(room=room, since=None)
-    assert replay.frames == [{"type": "chat.history", "messages": [], "has_more": False}]
-    assert replay.cursor == 0
-    assert history_on_connect(room=room, since=0).cursor == 0
-
-
-def test_rooms_active_lists_rooms_with_messages_most_recent_first(user: Any) -> None:
-    quiet = room_get_or_create(name="quiet")
-    older, newer = room_get_or_create(name="older"), room_get_or_create(name="newer")
-    published(older, user, 1)
-    published(newer, user, 1)
-    assert [room.name for room in rooms_active()] == ["newer", "older"]
-    assert quiet not in rooms_active()
 
 
 def test_presence_counts_live_connections_and_prunes_expired_ones(
