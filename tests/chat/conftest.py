@@ -94,9 +94,14 @@ async def joined(communicator: WebsocketCommunicator) -> tuple[dict[str, Any], d
 
 
 async def entered(path: str, user: Any, password: str) -> WebsocketCommunicator:
-    """A websocket in the room, past its history and presence frames."""
+    """A websocket in the room, past its history and presence frames, and past the room's
+    batched news of this user joining (which may otherwise come between later frames)."""
     communicator = await open_chat(path, user, password)
     await joined(communicator)
+    await frames_until(
+        communicator,
+        lambda f: f["type"] == "chat.presence" and user.username in f.get("joined", []),
+    )
     return communicator
 
 

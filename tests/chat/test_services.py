@@ -1,5 +1,5 @@
 """The chat's rules on the real database: names, message checks, posting with its job,
-presence rows."""
+edits, deletes, reactions, read markers, mentions, typing, membership, presence rows."""
 
 from __future__ import annotations
 
@@ -10,17 +10,42 @@ import pytest
 from django.db import transaction
 from django.utils import timezone
 
-from chat.exceptions import InvalidMessage, InvalidRoomName
-from chat.models import Message, Presence, Room
-from chat.selectors import presence_changes, presence_users
+from chat.exceptions import (
+    InvalidFrame,
+    InvalidMessage,
+    InvalidRoomName,
+    MessageNotFound,
+    NotAllowed,
+    RoomNotFound,
+)
+from chat.models import Message, MessageEvent, Presence, Room
+from chat.publishing import messages_sequence
+from chat.selectors import (
+    presence_changes,
+    presence_users,
+    reactions_of,
+    read_seq,
+    revisions_of,
+    rooms_with_unread,
+    unread_count,
+)
 from chat.services import (
     message_clean,
+    message_delete,
+    message_edit,
     message_post,
     presence_join,
     presence_prune,
     presence_touch,
+    reaction_set,
+    read_mark,
+    revisions_allowed,
+    room_create,
     room_get_or_create,
+    room_invite,
     room_name_clean,
+    room_open,
+    typing_due,
 )
 from workers.models import Job
 
@@ -149,3 +174,133 @@ def test_a_touch_restores_rows_another_server_pruned(user: Any) -> None:
     assert presence_touch(room_id=room.pk, members={"a!1": user.pk}) == {user.pk}
     assert presence_touch(room_id=room.pk, members={"a!1": user.pk}) == set()
     assert presence_users(room_id=room.pk) == ["alice"]
+
+
+def sequenced_message(room: Room, author: Any, body: str) -> Message:
+    """A message that has its place in the room's order (what can be edited, reacted to)."""
+    result = message_post(room=room, author=author, body=body)
+    messages_sequence(room_id=room.pk)
+    result.message.refresh_from_db()
+    return result.message
+
+
+def test_an_edit_keeps_the_earlier_text_and_takes_the_next_seq(user: Any, other_user: Any) -> None:
+    room = room_get_or_create(name="general")
+    message = sequenced_message(room, user, "helo")
+    edited = message_edit(room=room, user=user, message_id=message.pk, body=" hello ")
+    assert (edited.body, edited.edited_at is not None) == ("hello", True)
+    assert messages_sequence(room_id=room.pk) == 1
+    event = MessageEvent.objects.get()
+    assert (event.action, event.previous_body, event.seq) == ("edit", "helo", 2)
+    assert [r["body"] for r in revisions_of(message=edited)] == ["helo"]
+    with pytest.raises(NotAllowed, match="Only its author may edit"):
+        message_edit(room=room, user=other_user, message_id=message.pk, body="mine now")
+    with pytest.raises(NotAllowed, match="earlier texts"):
+        revisions_allowed(room=room, user=other_user, message_id=message.pk)
+    assert revisions_allowed(room=room, user=user, message_id=message.pk) == message
+
+
+def test_a_delete_leaves_a_tombstone_and_the_owner_may_delete_any(
+    user: Any, other_user: Any
+) -> None:
+    room = room_create(creator=user, title="Team", private=True)
+    room_invite(room=room, by=user, username=other_user.username)
+    bobs = sequenced_message(room, other_user, "oops")
+    alices = sequenced_message(room, user, "mine")
+    with pytest.raises(NotAllowed, match="author or the room's owner"):
+        message_delete(room=room, user=other_user, message_id=alices.pk)
+    deleted = message_delete(room=room, user=user, message_id=bobs.pk)
+    assert (deleted.body, deleted.deleted_at is not None) == ("", True)
+    assert revisions_of(message=deleted)[0]["body"] == "oops"
+    with pytest.raises(NotAllowed, match="cannot be edited"):
+        message_edit(room=room, user=other_user, message_id=bobs.pk, body="back")
+    message_delete(room=room, user=user, message_id=bobs.pk)
+    assert MessageEvent.objects.filter(action="delete").count() == 1, "a second delete is none"
+
+
+def test_actions_on_another_room_s_message_or_by_a_non_member_find_nothing(
+    user: Any, other_user: Any
+) -> None:
+    private = room_create(creator=user, title="Secret", private=True)
+    secret = sequenced_message(private, user, "secret")
+    general = room_get_or_create(name="general")
+    for action in (
+        lambda: message_edit(room=general, user=user, message_id=secret.pk, body="x"),
+        lambda: message_delete(room=general, user=user, message_id=secret.pk),
+        lambda: reaction_set(room=general, user=user, message_id=secret.pk, emoji="👍", on=True),
+    ):
+        with pytest.raises(MessageNotFound, match=f"no message {secret.pk} in this room"):
+            action()
+    for action in (
+        lambda: message_post(room=private, author=other_user, body="let me in"),
+        lambda: message_delete(room=private, user=other_user, message_id=secret.pk),
+        lambda: reaction_set(
+            room=private, user=other_user, message_id=secret.pk, emoji="👍", on=True
+        ),
+        lambda: read_mark(room=private, user=other_user, seq=1),
+    ):
+        with pytest.raises(RoomNotFound):
+            action()
+    assert Message.objects.get(pk=secret.pk).body == "secret"
+
+
+def test_a_reaction_is_one_per_user_per_emoji_and_counts(user: Any, other_user: Any) -> None:
+    room = room_get_or_create(name="general")
+    message = sequenced_message(room, user, "party")
+    assert reaction_set(room=room, user=user, message_id=message.pk, emoji="🎉", on=True)
+    assert not reaction_set(room=room, user=user, message_id=message.pk, emoji="🎉", on=True)
+    assert reaction_set(room=room, user=other_user, message_id=message.pk, emoji="🎉", on=True)
+    assert reaction_set(room=room, user=other_user, message_id=message.pk, emoji="👍", on=True)
+    assert reactions_of([message.pk])[message.pk] == [
+        {"emoji": "👍", "count": 1, "users": ["bob"]},
+        {"emoji": "🎉", "count": 2, "users": ["alice", "bob"]},
+    ]
+    assert reaction_set(room=room, user=user, message_id=message.pk, emoji="🎉", on=False)
+    assert MessageEvent.objects.filter(action="reaction").count() == 4
+    with pytest.raises(InvalidFrame, match="'emoji' must be one of"):
+        reaction_set(room=room, user=user, message_id=message.pk, emoji="🦄", on=True)
+    with pytest.raises(InvalidFrame, match="'on' must be true"):
+        reaction_set(room=room, user=user, message_id=message.pk, emoji="👍", on="yes")
+
+
+def test_read_markers_move_forward_only_and_unread_counts_follow(
+    user: Any, other_user: Any
+) -> None:
+    room = room_get_or_create(name="general")
+    room_open(name="general", user=other_user)
+    for n in range(3):
+        sequenced_message(room, user, f"m{n}")
+    sequenced_message(room, other_user, "bob's own")
+    assert unread_count(room=room, user_id=other_user.pk) == 3, "one's own are never unread"
+    assert read_mark(room=room, user=other_user, seq=2) == 2
+    assert read_mark(room=room, user=other_user, seq=1) is None
+    assert read_seq(room=room, user_id=other_user.pk) == 2
+    assert unread_count(room=room, user_id=other_user.pk) == 1
+    assert [r.unread for r in rooms_with_unread(user_id=other_user.pk)] == [1]
+    assert read_mark(room=room, user=other_user, seq=99) == 4, "never beyond the room"
+    assert unread_count(room=room, user_id=other_user.pk) == 0
+    with pytest.raises(InvalidFrame, match="'seq' must be"):
+        read_mark(room=room, user=other_user, seq="3")
+
+
+def test_a_new_member_has_nothing_unread(user: Any, other_user: Any) -> None:
+    room = room_get_or_create(name="general")
+    sequenced_message(room, user, "before bob")
+    room_open(name="general", user=other_user)
+    assert unread_count(room=room, user_id=other_user.pk) == 0
+
+
+def test_mentions_are_the_members_named_with_an_at(user: Any, other_user: Any) -> None:
+    room = room_get_or_create(name="general")
+    room_open(name="general", user=other_user)
+    message = message_post(
+        room=room, author=user, body="@bob, see @carol and @alice; mail a@bob.example @bob."
+    ).message
+    assert message.mentions == ["bob"], "members only, not the author, not inside an address"
+
+
+def test_typing_notices_are_due_once_per_interval(settings: Any) -> None:
+    settings.CHAT = {**settings.CHAT, "TYPING_INTERVAL": 2.0}
+    assert typing_due(last_sent=0.0, now=100.0)
+    assert not typing_due(last_sent=100.0, now=101.5)
+    assert typing_due(last_sent=100.0, now=102.0)
