@@ -13,7 +13,8 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from chat import services
 from chat.exceptions import ChatError, InvalidRoomName, RoomNotFound
 from chat.models import ROOM_NAME_MAX_LENGTH, Membership, Room
-from chat.selectors import room_members, rooms_active, rooms_of
+from chat.events import REACTIONS
+from chat.selectors import read_seq, room_members, rooms_active, rooms_with_unread
 
 
 def signed_in(request: HttpRequest) -> User:
@@ -23,7 +24,7 @@ def signed_in(request: HttpRequest) -> User:
 
 
 def list_context(request: HttpRequest, **extra: Any) -> dict[str, Any]:
-    mine = rooms_of(user_id=signed_in(request).pk)
+    mine = rooms_with_unread(user_id=signed_in(request).pk)
     joined = {room.pk for room in mine}
     return {
         "my_rooms": mine,
@@ -78,9 +79,11 @@ def room_detail(request: HttpRequest, room: str) -> HttpResponse:
         "chat/room.html",
         {
             "room": opened,
-            "rooms": rooms_of(user_id=signed_in(request).pk),
+            "rooms": rooms_with_unread(user_id=signed_in(request).pk),
             "members": room_members(room=opened) if opened.is_private else [],
             "is_owner": role == Membership.Role.OWNER,
+            "read_seq": read_seq(room=opened, user_id=signed_in(request).pk),
+            "reactions": " ".join(REACTIONS),
         },
     )
 
