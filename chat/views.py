@@ -11,9 +11,9 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from chat import services
+from chat.events import REACTIONS
 from chat.exceptions import ChatError, InvalidRoomName, RoomNotFound
 from chat.models import ROOM_NAME_MAX_LENGTH, Membership, Room
-from chat.events import REACTIONS
 from chat.selectors import read_seq, room_members, rooms_active, rooms_with_unread
 
 
