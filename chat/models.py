@@ -47,6 +47,9 @@ class Room(models.Model):
     # holding this row's lock, moves it.
     last_seq = models.PositiveBigIntegerField(default=0)
     last_message_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    # Messages older than this many days are deleted by the hourly retention job; None keeps
+    # them for ever. The owner sets it.
+    retention_days = models.PositiveIntegerField(null=True, blank=True)
 
     objects = RoomQuerySet.as_manager()
 

@@ -9,6 +9,8 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.contrib.postgres.search import SearchQuery, SearchVector
+from django.db import connection
 from django.db.models import Count, F, IntegerField, OuterRef, Q, Subquery, Value
 from django.db.models.functions import Coalesce
 
@@ -151,6 +153,38 @@ def messages_between(
     # The first `limit` of both together are among the first `limit` of each.
     merged = sequenced_payloads(list(messages[:limit]), list(updates[:limit]), room=room)
     return merged[:limit]
+
+
+# Search results per page, and the messages shown either side of one in context.
+SEARCH_RESULTS = 30
+CONTEXT_AROUND = 10
+
+
+def messages_search(*, room: Room, query: str, limit: int = SEARCH_RESULTS) -> list[Message]:
+    """The room's messages that match the words of `query`, newest first: PostgreSQL's full
+    text search (websearch syntax: "quoted phrases", -excluded words); elsewhere, messages
+    containing every word."""
+    query = query.strip()[:200]
+    if not query:
+        return []
+    found = _sequenced(room).filter(deleted_at__isnull=True)
+    if connection.vendor == "postgresql":
+        # The same expression as the index chat_message_search (migration 0004).
+        vector = SearchVector("body", config="simple")
+        found = found.annotate(search=vector).filter(
+            search=SearchQuery(query, config="simple", search_type="websearch")
+        )
+    else:
+        for word in query.split()[:10]:
+            found = found.filter(body__icontains=word)
+    return list(found.order_by("-seq")[:limit])
+
+
+def messages_around(*, room: Room, seq: int) -> list[Message]:
+    """The message of `seq` with the CONTEXT_AROUND messages either side, in order."""
+    before = list(_sequenced(room).filter(seq__lt=seq).order_by("-seq")[:CONTEXT_AROUND])
+    rest = list(_sequenced(room).filter(seq__gte=seq).order_by("seq")[: CONTEXT_AROUND + 1])
+    return before[::-1] + rest
 
 
 def room_last_seq(*, room_id: int) -> int:

@@ -194,6 +194,29 @@ def room_rename(*, room: Room, by: User, title: str) -> Room:
     return room
 
 
+RETENTION_MAX_DAYS = 3650
+
+
+def room_retention_set(*, room: Room, by: User, days: Any) -> Room:
+    """The room's owner has messages older than `days` deleted (None or "": kept for ever)."""
+    if _membership(room, by).role != Membership.Role.OWNER:
+        raise NotAllowed("Only the room's owner may set how long its messages are kept.")
+    if days in (None, ""):
+        room.retention_days = None
+    else:
+        try:
+            number = int(days)
+        except (TypeError, ValueError):
+            number = 0
+        if not 1 <= number <= RETENTION_MAX_DAYS:
+            raise InvalidMessage(
+                f"Keep messages for 1 to {RETENTION_MAX_DAYS} days, or leave it empty for ever."
+            )
+        room.retention_days = number
+    room.save(update_fields=["retention_days"])
+    return room
+
+
 def room_sockets_close(*, room: Room, user_id: int) -> None:
     """Close the user's open sockets to the room, in every server (through the room's
     hubs), once the caller's transaction commits."""

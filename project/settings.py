@@ -278,6 +278,8 @@ JOBS: dict[str, Any] = {
             "task": "project.tasks.housekeeping",
             "cron": daily_at("JOBS_HOUSEKEEPING_AT", "03:17"),
         },
+        # Chat messages past their room's retention (chat/tasks.py), hourly.
+        "chat-retention": {"task": "chat.tasks.messages_expire", "cron": "41 * * * *"},
     },
     # A worker claims as many jobs of a channel at once as its recent job durations say it
     # runs in BATCH_WINDOW (one at a time for slow jobs), at most MAX_BATCH; a batch whose job

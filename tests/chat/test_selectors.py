@@ -1,4 +1,5 @@
-"""What a connection is sent first (history and replay), and the room list's order."""
+"""What a connection is sent first (history and replay), the room list's order, search in a
+room (PostgreSQL's full text search, or the simple fallback) and a message in context."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ import pytest
 
 from chat.models import Room
 from chat.publishing import messages_publish, messages_sequence
-from chat.selectors import history_on_connect, rooms_active
+from chat.selectors import history_on_connect, messages_around, messages_search, rooms_active
 from chat.services import (
+    message_delete,
     message_post,
     room_get_or_create,
 )
@@ -57,3 +59,31 @@ def test_rooms_active_lists_rooms_with_messages_most_recent_first(user: Any) -> 
     published(newer, user, 1)
     assert [room.name for room in rooms_active()] == ["newer", "older"]
     assert quiet not in rooms_active()
+
+
+def test_search_finds_the_room_s_messages_with_every_word_newest_first(
+    user: Any, other_user: Any
+) -> None:
+    room = room_get_or_create(name="general")
+    for body in ["deploy the web server", "lunch?", "the server is down", "Server deploy done"]:
+        message_post(room=room, author=user, body=body)
+    other = room_get_or_create(name="other")
+    message_post(room=other, author=user, body="server deploy elsewhere")
+    messages_sequence(room_id=room.pk)
+    messages_sequence(room_id=other.pk)
+    assert [m.body for m in messages_search(room=room, query="server deploy")] == [
+        "Server deploy done",
+        "deploy the web server",
+    ]
+    assert [m.body for m in messages_search(room=room, query="lunch")] == ["lunch?"]
+    assert messages_search(room=room, query="   ") == []
+    deleted = messages_search(room=room, query="lunch")[0]
+    message_delete(room=room, user=user, message_id=deleted.pk)
+    assert messages_search(room=room, query="lunch") == [], "a deleted message is not found"
+
+
+def test_a_message_in_context_comes_with_its_neighbours(user: Any) -> None:
+    room = room_get_or_create(name="general")
+    published(room, user, 30)
+    assert [m.seq for m in messages_around(room=room, seq=15)] == list(range(5, 26))
+    assert [m.seq for m in messages_around(room=room, seq=2)] == list(range(1, 13))
