@@ -8,7 +8,10 @@ of its own.
 
 from __future__ import annotations
 
+import logging
+import time
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -19,17 +22,37 @@ from chat import events
 from chat.exceptions import ChatError, InvalidFrame, InvalidRoomName, RateLimited, RoomNotFound
 from chat.hub import RoomHub, room_hub
 from chat.models import Room
-from chat.selectors import ack_payload, history_on_connect, messages_before
+from chat.selectors import (
+    ack_payload,
+    history_on_connect,
+    messages_before,
+    revisions_of,
+    rooms_of,
+    unread_count,
+)
 from chat.services import (
     history_rate_check,
+    message_delete,
+    message_edit,
     message_post,
     message_rate_check,
+    reaction_set,
+    read_mark,
+    read_notify,
+    read_rate_check,
+    revisions_allowed,
     room_create_rate_check,
     room_is_new,
     room_open,
+    typing_due,
 )
 from wire.close import Close
 from wire.sockets import SiteConsumer
+
+logger = logging.getLogger(__name__)
+
+# The other rooms whose new messages a page counts as unread, the most recently active first.
+WATCH_MAX = 20
 
 
 class ChatConsumer(SiteConsumer):
@@ -40,8 +63,12 @@ class ChatConsumer(SiteConsumer):
 
     room: Room
     user_id: int
+    username: str
     connection_id: str
     room_hub: RoomHub | None = None
+    # The hubs of the user's other rooms, whose new messages this page counts as unread.
+    watching: tuple[RoomHub, ...] = ()
+    typing_sent = 0.0
     # The last seq this connection's client has; frames wait in `held` until history is sent.
     cursor = 0
     live = False
@@ -63,6 +90,7 @@ class ChatConsumer(SiteConsumer):
             return
         self.room = room
         self.user_id = self.user.pk
+        self.username = self.user.get_username()
         self.connection_id = uuid.uuid4().hex
         self.held: list[tuple[str, int | None]] = []
         await self.accept()
@@ -81,6 +109,25 @@ class ChatConsumer(SiteConsumer):
         for text, seq in self.held:
             await self.deliver(text, seq)
         self.held = []
+        await self.watch_other_rooms()
+
+    async def watch_other_rooms(self) -> None:
+        """Hear of new messages in the user's other rooms (the sidebar's unread counts)."""
+        others = await database_sync_to_async(rooms_of)(user_id=self.user_id)
+        layer = get_channel_layer()
+        hubs = []
+        for other in others[:WATCH_MAX]:
+            if other.pk == self.room.pk:
+                continue
+            hub = room_hub(other, layer)
+            try:
+                await hub.watch(self)
+            except Exception:
+                # The counts come right on the next page load; the room itself works.
+                logger.warning("room=%s not watched for user=%s", other.pk, self.user_id)
+                continue
+            hubs.append(hub)
+        self.watching = tuple(hubs)
 
     def query_since(self) -> int | None:
         values = parse_qs(self.scope.get("query_string", b"").decode("latin-1")).get("since")
@@ -101,6 +148,9 @@ class ChatConsumer(SiteConsumer):
         hub, self.room_hub = self.room_hub, None
         if hub is not None:
             await hub.leave(self)
+        watching, self.watching = self.watching, ()
+        for other in watching:
+            await other.unwatch(self)
 
     async def deliver(self, text: str, seq: int | None = None) -> None:
         """Send a frame from the hub; a message (with its seq) once, and never one the
@@ -117,16 +167,25 @@ class ChatConsumer(SiteConsumer):
     # Frames from the client.
 
     async def receive_frame(self, frame: dict[str, Any]) -> None:
+        handlers: dict[str, Callable[[dict[str, Any]], Awaitable[None]]] = {
+            events.CHAT_MESSAGE: self.post,
+            events.CHAT_HISTORY: self.send_older,
+            events.CHAT_EDIT: self.edit,
+            events.CHAT_DELETE: self.delete,
+            events.CHAT_REACT: self.react,
+            events.CHAT_READ: self.read,
+            events.CHAT_TYPING: self.typing,
+            events.CHAT_REVISIONS: self.send_revisions,
+        }
         try:
-            if frame.get("type") == events.CHAT_MESSAGE:
-                await self.post(frame)
-            elif frame.get("type") == events.CHAT_HISTORY:
-                await self.send_older(frame)
-            else:
+            handler = handlers.get(frame.get("type"))  # type: ignore[arg-type]
+            if handler is None:
                 raise InvalidFrame(
-                    f"Unknown frame type {frame.get('type')!r}: send "
-                    f"{events.CHAT_MESSAGE!r} or {events.CHAT_HISTORY!r}."
+                    f"Unknown frame type {frame.get('type')!r}: send one of "
+                    + ", ".join(repr(name) for name in handlers)
+                    + "."
                 )
+            await handler(frame)
         except ChatError as error:
             await self.send_chat_error(error, client_id=frame.get("client_id"))
 
@@ -148,6 +207,62 @@ class ChatConsumer(SiteConsumer):
         await history_rate_check(user_id=self.user_id)
         page = await database_sync_to_async(messages_before)(room=self.room, before=before)
         await self.send_json(page)
+
+    async def edit(self, frame: dict[str, Any]) -> None:
+        await message_rate_check(user_id=self.user_id)
+        await database_sync_to_async(message_edit)(
+            room=self.room, user=self.user, message_id=frame.get("message"), body=frame.get("body")
+        )
+
+    async def delete(self, frame: dict[str, Any]) -> None:
+        await message_rate_check(user_id=self.user_id)
+        await database_sync_to_async(message_delete)(
+            room=self.room, user=self.user, message_id=frame.get("message")
+        )
+
+    async def react(self, frame: dict[str, Any]) -> None:
+        await message_rate_check(user_id=self.user_id)
+        await database_sync_to_async(reaction_set)(
+            room=self.room,
+            user=self.user,
+            message_id=frame.get("message"),
+            emoji=frame.get("emoji"),
+            on=frame.get("on", True),
+        )
+
+    async def read(self, frame: dict[str, Any]) -> None:
+        await read_rate_check(user_id=self.user_id)
+        await database_sync_to_async(self.read_sync)(frame.get("seq"))
+
+    def read_sync(self, seq: Any) -> None:
+        moved = read_mark(room=self.room, user=self.user, seq=seq)
+        if moved is not None:
+            unread = unread_count(room=self.room, user_id=self.user_id)
+            read_notify(room=self.room, user=self.user, seq=moved, unread=unread)
+
+    async def typing(self, frame: dict[str, Any]) -> None:
+        now = time.monotonic()
+        if not typing_due(last_sent=self.typing_sent, now=now):
+            return
+        self.typing_sent = now
+        notice: events.Typing = {"type": events.CHAT_TYPING, "user": self.username}
+        await get_channel_layer().group_send(events.room_group(self.room.pk), dict(notice))
+
+    async def send_revisions(self, frame: dict[str, Any]) -> None:
+        message = await database_sync_to_async(revisions_allowed)(
+            room=self.room, user=self.user, message_id=frame.get("message")
+        )
+        revisions = await database_sync_to_async(revisions_of)(message=message)
+        await self.send_json(
+            {"type": events.CHAT_REVISIONS, "message": message.pk, "revisions": revisions}
+        )
+
+    # Messages to the user, whichever room they are in.
+
+    async def user_message(self, message: dict[str, Any]) -> None:
+        """A mention of the user, or a room read on another of their sockets."""
+        if message.get("type") in (events.CHAT_MENTION, events.CHAT_READ) and self.live:
+            await self.send_json({k: v for k, v in message.items() if k != "user"})
 
     async def send_chat_error(self, error: ChatError, *, client_id: Any = None) -> None:
         extra: dict[str, Any] = {}

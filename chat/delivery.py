@@ -9,7 +9,7 @@ database.
 
 from __future__ import annotations
 
-from chat.events import MessagePayload
+from chat.events import Sequenced
 
 
 class Sequencer:
@@ -17,9 +17,9 @@ class Sequencer:
 
     def __init__(self, cursor: int) -> None:
         self.cursor = cursor
-        self.held: dict[int, MessagePayload] = {}
+        self.held: dict[int, Sequenced] = {}
 
-    def offer(self, message: MessagePayload) -> list[MessagePayload]:
+    def offer(self, message: Sequenced) -> list[Sequenced]:
         """Take one message; return the messages now ready to send, in order."""
         seq = message["seq"]
         if seq > self.cursor and seq not in self.held:
@@ -32,7 +32,7 @@ class Sequencer:
             return None
         return self.cursor, max(self.held)
 
-    def fill(self, messages: list[MessagePayload]) -> list[MessagePayload]:
+    def fill(self, messages: list[Sequenced]) -> list[Sequenced]:
         """Take the messages read for the gap and release everything held; a seq still missing
         is skipped, so that one lost message never holds up the room."""
         ready = [m for message in messages for m in self.offer(message)]
@@ -41,7 +41,7 @@ class Sequencer:
             ready.extend(self._release())
         return ready
 
-    def _release(self) -> list[MessagePayload]:
+    def _release(self) -> list[Sequenced]:
         ready = []
         while self.cursor + 1 in self.held:
             self.cursor += 1

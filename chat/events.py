@@ -4,10 +4,27 @@ the publisher (a worker) and the page.
 Frames a client sends:
     {"type": "chat.message", "body": "...", "client_id": "..."}
     {"type": "chat.history", "before": <seq>}            older messages, a page at a time
+    {"type": "chat.edit", "message": <id>, "body": "..."}   the author only
+    {"type": "chat.delete", "message": <id>}              the author, or the room's owner
+    {"type": "chat.react", "message": <id>, "emoji": "👍", "on": true|false}
+    {"type": "chat.read", "seq": <seq>}                   read up to here (never moves back)
+    {"type": "chat.typing"}                               at most one per TYPING_INTERVAL
+    {"type": "chat.revisions", "message": <id>}           earlier texts: author and owner only
 Frames the server sends:
     chat.history   on connect (the latest messages, or what was missed since `?since=<seq>`),
-                   and in answer to a `before` request
+                   and in answer to a `before` request; `updates` (chat.update frames) may
+                   follow the messages in a replay
     chat.message   a message, in sequence order, each seq once
+    chat.update    an edit, delete or reaction, with its own seq in the same order as the
+                   messages (replayed and gap-filled like them): `action`, `by`, and the
+                   `message` as it is now (`edited_at`, `deleted`, `reactions`)
+    chat.typing    who is typing now (`users`), every TYPING_BATCH at most; a name not
+                   repeated within TYPING_EXPIRE has stopped
+    chat.activity  a new message in another of the user's rooms (`room`, `seq`, `author`):
+                   the page counts it as unread
+    chat.mention   to every open socket of a mentioned user: `room`, `seq`, `author`, `body`
+    chat.read      to the user's other sockets: `room`, `seq` (read elsewhere), `unread`
+    chat.revisions the earlier texts of a message (`message`, `revisions`)
     chat.ack       to the sender: "accepted" once stored, and "sequenced" with its seq (the
                    two may cross; "sequenced" always comes before the message itself)
     chat.presence  who is in the room (`users`), then changes (`joined`, `left`)
@@ -22,13 +39,32 @@ CHAT_HISTORY = "chat.history"
 CHAT_ACK = "chat.ack"
 CHAT_PRESENCE = "chat.presence"
 CHAT_ERROR = "chat.error"
+CHAT_EDIT = "chat.edit"
+CHAT_DELETE = "chat.delete"
+CHAT_REACT = "chat.react"
+CHAT_READ = "chat.read"
+CHAT_TYPING = "chat.typing"
+CHAT_REVISIONS = "chat.revisions"
+CHAT_UPDATE = "chat.update"
+CHAT_ACTIVITY = "chat.activity"
+CHAT_MENTION = "chat.mention"
 # Internal: the publisher's group message to the room's hubs, never sent to a client.
 CHAT_BROADCAST = "chat.broadcast"
 # Internal: a user is no longer a member; the hubs close that user's sockets to the room.
 CHAT_MEMBER_GONE = "chat.member_gone"
 
+# The emoji a message may be given: a small fixed set, so that counts stay readable.
+REACTIONS = ("👍", "❤️", "😂", "🎉", "😮", "😢")
+
 ACK_ACCEPTED = "accepted"
 ACK_SEQUENCED = "sequenced"
+
+
+class ReactionCount(TypedDict):
+    emoji: str
+    count: int
+    # Who reacted, the first REACTION_NAMES of them.
+    users: list[str]
 
 
 class MessagePayload(TypedDict):
@@ -40,15 +76,77 @@ class MessagePayload(TypedDict):
     body: str
     created_at: str
     client_id: str
+    mentions: list[str]
+    edited_at: str | None
+    deleted: bool
+    reactions: list[ReactionCount]
+
+
+class UpdatePayload(TypedDict):
+    type: str
+    seq: int
+    room: str
+    action: str
+    by: str
+    message: MessagePayload
+
+
+# What takes a place in a room's sequence.
+Sequenced = MessagePayload | UpdatePayload
 
 
 class Broadcast(TypedDict):
-    """Newly sequenced messages for a room's hubs, in seq order; `reply_to[i]` is the id of the
-    connection that sent `messages[i]`, which also gets the acknowledgement."""
+    """Newly sequenced messages and updates for a room's hubs, in seq order; `reply_to[i]`
+    is the id of the connection that sent `messages[i]` (a message, not an update), which also
+    gets the acknowledgement."""
 
     type: str
-    messages: list[MessagePayload]
+    messages: list[Sequenced]
     reply_to: list[str]
+
+
+class TypingPayload(TypedDict):
+    type: str
+    users: list[str]
+
+
+class Typing(TypedDict):
+    """Internal: one user is typing, to the room's hubs, which batch it."""
+
+    type: str
+    user: str
+
+
+class ActivityPayload(TypedDict):
+    type: str
+    room: str
+    seq: int
+    author: str
+
+
+class MentionPayload(TypedDict):
+    type: str
+    # The user's group in wire.sockets: the hub hands it to that user's sockets.
+    user: int
+    room: str
+    title: str
+    seq: int
+    author: str
+    body: str
+
+
+class ReadPayload(TypedDict):
+    type: str
+    user: int
+    room: str
+    seq: int
+    unread: int
+
+
+class Revision(TypedDict):
+    body: str
+    replaced_at: str
+    action: str
 
 
 class MemberGone(TypedDict):
@@ -59,6 +157,8 @@ class MemberGone(TypedDict):
 class HistoryPayload(TypedDict):
     type: str
     messages: list[MessagePayload]
+    # In a replay: the changes since `since`, in seq order, after the messages.
+    updates: NotRequired[list[UpdatePayload]]
     # Older messages exist before the first one sent (the page may ask with `before`).
     has_more: bool
     # Answers a `before` request: the page prepends these.

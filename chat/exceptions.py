@@ -43,3 +43,9 @@ class NotAllowed(ChatError):
     """Something only the room's owner (or a member) may do."""
 
     code = "forbidden"
+
+
+class MessageNotFound(ChatError):
+    """No such message in this room (another room's message is not found either)."""
+
+    code = errors.NOT_FOUND

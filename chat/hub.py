@@ -8,6 +8,12 @@ message once and hands the same text to every local connection. A thousand conne
 cost one layer message and one JSON encoding per message, not a thousand of each; and a
 connection outlives a Redis restart, since it holds no channel of its own.
 
+Changes to messages (edits, deletes, reactions) come the same way, with seqs of the same
+sequence. Typing notices do not: they are not stored, and the hub sends who is typing to its
+connections at most once per TYPING_BATCH, however many type. Connections of the room's
+members to their other rooms may watch it: they get a short `chat.activity` for each new
+message (the page counts it unread), not the message.
+
 The hub also keeps presence: the truth is a `Presence` row per connection, shared by all
 servers. The hub touches its connections' rows in one query per heartbeat (rows nobody touches
 for PRESENCE_TTL belong to a dead server, and any hub of the room prunes them), and batches the
@@ -46,6 +52,7 @@ class Member(Protocol):
 
     connection_id: str
     user_id: int
+    username: str
 
     async def deliver(self, text: str, seq: int | None = None) -> None: ...
 
@@ -62,6 +69,10 @@ class RoomHub:
         self.layer = layer
         self.group = events.room_group(room.pk)
         self.members: dict[str, Member] = {}
+        # Connections to other rooms that count this room's new messages as unread.
+        self.watchers: dict[str, Member] = {}
+        self.typing: set[str] = set()
+        self.typing_flusher: asyncio.Task[None] | None = None
         self.channel = ""
         self.sequencer = Sequencer(0)
         self.subscribed: asyncio.Future[None] | None = None
@@ -79,6 +90,15 @@ class RoomHub:
         """Count the connection in; returns who is in the room, this user included. From now
         on the member gets every message the hub releases."""
         self.members[member.connection_id] = member
+        await self.subscribed_once()
+        await database_sync_to_async(presence_join)(
+            room_id=self.room_id, user_id=member.user_id, connection_id=member.connection_id
+        )
+        self.mark({member.user_id})
+        users: list[str] = await database_sync_to_async(presence_users)(room_id=self.room_id)
+        return users
+
+    async def subscribed_once(self) -> None:
         if self.subscribed is None:
             self.subscribed = asyncio.ensure_future(self.subscribe())
         try:
@@ -87,31 +107,43 @@ class RoomHub:
             # The next connection tries again (Redis may be back by then).
             self.subscribed = None
             raise
-        await database_sync_to_async(presence_join)(
-            room_id=self.room_id, user_id=member.user_id, connection_id=member.connection_id
-        )
-        self.mark({member.user_id})
         if self.heartbeat is None:
             self.heartbeat = asyncio.create_task(self.beat())
-        users: list[str] = await database_sync_to_async(presence_users)(room_id=self.room_id)
-        return users
 
     async def leave(self, member: Member) -> None:
         self.members.pop(member.connection_id, None)
-        if not self.members:
+        if self.unused():
             # Taken out at once, so that a new connection makes a new hub, not this closing one.
             _forget(self)
         await database_sync_to_async(presence_leave)(connection_id=member.connection_id)
         self.mark({member.user_id})
-        if not self.members:
+        if self.unused():
             await self.close()
+
+    async def watch(self, watcher: Member) -> None:
+        """Count a connection to another room in: it hears of this room's new messages."""
+        self.watchers[watcher.connection_id] = watcher
+        try:
+            await self.subscribed_once()
+        except Exception:
+            self.watchers.pop(watcher.connection_id, None)
+            raise
+
+    async def unwatch(self, watcher: Member) -> None:
+        self.watchers.pop(watcher.connection_id, None)
+        if self.unused():
+            _forget(self)
+            await self.close()
+
+    def unused(self) -> bool:
+        return not self.members and not self.watchers
 
     async def close(self) -> None:
         """Tell the room who left, then stop listening to it."""
         flusher = self.flusher
         if flusher is not None:
             await asyncio.shield(flusher)
-        for running in (self.heartbeat, self.receiver, self.gap_filler):
+        for running in (self.heartbeat, self.receiver, self.gap_filler, self.typing_flusher):
             if running is not None:
                 running.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -151,6 +183,8 @@ class RoomHub:
                     await self.publish(message)
                 elif message["type"] == events.CHAT_PRESENCE:
                     await self.send_all(json.dumps(message))
+                elif message["type"] == events.CHAT_TYPING:
+                    self.typing_add(message["user"])
                 elif message["type"] == events.CHAT_MEMBER_GONE:
                     for member in list(self.members.values()):
                         if member.user_id == message["user"]:
@@ -170,12 +204,12 @@ class RoomHub:
     async def publish(self, broadcast: events.Broadcast) -> None:
         async with self.delivery:
             for message, reply_to in zip(broadcast["messages"], broadcast["reply_to"], strict=True):
-                sender = self.members.get(reply_to)
-                if sender is not None:
+                sender = self.members.get(reply_to) if reply_to else None
+                if sender is not None and message["type"] == events.CHAT_MESSAGE:
                     # The sender's connection learns the seq before it gets the message.
                     ack = events.ack(
-                        client_id=message["client_id"],
-                        message_id=message["id"],
+                        client_id=message["client_id"],  # type: ignore[typeddict-item]
+                        message_id=message["id"],  # type: ignore[typeddict-item]
                         seq=message["seq"],
                     )
                     await sender.deliver(json.dumps(ack))
@@ -202,12 +236,26 @@ class RoomHub:
             )
             await self.send_messages(self.sequencer.fill(missed))
 
-    async def send_messages(self, messages: list[events.MessagePayload]) -> None:
+    async def send_messages(self, messages: list[events.Sequenced]) -> None:
         for message in messages:
-            await self.send_all(json.dumps(message), message["seq"])
+            if self.members:
+                await self.send_all(json.dumps(message), message["seq"])
+            if self.watchers and message["type"] == events.CHAT_MESSAGE:
+                activity: events.ActivityPayload = {
+                    "type": events.CHAT_ACTIVITY,
+                    "room": self.room.name,
+                    "seq": message["seq"],
+                    "author": message["author"],  # type: ignore[typeddict-item]
+                }
+                await self.send_all(json.dumps(activity), members=self.watchers)
 
-    async def send_all(self, text: str, seq: int | None = None) -> None:
-        for n, member in enumerate(list(self.members.values()), 1):
+    async def send_all(
+        self, text: str, seq: int | None = None, *, members: dict[str, Member] | None = None
+    ) -> None:
+        """Hand the text to every connection in the room (or to `members`)."""
+        for n, member in enumerate(
+            list((self.members if members is None else members).values()), 1
+        ):
             if n % YIELD_EVERY == 0:
                 # A send does not wait for the socket: without a pause, fanning a message out
                 # to a thousand connections would hold up everything else on this loop,
@@ -218,6 +266,25 @@ class RoomHub:
             except Exception:
                 # One broken connection must not keep the others from their messages.
                 logger.warning("room=%s delivery to %s failed", self.room_id, member.connection_id)
+
+    # Typing.
+
+    def typing_add(self, username: Any) -> None:
+        """Someone is typing: tell the room's connections in the next batch."""
+        if not isinstance(username, str):
+            return
+        self.typing.add(username)
+        if self.typing_flusher is None and self.members:
+            self.typing_flusher = asyncio.create_task(self.typing_flush())
+
+    async def typing_flush(self) -> None:
+        try:
+            await asyncio.sleep(settings.CHAT["TYPING_BATCH"])
+            users, self.typing = sorted(self.typing), set()
+            notice: events.TypingPayload = {"type": events.CHAT_TYPING, "users": users}
+            await self.send_all(json.dumps(notice))
+        finally:
+            self.typing_flusher = None
 
     # Presence.
 

@@ -1,4 +1,5 @@
-"""Rooms, who belongs to them, their messages in one order per room, and who is connected."""
+"""Rooms, who belongs to them, their messages and the changes to them (edits, deletes, reactions)
+in one order per room, reactions, read markers, and who is connected."""
 
 from __future__ import annotations
 
@@ -46,6 +47,9 @@ class Room(models.Model):
     # holding this row's lock, moves it.
     last_seq = models.PositiveBigIntegerField(default=0)
     last_message_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    # Messages older than this many days are deleted by the hourly retention job; None keeps
+    # them for ever. The owner sets it.
+    retention_days = models.PositiveIntegerField(null=True, blank=True)
 
     objects = RoomQuerySet.as_manager()
 
@@ -108,6 +112,12 @@ class Message(models.Model):
     published_at = models.DateTimeField(null=True, blank=True)
     # The sender's connection: it gets the acknowledgement with the sequence number.
     reply_to = models.CharField(max_length=64, blank=True)
+    # The usernames of the room's members that the body mentions (`@name`), as posted.
+    mentions = models.JSONField(default=list, blank=True)
+    edited_at = models.DateTimeField(null=True, blank=True)
+    # A deleted message stays in the order as a tombstone: its body is emptied (the text
+    # is kept in its MessageEvent, for the author and the room's owner).
+    deleted_at = models.DateTimeField(null=True, blank=True)
 
     objects = MessageQuerySet.as_manager()
 
@@ -131,6 +141,96 @@ class Message(models.Model):
 
     def __str__(self) -> str:
         return f"message {self.pk} in {self.room_id} seq={self.seq}"
+
+
+class MessageEventQuerySet(models.QuerySet["MessageEvent"]):
+    def pending(self) -> MessageEventQuerySet:
+        return self.filter(seq__isnull=True).order_by("id")
+
+    def unpublished(self) -> MessageEventQuerySet:
+        return self.filter(seq__isnull=False, published_at__isnull=True).order_by("seq")
+
+
+class MessageEvent(models.Model):
+    """A change to a sequenced message (edit, delete, reaction). It takes the next number of
+    the room's one sequence, as messages do, so that a replay with `?since=` and a hub's gap
+    filling carry it; its frame shows the message as it is now."""
+
+    class Action(models.TextChoices):
+        EDIT = "edit"
+        DELETE = "delete"
+        REACTION = "reaction"
+
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="message_events")
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="events")
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="chat_message_events"
+    )
+    action = models.CharField(max_length=16, choices=Action.choices)
+    # The text the message had before an edit or a delete: its earlier versions.
+    previous_body = models.TextField(blank=True)
+    seq = models.PositiveBigIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    published_at = models.DateTimeField(null=True, blank=True)
+
+    objects = MessageEventQuerySet.as_manager()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["room", "seq"], name="chat_event_room_seq"),
+        ]
+        indexes = [
+            models.Index(
+                fields=["room", "id"], condition=Q(seq__isnull=True), name="chat_event_pending"
+            ),
+            models.Index(
+                fields=["room", "seq"],
+                condition=Q(seq__isnull=False, published_at__isnull=True),
+                name="chat_event_unpublished",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.action} of message {self.message_id} seq={self.seq}"
+
+
+class Reaction(models.Model):
+    """One user's emoji on a message: at most one of each emoji per user per message."""
+
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="reactions")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="chat_reactions"
+    )
+    emoji = models.CharField(max_length=16)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["message", "user", "emoji"], name="chat_reaction_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.emoji} by {self.user_id} on {self.message_id}"
+
+
+class ReadMarker(models.Model):
+    """How far a user has read a room (the highest seq seen), the same on every device."""
+
+    room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="read_markers")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="chat_read_markers"
+    )
+    seq = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["room", "user"], name="chat_read_marker_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} read {self.room_id} up to {self.seq}"
 
 
 class PresenceQuerySet(models.QuerySet["Presence"]):

@@ -2,22 +2,57 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db.models import F
+from django.contrib.postgres.search import SearchQuery, SearchVector
+from django.db import connection
+from django.db.models import Count, F, IntegerField, OuterRef, Q, Subquery, Value
+from django.db.models.functions import Coalesce
 
 from chat import events
-from chat.models import Message, Presence, Room
+from chat.models import Membership, Message, MessageEvent, Presence, Reaction, ReadMarker, Room
 
 # Messages per history frame of a replay: a long absence arrives in several bounded frames.
 REPLAY_FRAME = 100
+# Names listed per emoji of a message (the count is always whole).
+REACTION_NAMES = 20
+
+Reactions = dict[int, list[events.ReactionCount]]
 
 
-def message_payload(message: Message, *, room: Room | None = None) -> events.MessagePayload:
-    """The message as every client sees it (`room` saves a query when the caller has it)."""
+def reactions_of(message_ids: Iterable[int]) -> Reactions:
+    """The reactions of these messages, by message id: each emoji with its count and first
+    names, in the order of the fixed set."""
+    found: dict[int, dict[str, list[str]]] = defaultdict(dict)
+    rows = (
+        Reaction.objects.filter(message_id__in=list(message_ids))
+        .order_by("message_id", "id")
+        .values_list("message_id", "emoji", "user__username")
+    )
+    for message_id, emoji, username in rows:
+        found[message_id].setdefault(emoji, []).append(username)
+    order = {emoji: n for n, emoji in enumerate(events.REACTIONS)}
+    return {
+        message_id: [
+            {"emoji": emoji, "count": len(names), "users": names[:REACTION_NAMES]}
+            for emoji, names in sorted(by_emoji.items(), key=lambda item: order.get(item[0], 99))
+        ]
+        for message_id, by_emoji in found.items()
+    }
+
+
+def message_payload(
+    message: Message, *, room: Room | None = None, reactions: Reactions | None = None
+) -> events.MessagePayload:
+    """The message as every client sees it (`room` saves a query when the caller has it,
+    `reactions` one per message)."""
+    if reactions is None:
+        reactions = reactions_of([message.pk])
     return {
         "type": events.CHAT_MESSAGE,
         "id": message.pk,
@@ -27,7 +62,38 @@ def message_payload(message: Message, *, room: Room | None = None) -> events.Mes
         "body": message.body,
         "created_at": message.created_at.isoformat(),
         "client_id": message.client_id,
+        "mentions": list(message.mentions or []),
+        "edited_at": message.edited_at.isoformat() if message.edited_at else None,
+        "deleted": message.deleted_at is not None,
+        "reactions": reactions.get(message.pk, []),
     }
+
+
+def update_payload(
+    event: MessageEvent, *, room: Room, reactions: Reactions | None = None
+) -> events.UpdatePayload:
+    """A change to a message, with the message as it is now."""
+    return {
+        "type": events.CHAT_UPDATE,
+        "seq": int(event.seq or 0),
+        "room": room.name,
+        "action": event.action,
+        "by": event.actor.get_username(),
+        "message": message_payload(event.message, room=room, reactions=reactions),
+    }
+
+
+def sequenced_payloads(
+    messages: list[Message], updates: list[MessageEvent], *, room: Room
+) -> list[events.Sequenced]:
+    """Messages and updates as one list in seq order, their reactions read in one query."""
+    reactions = reactions_of({m.pk for m in messages} | {e.message_id for e in updates})
+    payloads: list[events.Sequenced] = [
+        message_payload(m, room=room, reactions=reactions) for m in messages
+    ]
+    payloads += [update_payload(e, room=room, reactions=reactions) for e in updates]
+    payloads.sort(key=lambda payload: payload["seq"])
+    return payloads
 
 
 def ack_payload(message: Message) -> events.AckPayload:
@@ -35,11 +101,19 @@ def ack_payload(message: Message) -> events.AckPayload:
 
 
 def _payloads(messages: Any, room: Room) -> list[events.MessagePayload]:
-    return [message_payload(m, room=room) for m in messages]
+    messages = list(messages)
+    reactions = reactions_of(m.pk for m in messages)
+    return [message_payload(m, room=room, reactions=reactions) for m in messages]
 
 
 def _sequenced(room: Room) -> Any:
     return Message.objects.filter(room=room).sequenced().select_related("author")
+
+
+def _sequenced_updates(room: Room) -> Any:
+    return MessageEvent.objects.filter(room=room, seq__isnull=False).select_related(
+        "actor", "message__author"
+    )
 
 
 def messages_latest(*, room: Room, limit: int | None = None) -> events.HistoryPayload:
@@ -68,12 +142,49 @@ def messages_before(*, room: Room, before: int, limit: int | None = None) -> eve
 
 def messages_between(
     *, room: Room, after: int, upto: int | None = None, limit: int | None = None
-) -> list[events.MessagePayload]:
-    """The first `limit` messages with after < seq <= upto (or all after), in order."""
+) -> list[events.Sequenced]:
+    """The first `limit` messages and updates with after < seq <= upto (or all after), in
+    order."""
     messages = _sequenced(room).filter(seq__gt=after).order_by("seq")
+    updates = _sequenced_updates(room).filter(seq__gt=after).order_by("seq")
     if upto is not None:
         messages = messages.filter(seq__lte=upto)
-    return _payloads(messages[:limit], room)
+        updates = updates.filter(seq__lte=upto)
+    # The first `limit` of both together are among the first `limit` of each.
+    merged = sequenced_payloads(list(messages[:limit]), list(updates[:limit]), room=room)
+    return merged[:limit]
+
+
+# Search results per page, and the messages shown either side of one in context.
+SEARCH_RESULTS = 30
+CONTEXT_AROUND = 10
+
+
+def messages_search(*, room: Room, query: str, limit: int = SEARCH_RESULTS) -> list[Message]:
+    """The room's messages that match the words of `query`, newest first: PostgreSQL's full
+    text search (websearch syntax: "quoted phrases", -excluded words); elsewhere, messages
+    containing every word."""
+    query = query.strip()[:200]
+    if not query:
+        return []
+    found = _sequenced(room).filter(deleted_at__isnull=True)
+    if connection.vendor == "postgresql":
+        # The same expression as the index chat_message_search (migration 0004).
+        vector = SearchVector("body", config="simple")
+        found = found.annotate(search=vector).filter(
+            search=SearchQuery(query, config="simple", search_type="websearch")
+        )
+    else:
+        for word in query.split()[:10]:
+            found = found.filter(body__icontains=word)
+    return list(found.order_by("-seq")[:limit])
+
+
+def messages_around(*, room: Room, seq: int) -> list[Message]:
+    """The message of `seq` with the CONTEXT_AROUND messages either side, in order."""
+    before = list(_sequenced(room).filter(seq__lt=seq).order_by("-seq")[:CONTEXT_AROUND])
+    rest = list(_sequenced(room).filter(seq__gte=seq).order_by("seq")[: CONTEXT_AROUND + 1])
+    return before[::-1] + rest
 
 
 def room_last_seq(*, room_id: int) -> int:
@@ -95,28 +206,33 @@ def history_on_connect(*, room: Room, since: int | None) -> Replay:
     More missed than REPLAY_MAX, or a `since` beyond the room's last message (a client from
     before a reset), gets the latest messages with `reset`, so the page starts over.
     """
+    # Read first: whatever is numbered after it reaches the connection live (held until this
+    # is sent), and whatever is numbered before it is in what is read below.
+    last_seq = room_last_seq(room_id=room.pk)
     if since is not None:
         limit = int(settings.CHAT["REPLAY_MAX"])
-        missed = list(_sequenced(room).filter(seq__gt=since).order_by("seq")[: limit + 1])
-        last_seq = room_last_seq(room_id=room.pk)
+        missed = messages_between(room=room, after=since, limit=limit + 1)
         if len(missed) <= limit and since <= last_seq:
             frames: list[events.HistoryPayload] = []
             for start in range(0, max(len(missed), 1), REPLAY_FRAME):
                 page = missed[start : start + REPLAY_FRAME]
-                first = (page[0].seq or 0) if page else since + 1
-                frames.append(
-                    {
-                        "type": events.CHAT_HISTORY,
-                        "messages": _payloads(page, room),
-                        "has_more": first > 1,
-                    }
-                )
-            return Replay(frames=frames, cursor=(missed[-1].seq or 0) if missed else since)
+                first = page[0]["seq"] if page else since + 1
+                frame: events.HistoryPayload = {
+                    "type": events.CHAT_HISTORY,
+                    "messages": [p for p in page if p["type"] == events.CHAT_MESSAGE],  # type: ignore[misc]
+                    "has_more": first > 1,
+                }
+                updates = [p for p in page if p["type"] == events.CHAT_UPDATE]
+                if updates:
+                    frame["updates"] = updates  # type: ignore[typeddict-item]
+                frames.append(frame)
+            cursor = max(missed[-1]["seq"] if missed else since, since)
+            return Replay(frames=frames, cursor=cursor)
     latest = messages_latest(room=room)
     if since is not None:
         latest["reset"] = True
-    cursor = latest["messages"][-1]["seq"] if latest["messages"] else 0
-    return Replay(frames=[latest], cursor=cursor)
+    newest = latest["messages"][-1]["seq"] if latest["messages"] else 0
+    return Replay(frames=[latest], cursor=max(last_seq, newest))
 
 
 def rooms_active(*, limit: int = 50) -> list[Room]:
@@ -131,6 +247,59 @@ def rooms_of(*, user_id: int) -> list[Room]:
             F("last_message_at").desc(nulls_last=True), "name"
         )
     )
+
+
+def rooms_with_unread(*, user_id: int) -> list[Room]:
+    """The user's rooms, the most recently active first, each with `unread`: the messages of
+    others after the user's read marker (deleted ones not counted)."""
+    marker = ReadMarker.objects.filter(room=OuterRef("pk"), user_id=user_id).values("seq")[:1]
+    read_upto = Coalesce(Subquery(marker), Value(0), output_field=IntegerField())
+    return list(
+        Room.objects.filter(memberships__user_id=user_id)
+        .annotate(
+            unread=Count(
+                "messages",
+                filter=Q(messages__seq__gt=read_upto, messages__deleted_at__isnull=True)
+                & ~Q(messages__author_id=user_id),
+            )
+        )
+        .order_by(F("last_message_at").desc(nulls_last=True), "name")
+    )
+
+
+def unread_count(*, room: Room, user_id: int) -> int:
+    """The messages of others in the room after the user's read marker."""
+    read_upto = ReadMarker.objects.filter(room=room, user_id=user_id).values_list("seq", flat=True)
+    return (
+        Message.objects.filter(room=room, seq__gt=Coalesce(Subquery(read_upto[:1]), Value(0)))
+        .filter(deleted_at__isnull=True)
+        .exclude(author_id=user_id)
+        .count()
+    )
+
+
+def read_seq(*, room: Room, user_id: int) -> int:
+    """How far the user has read the room (0: nothing yet)."""
+    found = ReadMarker.objects.filter(room=room, user_id=user_id).values_list("seq", flat=True)
+    return int(found.first() or 0)
+
+
+def revisions_of(*, message: Message) -> list[events.Revision]:
+    """The earlier texts of a message, oldest first (for its author and the room's owner)."""
+    return [
+        {"body": body, "replaced_at": created_at.isoformat(), "action": action}
+        for body, created_at, action in message.events.filter(
+            action__in=[MessageEvent.Action.EDIT, MessageEvent.Action.DELETE]
+        )
+        .order_by("id")
+        .values_list("previous_body", "created_at", "action")
+    ]
+
+
+def is_owner(*, room: Room, user_id: int) -> bool:
+    return Membership.objects.filter(
+        room=room, user_id=user_id, role=Membership.Role.OWNER
+    ).exists()
 
 
 def room_members(*, room: Room) -> list[dict[str, str]]:

@@ -1,5 +1,5 @@
-"""The chat's rules: rooms and who may see them, what a message may be, posting, rate limits,
-presence.
+"""The chat's rules: rooms and who may see them, what a message may be, posting, editing,
+deleting, reactions, read markers, typing, mentions, rate limits, presence.
 
 Public rooms are listed and anyone may join them (opening one joins it; a public room is made
 on first use). Private rooms are seen by their members only: a non-member gets the same
@@ -7,7 +7,9 @@ answer as for a room that does not exist, on every path (page, socket, history, 
 
 A message's life: `message_post` stores it with no sequence number and, in the same
 transaction, queues the `message_publish` job on the `chat-messages` channel, whose worker
-numbers and broadcasts it (chat/publishing.py).
+numbers and broadcasts it (chat/publishing.py). An edit, a delete or a reaction changes the
+message at once and stores a `MessageEvent` that the same job numbers in the room's sequence
+and broadcasts as a `chat.update`. Every action checks that its user is a member of the room.
 """
 
 from __future__ import annotations
@@ -26,10 +28,27 @@ from django.utils import timezone
 from django.utils.crypto import get_random_string
 
 from chat import events
-from chat.exceptions import InvalidMessage, InvalidRoomName, NotAllowed, RateLimited, RoomNotFound
-from chat.models import ROOM_NAME_MAX_LENGTH, Membership, Message, Presence, Room
+from chat.exceptions import (
+    InvalidFrame,
+    InvalidMessage,
+    InvalidRoomName,
+    MessageNotFound,
+    NotAllowed,
+    RateLimited,
+    RoomNotFound,
+)
+from chat.models import (
+    ROOM_NAME_MAX_LENGTH,
+    Membership,
+    Message,
+    MessageEvent,
+    Presence,
+    Reaction,
+    ReadMarker,
+    Room,
+)
 from chat.tasks import message_publish
-from wire import ratelimit
+from wire import ratelimit, sockets
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -41,6 +60,10 @@ ROOM_NAME_RE = re.compile(rf"[A-Za-z0-9_-]{{1,{ROOM_NAME_MAX_LENGTH}}}")
 CLIENT_ID_RE = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 # C0 controls other than tab, newline and carriage return: invisible, and PostgreSQL refuses NUL.
 CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# `@name` not inside a word or an address; Django's usernames are letters, digits and @.+-_.
+MENTION_RE = re.compile(r"(?<![\w@.+-])@([\w.@+-]{1,150})")
+# Mentions a message may notify: the rest are text.
+MENTIONS_MAX = 20
 
 
 def room_name_clean(name: Any) -> str:
@@ -82,8 +105,18 @@ def room_open(*, name: Any, user: User) -> Room:
             raise RoomNotFound("There is no such room, or you are not one of its members.")
         room, _ = Room.objects.get_or_create(name=name, defaults={"created_by": user})
     if not room.is_private:
-        Membership.objects.get_or_create(room=room, user=user)
+        membership_add(room=room, user=user)
     return room
+
+
+def membership_add(*, room: Room, user: User, role: str = Membership.Role.MEMBER) -> Membership:
+    """The user in the room; a new member has read what came before (nothing is unread)."""
+    membership, created = Membership.objects.get_or_create(
+        room=room, user=user, defaults={"role": role}
+    )
+    if created:
+        ReadMarker.objects.get_or_create(room=room, user=user, defaults={"seq": room.last_seq})
+    return membership
 
 
 def room_create(*, creator: User, title: str = "", private: bool = False, name: Any = None) -> Room:
@@ -102,7 +135,7 @@ def room_create(*, creator: User, title: str = "", private: bool = False, name: 
         )
         if not created:
             raise InvalidRoomName(f"There is a room called {name!r} already.")
-        Membership.objects.create(room=room, user=creator, role=Membership.Role.OWNER)
+        membership_add(room=room, user=creator, role=Membership.Role.OWNER)
     return room
 
 
@@ -113,14 +146,25 @@ def _membership(room: Room, user: User) -> Membership:
     return found
 
 
+def _member(room: Room, user: User) -> Membership:
+    """The user's membership, checked on every action in a room: anyone may join a public
+    room (as opening it does), while a non-member of a private one finds no room at all."""
+    found = Membership.objects.filter(room=room, user=user).first()
+    if found is not None:
+        return found
+    if room.is_private:
+        raise RoomNotFound("There is no such room, or you are not one of its members.")
+    return membership_add(room=room, user=user)
+
+
 def room_invite(*, room: Room, by: User, username: str) -> Membership:
     """A member brings another user into the room (the way into a private room)."""
     _membership(room, by)
     invited = get_user_model().objects.filter(username=username.strip()).first()
     if invited is None:
         raise NotAllowed(f"There is no user called {username.strip()[:150]!r}.")
-    membership, _ = Membership.objects.get_or_create(room=room, user=invited)
-    return membership
+    room.refresh_from_db(fields=["last_seq"])
+    return membership_add(room=room, user=invited)
 
 
 def room_leave(*, room: Room, user: User) -> None:
@@ -147,6 +191,29 @@ def room_rename(*, room: Room, by: User, title: str) -> Room:
         raise NotAllowed("Only the room's owner may rename it.")
     room.title = title.strip()[:100]
     room.save(update_fields=["title"])
+    return room
+
+
+RETENTION_MAX_DAYS = 3650
+
+
+def room_retention_set(*, room: Room, by: User, days: Any) -> Room:
+    """The room's owner has messages older than `days` deleted (None or "": kept for ever)."""
+    if _membership(room, by).role != Membership.Role.OWNER:
+        raise NotAllowed("Only the room's owner may set how long its messages are kept.")
+    if days in (None, ""):
+        room.retention_days = None
+    else:
+        try:
+            number = int(days)
+        except (TypeError, ValueError):
+            number = 0
+        if not 1 <= number <= RETENTION_MAX_DAYS:
+            raise InvalidMessage(
+                f"Keep messages for 1 to {RETENTION_MAX_DAYS} days, or leave it empty for ever."
+            )
+        room.retention_days = number
+    room.save(update_fields=["retention_days"])
     return room
 
 
@@ -209,6 +276,7 @@ def message_post(
     for its number, its acknowledgement now goes to `reply_to` (the retrying connection).
     """
     clean = message_clean(body=body, client_id=client_id)
+    _member(room, author)
     try:
         with transaction.atomic():
             message = Message.objects.create(
@@ -217,6 +285,7 @@ def message_post(
                 body=clean.body,
                 client_id=clean.client_id,
                 reply_to=reply_to,
+                mentions=mentions_in(room=room, body=clean.body, author=author),
             )
             message_publish.enqueue(room.pk)
     except IntegrityError:
@@ -229,8 +298,166 @@ def message_post(
     return PostResult(message=message, created=True)
 
 
+def mentions_in(*, room: Room, body: str, author: User) -> list[str]:
+    """The members of the room (other than the author) that the body mentions, in order."""
+    if "@" not in body:
+        return []
+    wanted: list[str] = []
+    for match in MENTION_RE.finditer(body):
+        name = match.group(1).rstrip(".")
+        if name and name not in wanted:
+            wanted.append(name)
+    wanted = wanted[:MENTIONS_MAX]
+    members = set(
+        Membership.objects.filter(room=room, user__username__in=wanted)
+        .exclude(user=author)
+        .values_list("user__username", flat=True)
+    )
+    return [name for name in wanted if name in members]
+
+
+def _message_of(room: Room, message_id: Any) -> Message:
+    """The room's sequenced message of that id; another room's is not found, as none is."""
+    if isinstance(message_id, bool) or not isinstance(message_id, int):
+        raise InvalidFrame("'message' must be the id of a message of this room.")
+    found = (
+        Message.objects.filter(room=room, pk=message_id)
+        .sequenced()
+        .select_related("author")
+        .first()
+    )
+    if found is None:
+        raise MessageNotFound(f"There is no message {message_id} in this room.")
+    return found
+
+
+def _event_record(*, message: Message, actor: User, action: str, previous_body: str = "") -> None:
+    """Store the change for numbering, and queue the job that numbers and broadcasts it."""
+    MessageEvent.objects.create(
+        room_id=message.room_id,
+        message=message,
+        actor=actor,
+        action=action,
+        previous_body=previous_body,
+    )
+    message_publish.enqueue(message.room_id)
+
+
+def message_edit(*, room: Room, user: User, message_id: Any, body: Any) -> Message:
+    """The author changes a message's text; the earlier text is kept, the message is marked
+    edited with the time."""
+    _member(room, user)
+    clean = message_clean(body=body)
+    with transaction.atomic():
+        message = _message_of(room, message_id)
+        message = Message.objects.select_for_update().select_related("author").get(pk=message.pk)
+        if message.author_id != user.pk:
+            raise NotAllowed("Only its author may edit a message.")
+        if message.deleted_at is not None:
+            raise NotAllowed("This message was deleted; it cannot be edited.")
+        if clean.body == message.body:
+            return message
+        previous = message.body
+        message.body = clean.body
+        message.edited_at = timezone.now()
+        message.mentions = mentions_in(room=room, body=clean.body, author=user)
+        message.save(update_fields=["body", "edited_at", "mentions"])
+        _event_record(
+            message=message, actor=user, action=MessageEvent.Action.EDIT, previous_body=previous
+        )
+    return message
+
+
+def message_delete(*, room: Room, user: User, message_id: Any) -> Message:
+    """The author, or the room's owner, deletes a message: a tombstone stays in its place;
+    its text is kept for them."""
+    membership = _member(room, user)
+    with transaction.atomic():
+        message = _message_of(room, message_id)
+        message = Message.objects.select_for_update().select_related("author").get(pk=message.pk)
+        if message.author_id != user.pk and membership.role != Membership.Role.OWNER:
+            raise NotAllowed("Only its author or the room's owner may delete a message.")
+        if message.deleted_at is not None:
+            return message
+        previous = message.body
+        message.body = ""
+        message.mentions = []
+        message.deleted_at = timezone.now()
+        message.save(update_fields=["body", "mentions", "deleted_at"])
+        message.reactions.all().delete()
+        _event_record(
+            message=message, actor=user, action=MessageEvent.Action.DELETE, previous_body=previous
+        )
+    return message
+
+
+def reaction_set(*, room: Room, user: User, message_id: Any, emoji: Any, on: Any) -> bool:
+    """Add (`on`) or take back the user's emoji on a message; whether anything changed."""
+    _member(room, user)
+    if not isinstance(emoji, str) or emoji not in events.REACTIONS:
+        raise InvalidFrame(f"'emoji' must be one of {' '.join(events.REACTIONS)}.")
+    if not isinstance(on, bool):
+        raise InvalidFrame("'on' must be true (add the reaction) or false (take it back).")
+    with transaction.atomic():
+        message = _message_of(room, message_id)
+        if message.deleted_at is not None:
+            raise NotAllowed("This message was deleted; it takes no reactions.")
+        if on:
+            _, changed = Reaction.objects.get_or_create(message=message, user=user, emoji=emoji)
+        else:
+            deleted, _ = Reaction.objects.filter(message=message, user=user, emoji=emoji).delete()
+            changed = bool(deleted)
+        if changed:
+            _event_record(message=message, actor=user, action=MessageEvent.Action.REACTION)
+    return changed
+
+
+def revisions_allowed(*, room: Room, user: User, message_id: Any) -> Message:
+    """The message if the user may read its earlier texts: its author, or the room's owner."""
+    membership = _member(room, user)
+    message = _message_of(room, message_id)
+    if message.author_id != user.pk and membership.role != Membership.Role.OWNER:
+        raise NotAllowed("Only its author or the room's owner may see a message's earlier texts.")
+    return message
+
+
+def read_mark(*, room: Room, user: User, seq: Any) -> int | None:
+    """The user has read the room up to `seq` (never moves back; at most the room's last
+    seq). Returns the new marker, or None when it did not move."""
+    if isinstance(seq, bool) or not isinstance(seq, int) or seq < 0:
+        raise InvalidFrame("'seq' must be the seq of the last message you have read.")
+    _member(room, user)
+    last_seq: int = Room.objects.values_list("last_seq", flat=True).get(pk=room.pk)
+    upto = min(int(seq), last_seq)
+    moved = ReadMarker.objects.filter(room=room, user=user, seq__lt=upto).update(seq=upto)
+    if not moved:
+        _, created = ReadMarker.objects.get_or_create(room=room, user=user, defaults={"seq": upto})
+        if not created:
+            return None
+    return upto
+
+
+def read_notify(*, room: Room, user: User, seq: int, unread: int) -> None:
+    """Tell the user's other sockets that the room was read up to `seq`."""
+    message: events.ReadPayload = {
+        "type": events.CHAT_READ,
+        "user": user.pk,
+        "room": room.name,
+        "seq": seq,
+        "unread": unread,
+    }
+    async_to_sync(get_channel_layer().group_send)(sockets.user_group(user.pk), dict(message))
+
+
+def typing_due(*, last_sent: float, now: float) -> bool:
+    """Whether a connection's typing notice goes out: one per TYPING_INTERVAL, the rest are
+    dropped without an answer (a notice is not worth an error, and a user has few sockets)."""
+    return now - last_sent >= float(settings.CHAT["TYPING_INTERVAL"])
+
+
 async def message_rate_check(*, user_id: int) -> None:
-    """Count one message against the user's limit; RateLimited once it is used up."""
+    """Count one message (or edit, delete, reaction: each takes a seq) against the user's
+    limit; RateLimited once it is used up."""
     options = settings.CHAT
     await _rate_check(
         f"chat:rate:{user_id}", options["RATE_LIMIT"], options["RATE_WINDOW"], "messages"
@@ -245,6 +472,14 @@ async def history_rate_check(*, user_id: int) -> None:
         options["HISTORY_RATE"],
         options["HISTORY_WINDOW"],
         "pages of history",
+    )
+
+
+async def read_rate_check(*, user_id: int) -> None:
+    """Count one read marker against the user's limit."""
+    options = settings.CHAT
+    await _rate_check(
+        f"chat:read:{user_id}", options["READ_RATE"], options["RATE_WINDOW"], "read markers"
     )
 
 

@@ -1,8 +1,9 @@
-"""The `chat-messages` worker's task: number a room's new messages and broadcast them."""
+"""The chat's tasks: the `chat-messages` worker's (number a room's new messages and changes,
+and broadcast them), and the hourly retention job (JOBS["SCHEDULE"])."""
 
 import logging
 
-from chat import publishing
+from chat import publishing, retention
 from workers.backends import task
 
 logger = logging.getLogger(__name__)
@@ -19,3 +20,12 @@ def message_publish(room_id: int) -> dict[str, int]:
     if sequenced or published:
         logger.debug("room=%s sequenced=%s published=%s", room_id, sequenced, published)
     return {"sequenced": sequenced, "published": published}
+
+
+@task(queue_name="compute", unique=True, time_limit=3600)
+def messages_expire() -> dict[str, int]:
+    """Delete messages older than their room's retention. Idempotent: a rerun finds nothing."""
+    deleted = retention.messages_expire()
+    if deleted:
+        logger.info("retention: %d messages deleted", deleted)
+    return {"deleted": deleted}

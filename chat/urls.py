@@ -12,4 +12,7 @@ urlpatterns = [
     path("<str:room>/leave", views.room_leave, name="leave"),
     path("<str:room>/remove", views.room_remove, name="remove"),
     path("<str:room>/rename", views.room_rename, name="rename"),
+    path("<str:room>/retention", views.room_retention, name="retention"),
+    path("<str:room>/search", views.room_search, name="search"),
+    path("<str:room>/at/<int:seq>", views.message_in_context, name="at"),
 ]

@@ -1,5 +1,6 @@
 """The chat pages: the room list (with a form to make a room), a room (its live part is
-static/chat/chat.js), and the forms a room's members use: invite, leave, remove, rename."""
+static/chat/chat.js), search in a room and a message in context, and the forms a room's
+members use: invite, leave, remove, rename, retention."""
 
 from typing import Any
 
@@ -11,9 +12,17 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from chat import services
+from chat.events import REACTIONS
 from chat.exceptions import ChatError, InvalidRoomName, RoomNotFound
 from chat.models import ROOM_NAME_MAX_LENGTH, Membership, Room
-from chat.selectors import room_members, rooms_active, rooms_of
+from chat.selectors import (
+    messages_around,
+    messages_search,
+    read_seq,
+    room_members,
+    rooms_active,
+    rooms_with_unread,
+)
 
 
 def signed_in(request: HttpRequest) -> User:
@@ -23,7 +32,7 @@ def signed_in(request: HttpRequest) -> User:
 
 
 def list_context(request: HttpRequest, **extra: Any) -> dict[str, Any]:
-    mine = rooms_of(user_id=signed_in(request).pk)
+    mine = rooms_with_unread(user_id=signed_in(request).pk)
     joined = {room.pk for room in mine}
     return {
         "my_rooms": mine,
@@ -78,9 +87,11 @@ def room_detail(request: HttpRequest, room: str) -> HttpResponse:
         "chat/room.html",
         {
             "room": opened,
-            "rooms": rooms_of(user_id=signed_in(request).pk),
+            "rooms": rooms_with_unread(user_id=signed_in(request).pk),
             "members": room_members(room=opened) if opened.is_private else [],
             "is_owner": role == Membership.Role.OWNER,
+            "read_seq": read_seq(room=opened, user_id=signed_in(request).pk),
+            "reactions": " ".join(REACTIONS),
         },
     )
 
@@ -137,6 +148,53 @@ def room_remove(request: HttpRequest, room: str) -> HttpResponse:
         )
     except ChatError as refused:
         messages.error(request, str(refused))
+    return redirect("chat:room", room=found.name)
+
+
+@require_GET
+@login_required
+def room_search(request: HttpRequest, room: str) -> HttpResponse:
+    """The room's messages matching the words asked for, each linking to it in context."""
+    found = member_action(request, room)
+    if isinstance(found, HttpResponse):
+        return found
+    query = request.GET.get("q", "")
+    return render(
+        request,
+        "chat/search.html",
+        {"room": found, "query": query, "results": messages_search(room=found, query=query)},
+    )
+
+
+@require_GET
+@login_required
+def message_in_context(request: HttpRequest, room: str, seq: int) -> HttpResponse:
+    """A message with the messages around it (where a search result leads)."""
+    found = member_action(request, room)
+    if isinstance(found, HttpResponse):
+        return found
+    around = messages_around(room=found, seq=seq)
+    if not any(message.seq == seq for message in around):
+        context = list_context(request, error=f"There is no message {seq} in this room.")
+        return render(request, "chat/room_list.html", context, status=404)
+    return render(request, "chat/context.html", {"room": found, "messages": around, "seq": seq})
+
+
+@require_POST
+@login_required
+def room_retention(request: HttpRequest, room: str) -> HttpResponse:
+    found = member_action(request, room)
+    if isinstance(found, HttpResponse):
+        return found
+    try:
+        services.room_retention_set(
+            room=found, by=signed_in(request), days=request.POST.get("days")
+        )
+    except ChatError as refused:
+        messages.error(request, str(refused))
+    else:
+        kept = f"{found.retention_days} days" if found.retention_days else "for ever"
+        messages.success(request, f"Messages of {found.display_name} are kept {kept}.")
     return redirect("chat:room", room=found.name)
 
 

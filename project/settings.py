@@ -278,6 +278,8 @@ JOBS: dict[str, Any] = {
             "task": "project.tasks.housekeeping",
             "cron": daily_at("JOBS_HOUSEKEEPING_AT", "03:17"),
         },
+        # Chat messages past their room's retention (chat/tasks.py), hourly.
+        "chat-retention": {"task": "chat.tasks.messages_expire", "cron": "41 * * * *"},
     },
     # A worker claims as many jobs of a channel at once as its recent job durations say it
     # runs in BATCH_WINDOW (one at a time for slow jobs), at most MAX_BATCH; a batch whose job
@@ -558,4 +560,11 @@ CHAT = {
     # How long a server holds a message that arrived ahead of a missing one before it reads
     # the gap from the database.
     "GAP_WAIT": env_float("CHAT_GAP_WAIT", 1.0),
+    # Read markers per user per RATE_WINDOW. A connection sends at most one typing notice
+    # per TYPING_INTERVAL; a hub sends who is typing at most every TYPING_BATCH, and a name
+    # not repeated within TYPING_EXPIRE has stopped (the page drops it by itself).
+    "READ_RATE": int(env_float("CHAT_READ_RATE", 30)),
+    "TYPING_INTERVAL": env_float("CHAT_TYPING_INTERVAL", 2.0),
+    "TYPING_BATCH": env_float("CHAT_TYPING_BATCH", 0.5),
+    "TYPING_EXPIRE": env_float("CHAT_TYPING_EXPIRE", 5.0),
 }

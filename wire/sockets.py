@@ -16,7 +16,8 @@ process's registry of its sockets (`SocketHub`).
 
 The hub is the process's one member of the channel-layer groups `sockets.user.<id>`, for the
 users it has sockets of: a message to a user's group reaches every process that has a socket
-of theirs once, and the hub hands it to those sockets (no channel per connection).
+of theirs once, and the hub hands it to those sockets (no channel per connection): a session
+check to every socket, anything else (with the `user` it is for) to `user_message()`.
 """
 
 from __future__ import annotations
@@ -123,6 +124,13 @@ class SocketHub:
                     check = asyncio.create_task(socket.recheck_session(message.get("ended", "")))
                     self.checks.add(check)
                     check.add_done_callback(self.checks.discard)
+                continue
+            # Any other message to a user's group is for the app's sockets to take or leave.
+            for socket in list(self.by_user.get(message.get("user", 0), ())):
+                try:
+                    await socket.user_message(message)
+                except Exception:
+                    logger.warning("user=%s socket did not take a %r", socket.user.pk, message)
 
 
 # Hubs belong to the event loop their tasks run on.
@@ -257,6 +265,10 @@ class SiteConsumer(AsyncWebsocketConsumer):
 
     async def receive_frame(self, frame: dict[str, Any]) -> None:
         await self.send_error(code=BAD_FRAME, error="this socket only sends; nothing to receive")
+
+    async def user_message(self, message: dict[str, Any]) -> None:
+        """A message to this socket's user's group (`user_group`), other than the session
+        checks: an app's socket sends what it wants of it to its client."""
 
     @staticmethod
     def decode(text_data: str | None) -> dict[str, Any]:

@@ -2,13 +2,22 @@
 // text other people wrote goes into the page through textContent, so it can only ever be text.
 // Protocol: chat/events.py; close codes and the error shape: wire/ (site/wire.js). Messages are
 // kept by seq (each shown once, in seq order); what we send waits in a pending list, keyed by
-// its client_id, until it comes back with a seq.
+// its client_id, until it comes back with a seq. Edits, deletes and reactions come as
+// chat.update frames with seqs of their own, carrying the message as it is now: the page
+// draws that message again.
 
 import { el } from "../site/dom.js";
 import { CLOSE, errorText } from "../site/wire.js";
 
 const root = document.getElementById("chat");
 const { room, user: me } = root ? root.dataset : {};
+const isOwner = root ? root.dataset.owner === "1" : false;
+const reactionSet = root ? root.dataset.reactions.split(" ") : [];
+// How far this user had read when the page opened: the "new messages" line goes after it.
+let readAtOpen = root ? Number(root.dataset.readSeq || 0) : 0;
+// How long a name stays in "… is typing" without a new notice (CHAT["TYPING_EXPIRE"]).
+const TYPING_EXPIRE = 5000;
+const TYPING_EVERY = 2000;
 const log = document.getElementById("chat-log");
 const list = document.getElementById("chat-messages");
 const pendingList = document.getElementById("chat-pending");
@@ -18,6 +27,7 @@ const notice = document.getElementById("chat-notice");
 const form = document.getElementById("chat-form");
 const input = document.getElementById("chat-input");
 const presenceList = document.getElementById("chat-presence");
+const typingLine = document.getElementById("chat-typing");
 
 const shown = new Map(); // seq -> <li>
 const pending = new Map(); // client_id -> {body, state, li, label}
@@ -32,6 +42,11 @@ let attempts = 0;
 let reconnectTimer = null;
 let stopped = false;
 let noticeTimer = null;
+let readSent = 0; // the highest seq this page told the server it has read
+let readTimer = null;
+let typingSent = 0;
+const typing = new Map(); // username -> timer that takes the name out
+const messagesById = new Map(); // message id -> the latest payload drawn
 
 function newClientId() {
   if (crypto.randomUUID) return crypto.randomUUID();
@@ -69,16 +84,247 @@ function showNotice(text, sticky) {
   if (!sticky) noticeTimer = setTimeout(() => (notice.hidden = true), 6000);
 }
 
+// A body with its mentions of members highlighted: text nodes and spans, never markup.
+function bodyNodes(message) {
+  const names = new Set(message.mentions || []);
+  if (!names.size) return [document.createTextNode(message.body)];
+  const nodes = [];
+  const pattern = /@([\w.@+-]{1,150})/g;
+  let at = 0;
+  for (const match of message.body.matchAll(pattern)) {
+    const name = match[1].replace(/\.+$/, "");
+    if (!names.has(name)) continue;
+    nodes.push(document.createTextNode(message.body.slice(at, match.index)));
+    nodes.push(el("span", "chat-mention", `@${name}`));
+    at = match.index + 1 + name.length;
+  }
+  nodes.push(document.createTextNode(message.body.slice(at)));
+  return nodes;
+}
+
+function toolButton(text, onClick) {
+  const button = el("button", "link", text);
+  button.type = "button";
+  button.addEventListener("click", onClick);
+  return button;
+}
+
+function send(frame) {
+  if (!isOpen()) {
+    showNotice("Not connected: try again in a moment.");
+    return;
+  }
+  socket.send(JSON.stringify(frame));
+}
+
+function startEdit(li, message) {
+  if (li.querySelector(".chat-edit-box")) return;
+  const box = el("form", "chat-edit-box");
+  const area = el("textarea");
+  area.value = message.body;
+  area.maxLength = 2000;
+  area.rows = 2;
+  area.setAttribute("aria-label", "Edit the message");
+  const save = el("button", "", "Save");
+  save.type = "submit";
+  const cancel = toolButton("Cancel", () => box.remove());
+  box.append(area, save, cancel);
+  box.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const body = area.value.trim();
+    if (body && body !== message.body) send({ type: "chat.edit", message: message.id, body });
+    box.remove();
+  });
+  li.querySelector(".chat-body").after(box);
+  area.focus();
+}
+
+function renderReactions(message) {
+  const bar = el("div", "chat-reactions");
+  for (const reaction of message.reactions || []) {
+    const mine = reaction.users.includes(me);
+    const button = toolButton(`${reaction.emoji} ${reaction.count}`, () =>
+      send({ type: "chat.react", message: message.id, emoji: reaction.emoji, on: !mine }),
+    );
+    button.className = "chat-reaction";
+    button.setAttribute("aria-pressed", mine ? "true" : "false");
+    button.title = reaction.users.join(", ");
+    bar.append(button);
+  }
+  return bar;
+}
+
 function renderMessage(message) {
-  const li = el("li", message.author === me ? "chat-message mine" : "chat-message");
+  const classes = ["chat-message"];
+  if (message.author === me) classes.push("mine");
+  if (message.deleted) classes.push("deleted");
+  if ((message.mentions || []).includes(me)) classes.push("mentions-me");
+  const li = el("li", classes.join(" "));
   li.dataset.seq = String(message.seq);
+  li.dataset.id = String(message.id);
   const meta = el("div", "chat-meta");
   meta.append(el("span", "chat-author", message.author));
   const time = el("time", "chat-time", timeOf(message.created_at));
   time.dateTime = message.created_at;
   meta.append(time);
-  li.append(meta, el("p", "chat-body", message.body));
+  if (message.edited_at && !message.deleted) {
+    const edited = el("span", "chat-edited", "edited");
+    edited.title = `edited ${new Date(message.edited_at).toLocaleString()}`;
+    meta.append(edited);
+  }
+  if (!message.deleted) {
+    const tools = el("span", "chat-tools");
+    const picker = el("span", "chat-picker");
+    for (const emoji of reactionSet) {
+      const button = toolButton(emoji, () =>
+        send({ type: "chat.react", message: message.id, emoji, on: true }),
+      );
+      button.setAttribute("aria-label", `React with ${emoji}`);
+      picker.append(button);
+    }
+    tools.append(picker);
+    if (message.author === me) tools.append(toolButton("Edit", () => startEdit(li, message)));
+    if (message.author === me || isOwner) {
+      tools.append(
+        toolButton("Delete", () => {
+          if (window.confirm("Delete this message?")) {
+            send({ type: "chat.delete", message: message.id });
+          }
+        }),
+      );
+    }
+    if (message.edited_at && (message.author === me || isOwner)) {
+      tools.append(toolButton("Earlier texts", () => send({ type: "chat.revisions", message: message.id })));
+    }
+    meta.append(tools);
+  }
+  const body = message.deleted
+    ? el("p", "chat-body", "This message was deleted.")
+    : el("p", "chat-body");
+  if (!message.deleted) body.append(...bodyNodes(message));
+  li.append(meta, body, renderReactions(message));
   return li;
+}
+
+function onUpdate(update) {
+  const message = update.message;
+  const old = shown.get(message.seq);
+  if (!old) return; // not on the page (scrolled out of history): it comes right when paged in
+  const li = renderMessage(message);
+  old.replaceWith(li);
+  shown.set(message.seq, li);
+  messagesById.set(message.id, message);
+}
+
+function onRevisions(frame) {
+  const li = list.querySelector(`li[data-id="${Number(frame.message)}"]`);
+  if (!li) return;
+  li.querySelector(".chat-revisions")?.remove();
+  const older = el("ol", "chat-revisions");
+  for (const revision of frame.revisions) {
+    const when = new Date(revision.replaced_at).toLocaleString();
+    older.append(el("li", "", `${revision.body} (until ${when})`));
+  }
+  li.append(older);
+}
+
+// The "new messages" line, read markers and the sidebar's unread counts.
+
+function markNewLine() {
+  if (list.querySelector(".chat-new-line")) return;
+  for (const node of list.children) {
+    const seq = Number(node.dataset.seq);
+    if (seq > readAtOpen && !node.classList.contains("mine")) {
+      const line = el("li", "chat-new-line", "new messages");
+      line.dataset.seq = String(seq - 0.5);
+      node.before(line);
+      return;
+    }
+  }
+}
+
+function sendRead() {
+  clearTimeout(readTimer);
+  readTimer = null;
+  if (document.visibilityState !== "visible" || !isOpen() || highest <= readSent) return;
+  readSent = highest;
+  socket.send(JSON.stringify({ type: "chat.read", seq: highest }));
+}
+
+function readSoon() {
+  // At most one marker a second, however fast messages come.
+  if (readTimer === null) readTimer = setTimeout(sendRead, 1000);
+}
+
+function badgeOf(roomName) {
+  const link = document.querySelector(`.chat-room-links a[data-room="${CSS.escape(roomName)}"]`);
+  return link ? link.parentElement.querySelector(".chat-unread") : null;
+}
+
+function setUnread(roomName, count, mentioned) {
+  const badge = badgeOf(roomName);
+  if (!badge || roomName === room) return;
+  badge.dataset.unread = String(count);
+  badge.textContent = String(count);
+  badge.hidden = count <= 0;
+  if (mentioned) badge.classList.add("mentioned");
+  if (count <= 0) badge.classList.remove("mentioned");
+}
+
+function onActivity(frame) {
+  if (frame.author === me) return;
+  const badge = badgeOf(frame.room);
+  if (badge) setUnread(frame.room, Number(badge.dataset.unread || 0) + 1, false);
+}
+
+function onMention(frame) {
+  if (frame.room === room) return; // the message itself shows here, highlighted
+  const badge = badgeOf(frame.room);
+  if (badge) setUnread(frame.room, Number(badge.dataset.unread || 0), true);
+  showNotice(`${frame.author} mentioned you in ${frame.title}: ${frame.body}`, false);
+}
+
+function onRead(frame) {
+  if (frame.room === room) {
+    readSent = Math.max(readSent, frame.seq);
+    return;
+  }
+  setUnread(frame.room, frame.unread, false);
+}
+
+// Typing.
+
+function renderTyping() {
+  const names = Array.from(typing.keys()).sort((a, b) => a.localeCompare(b));
+  typingLine.textContent = !names.length
+    ? ""
+    : names.length === 1
+      ? `${names[0]} is typing…`
+      : names.length <= 3
+        ? `${names.join(", ")} are typing…`
+        : `${names.length} people are typing…`;
+}
+
+function onTyping(frame) {
+  for (const name of frame.users || []) {
+    if (name === me) continue;
+    clearTimeout(typing.get(name));
+    typing.set(
+      name,
+      setTimeout(() => {
+        typing.delete(name);
+        renderTyping();
+      }, TYPING_EXPIRE),
+    );
+  }
+  renderTyping();
+}
+
+function noteTyping() {
+  const now = Date.now();
+  if (now - typingSent < TYPING_EVERY || !isOpen()) return;
+  typingSent = now;
+  socket.send(JSON.stringify({ type: "chat.typing" }));
 }
 
 function addMessage(message) {
@@ -96,6 +342,12 @@ function addMessage(message) {
   }
   list.insertBefore(li, after);
   shown.set(message.seq, li);
+  messagesById.set(message.id, message);
+  if (typing.has(message.author)) {
+    clearTimeout(typing.get(message.author));
+    typing.delete(message.author);
+    renderTyping();
+  }
   highest = Math.max(highest, message.seq);
   lowest = lowest === null ? message.seq : Math.min(lowest, message.seq);
   if (message.author === me && pending.has(message.client_id)) {
@@ -129,9 +381,13 @@ function onHistory(frame) {
     showNotice("You were away for a long while: showing the latest messages.");
   }
   if (!loaded || frame.reset) hasOlder = frame.has_more;
+  const first = !loaded;
   loaded = true;
   frame.messages.forEach(addMessage);
+  (frame.updates || []).forEach(onUpdate);
+  if (first) markNewLine();
   if (stick) scrollToBottom();
+  readSoon();
   maybeLoadOlder();
 }
 
@@ -279,8 +535,27 @@ function connect() {
         const stick = nearBottom();
         addMessage(frame);
         if (stick || frame.author === me) scrollToBottom();
+        readSoon();
         break;
       }
+      case "chat.update":
+        onUpdate(frame);
+        break;
+      case "chat.typing":
+        onTyping(frame);
+        break;
+      case "chat.activity":
+        onActivity(frame);
+        break;
+      case "chat.mention":
+        onMention(frame);
+        break;
+      case "chat.read":
+        onRead(frame);
+        break;
+      case "chat.revisions":
+        onRevisions(frame);
+        break;
       case "chat.ack":
         onAck(frame);
         break;
@@ -337,7 +612,9 @@ if (root) {
   document.addEventListener("visibilitychange", () => {
     // A laptop waking up: do not wait out the backoff.
     if (document.visibilityState === "visible" && socket === null && !stopped) connect();
+    if (document.visibilityState === "visible") readSoon();
   });
+  input.addEventListener("input", noteTyping);
 
   log.addEventListener("scroll", maybeLoadOlder, { passive: true });
 

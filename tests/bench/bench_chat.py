@@ -1,12 +1,16 @@
-"""Chat fan-out: 1,000 websocket clients in one room on daphne + Redis (+ PostgreSQL).
+"""Chat fan-out: N websocket clients in one room on daphne + Redis (+ PostgreSQL), beside the
+Channels tutorial's chat.
 
-Three stacks, measured in the same run, each with 1,000 clients on one daphne process and the
-same channels-redis layer:
+Stacks, measured in the same run, each with N clients on one daphne process and the same
+channels-redis layer:
 
 * chat: the whole pipeline. A client sends `chat.message`; the consumer counts it against the
   rate limit (Redis) and stores it with its job (PostgreSQL); a `chat-messages` worker numbers
   it and broadcasts it to the room's group; the room's hub in daphne puts it in order and
   sends it to every connection.
+* tutorial: the chat of the Channels tutorial (tests/bench/tutorial_chat.py): an async
+  consumer, one group per room, one `group_send` per message, a channel per connection; it
+  stores, numbers and checks nothing.
 * bare fan-out, a channel per connection: the floor of Channels' usual pattern. The benchmark
   calls channels-redis `group_send` with a ready-made frame, to a group of 1,000 channels, one
   per connection; a stock consumer forwards it.
@@ -15,10 +19,17 @@ same channels-redis layer:
 
 For each: the latency from send until *every* client has the message (p50/p99 over messages
 sent at a light, paced rate), and the sustained rate of a burst (messages / time from the first
-send until the last client has the last message). Loopback only; bounded in clients, messages
-and time.
+send until the last client has the last message). Also: daphne's memory per idle connection
+(its RSS growth over the connection storm, divided by N); a reconnect storm (every client
+drops and reconnects at once, the chat's with `?since=` its last seq, until every one is back
+with its history); and, for the chat, the paced latency again while 100 clients send typing
+notices, beside the paced latency without. Loopback only; bounded in clients, messages and
+time. The default run (300 clients, chat and tutorial) takes two or three minutes; the full
+figures:
 
-    .venv/bin/python -m tests.bench.bench_chat [--clients 1000] [--burst 200]
+    .venv/bin/python -m tests.bench.bench_chat                      # 300 clients
+    .venv/bin/python -m tests.bench.bench_chat --clients 1000       # the delivery figures
+    .venv/bin/python -m tests.bench.bench_chat --clients 5000 --stacks chat,tutorial --burst 20
 """
 
 from __future__ import annotations
@@ -61,7 +72,11 @@ SENDERS = 10
 PACED_MESSAGES = 60
 PACED_RATE = 3.0
 PHASE_TIMEOUT = 90.0
-CONNECT_TIMEOUT = 180.0
+CONNECT_TIMEOUT = 300.0
+# Typing notices during the second paced phase: this many clients, each one a second (the
+# server passes one per connection per CHAT_TYPING_INTERVAL).
+TYPERS = 100
+TYPING_EVERY = 1.0
 
 
 # The bare fan-outs' server side: daphne serves `tests.bench.bench_chat:<name>_application`.
@@ -145,6 +160,7 @@ class ClientConfig:
     origin: str
     cookies: list[str]  # one per client; "" for none
     chat: bool  # wait for the chat's history and presence before counting as ready
+    tutorial: bool = False  # the tutorial's frames: {"message": ...}
 
 
 def client_process(conn: Connection, config: ClientConfig) -> None:
@@ -158,37 +174,49 @@ class ClientSide:
         self.sockets: list[Any] = []
         # message key -> [deliveries, max latency, sum of latencies]
         self.received: dict[str, list[float]] = {}
+        # The highest seq each socket has: a reconnect asks for what came after it.
+        self.highest: list[int] = []
+        self.readers: list[asyncio.Task[None]] = []
+        self.typers: list[asyncio.Task[None]] = []
+        self.resets = 0
 
-    async def run(self) -> None:
+    async def open_one(self, index: int, gate: asyncio.Semaphore, since: bool = False) -> Any:
         import websockets
 
+        cookie = self.config.cookies[index]
+        headers = {"Cookie": cookie} if cookie else {}
+        url = self.config.url
+        if since:
+            url += f"?since={self.highest[index]}"
+        async with gate:
+            for attempt in range(5):
+                try:
+                    ws = await websockets.connect(
+                        url,
+                        origin=websockets.Origin(self.config.origin),
+                        additional_headers=headers,
+                        compression=None,
+                        ping_interval=None,
+                        max_size=2**22,
+                        open_timeout=60,
+                    )
+                    break
+                except (OSError, websockets.exceptions.InvalidHandshake, TimeoutError):
+                    # A loaded server may drop a handshake: the next attempt is counted.
+                    if attempt == 4:
+                        raise
+                    await asyncio.sleep(1 + attempt)
+            if self.config.chat:
+                await self.initial_frames(ws, index)
+            return ws
+
+    async def run(self) -> None:
         gate = asyncio.Semaphore(25)
-
-        async def open_one(cookie: str) -> Any:
-            headers = {"Cookie": cookie} if cookie else {}
-            async with gate:
-                for attempt in range(5):
-                    try:
-                        ws = await websockets.connect(
-                            self.config.url,
-                            origin=websockets.Origin(self.config.origin),
-                            additional_headers=headers,
-                            compression=None,
-                            ping_interval=None,
-                            max_size=2**22,
-                            open_timeout=60,
-                        )
-                        break
-                    except (OSError, websockets.exceptions.InvalidStatus, TimeoutError):
-                        if attempt == 4:
-                            raise
-                        await asyncio.sleep(1 + attempt)
-                if self.config.chat:
-                    await self.initial_frames(ws)
-                return ws
-
-        self.sockets = list(await asyncio.gather(*(open_one(c) for c in self.config.cookies)))
-        readers = [asyncio.create_task(self.read(ws)) for ws in self.sockets]
+        self.highest = [0] * len(self.config.cookies)
+        self.sockets = list(
+            await asyncio.gather(*(self.open_one(i, gate) for i in range(len(self.highest))))
+        )
+        self.readers = [asyncio.create_task(self.read(ws, i)) for i, ws in enumerate(self.sockets)]
         self.conn.send(("ready", len(self.sockets)))
         loop = asyncio.get_running_loop()
         sending: set[asyncio.Task[None]] = set()
@@ -200,37 +228,89 @@ class ClientSide:
                 task = asyncio.create_task(self.send_chat(tag, count, rate))
                 sending.add(task)
                 task.add_done_callback(sending.discard)
+            elif command[0] == "typing":
+                for typer in self.typers:
+                    typer.cancel()
+                self.typers = [
+                    asyncio.create_task(self.type(ws)) for ws in self.sockets[: command[1]]
+                ]
+                self.conn.send(("typing", len(self.typers)))
+            elif command[0] == "reconnect":
+                self.conn.send(("reconnect", await self.reconnect()))
             elif command[0] == "progress":
                 self.conn.send(("progress", {k: int(v[0]) for k, v in self.received.items()}))
             elif command[0] == "results":
                 self.conn.send(("results", self.received))
             elif command[0] == "stop":
                 break
-        for task in readers:
+        for task in [*self.readers, *self.typers]:
             task.cancel()
         await asyncio.gather(*(ws.close() for ws in self.sockets), return_exceptions=True)
         self.conn.send(("stopped", 0))
 
-    async def initial_frames(self, ws: Any) -> None:
+    async def reconnect(self) -> tuple[float, int]:
+        """Drop every socket, then reconnect them all at once (the chat's with `?since=`);
+        returns the seconds until the last is back with its history, and how many resets."""
+        for task in self.readers:
+            task.cancel()
+        await asyncio.gather(*(ws.close() for ws in self.sockets), return_exceptions=True)
+        self.resets = 0
+        began = time.monotonic()
+        gate = asyncio.Semaphore(1000)
+        self.sockets = list(
+            await asyncio.gather(
+                *(self.open_one(i, gate, since=self.config.chat) for i in range(len(self.highest)))
+            )
+        )
+        elapsed = time.monotonic() - began
+        self.readers = [asyncio.create_task(self.read(ws, i)) for i, ws in enumerate(self.sockets)]
+        return elapsed, self.resets
+
+    async def type(self, ws: Any) -> None:
+        frame = json.dumps({"type": "chat.typing"})
+        await asyncio.sleep(TYPING_EVERY * (hash(id(ws)) % 1000) / 1000)
+        while True:
+            with contextlib.suppress(Exception):
+                await ws.send(frame)
+            await asyncio.sleep(TYPING_EVERY)
+
+    async def initial_frames(self, ws: Any, index: int) -> None:
         seen: set[str] = set()
         while not {"chat.history", "chat.presence"} <= seen:
-            seen.add(json.loads(await ws.recv())["type"])
+            frame = json.loads(await ws.recv())
+            seen.add(frame["type"])
+            if frame["type"] == "chat.history":
+                self.resets += bool(frame.get("reset"))
+                for item in [*frame["messages"], *frame.get("updates", [])]:
+                    self.highest[index] = max(self.highest[index], item["seq"])
 
-    async def read(self, ws: Any) -> None:
+    async def read(self, ws: Any, index: int) -> None:
+        import websockets
+
         received = self.received
-        async for raw in ws:
-            arrived = time.monotonic()
-            frame = json.loads(raw)
-            if frame.get("type") != "chat.message":
-                continue
-            key, sent_at = frame["body"].split(" ")
-            latency = arrived - float(sent_at)
-            entry = received.get(key)
-            if entry is None:
-                received[key] = entry = [0, 0.0, 0.0]
-            entry[0] += 1
-            entry[1] = max(entry[1], latency)
-            entry[2] += latency
+        tutorial = self.config.tutorial
+        with contextlib.suppress(websockets.exceptions.ConnectionClosed):
+            async for raw in ws:
+                arrived = time.monotonic()
+                frame = json.loads(raw)
+                if tutorial:
+                    body = frame["message"]
+                elif frame.get("type") == "chat.message":
+                    body = frame["body"]
+                    self.highest[index] = max(self.highest[index], frame["seq"])
+                else:
+                    # Updates have seqs of the room's order too (acks have the sender's).
+                    if frame.get("type") == "chat.update":
+                        self.highest[index] = max(self.highest[index], frame["seq"])
+                    continue
+                key, sent_at = body.split(" ")
+                latency = arrived - float(sent_at)
+                entry = received.get(key)
+                if entry is None:
+                    received[key] = entry = [0, 0.0, 0.0]
+                entry[0] += 1
+                entry[1] = max(entry[1], latency)
+                entry[2] += latency
 
     async def send_chat(self, tag: str, count: int, rate: float) -> None:
         senders = self.sockets[:SENDERS]
@@ -240,15 +320,19 @@ class ClientSide:
             if interval:
                 await asyncio.sleep(max(0.0, start + n * interval - time.monotonic()))
             body = f"{tag}-{n} {time.monotonic():.6f}"
-            await senders[n % len(senders)].send(
-                json.dumps({"type": "chat.message", "body": body, "client_id": f"{tag}-{n}"})
-            )
+            if self.config.tutorial:
+                frame = {"message": body}
+            else:
+                frame = {"type": "chat.message", "body": body, "client_id": f"{tag}-{n}"}
+            await senders[n % len(senders)].send(json.dumps(frame))
 
 
 class Clients:
     """The client processes of one stack, driven from the benchmark process."""
 
-    def __init__(self, url: str, origin: str, cookies: list[str], chat: bool) -> None:
+    def __init__(
+        self, url: str, origin: str, cookies: list[str], chat: bool, tutorial: bool = False
+    ) -> None:
         context = multiprocessing.get_context("spawn")
         self.pipes: list[Connection] = []
         self.processes: list[Any] = []
@@ -257,7 +341,12 @@ class Clients:
             parent, child = context.Pipe()
             process = context.Process(
                 target=client_process,
-                args=(child, ClientConfig(url=url, origin=origin, cookies=share, chat=chat)),
+                args=(
+                    child,
+                    ClientConfig(
+                        url=url, origin=origin, cookies=share, chat=chat, tutorial=tutorial
+                    ),
+                ),
                 daemon=True,
             )
             process.start()
@@ -282,6 +371,21 @@ class Clients:
 
     def send_chat(self, tag: str, count: int, rate: float) -> None:
         self.pipes[0].send(("send", tag, count, rate))
+
+    def typing(self, typers: int) -> int:
+        """Start `typers` clients typing (0: stop them all); returns how many type."""
+        share = -(-typers // len(self.pipes))
+        for pipe in self.pipes:
+            pipe.send(("typing", share))
+        return sum(self.expect(pipe, "typing", 30) for pipe in self.pipes)
+
+    def reconnect(self) -> tuple[float, int]:
+        """Every client drops and reconnects at once: the seconds until the last is back
+        (with its history, for the chat), and how many were told to start over."""
+        for pipe in self.pipes:
+            pipe.send(("reconnect",))
+        back = [self.expect(pipe, "reconnect", CONNECT_TIMEOUT) for pipe in self.pipes]
+        return max(seconds for seconds, _ in back), sum(resets for _, resets in back)
 
     def complete(self, keys: list[str]) -> int:
         """How many of `keys` every client has received."""
@@ -364,10 +468,29 @@ class Outcome:
     burst_seconds: float
     # daphne's CPU time per message in the burst: less noisy than wall time on a shared box.
     daphne_cpu_ms: float
+    # daphne's RSS growth per connection, once all are connected and idle.
+    idle_kib: float
+    # The paced phase again with TYPERS clients typing (the chat only).
+    typed: Figures | None
+    # Every client reconnecting at once: seconds until the last is back, and how many reset.
+    storm_seconds: float | None
+    storm_resets: int
 
     @property
     def rate(self) -> float:
         return self.burst.delivered / self.burst_seconds
+
+
+def rss_kib(pid: int) -> int:
+    """A process's resident memory (Linux)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+# Each daphne's RSS once it listens, before any client connects.
+RSS_AT_START: dict[int, int] = {}
 
 
 def cpu_seconds(pid: int) -> float:
@@ -384,18 +507,40 @@ def run_stack(
     settle: float,
     server: BenchProcess,
 ) -> Outcome:
-    """Connect the clients, then the paced phase, then the burst."""
+    """Connect the clients (and weigh them idle), then the paced phase, the paced phase with
+    typing (the chat), the burst, and the reconnect storm (not the bare fan-outs)."""
+    typed: Figures | None = None
+    storm: tuple[float, int] | None = None
+    pid = server.popen.pid
     try:
         started = time.monotonic()
         clients.wait_ready()
         out(f"{name}: {clients.count} clients connected in {time.monotonic() - started:.1f} s")
         time.sleep(settle)
+        idle_kib = (rss_kib(pid) - RSS_AT_START.get(pid, 0)) / clients.count
+        out(f"{name}: {idle_kib:.1f} KiB per idle connection")
         paced, _ = measure(
             clients, "paced", PACED_MESSAGES, lambda: send("paced", PACED_MESSAGES, PACED_RATE)
         )
-        cpu_before = cpu_seconds(server.popen.pid)
+        if name == "chat" and args.typers:
+            typers = clients.typing(min(args.typers, clients.count))
+            time.sleep(2)
+            typed_results, _ = measure(
+                clients, "typed", PACED_MESSAGES, lambda: send("typed", PACED_MESSAGES, PACED_RATE)
+            )
+            clients.typing(0)
+            typed = figures(typed_results, PACED_MESSAGES, clients.count)
+            out(
+                f"{name}: with {typers} typing, paced p50 {typed.p50:.1f} ms p99 {typed.p99:.1f} ms"
+            )
+            time.sleep(2)
+        cpu_before = cpu_seconds(pid)
         burst, seconds = measure(clients, "burst", args.burst, lambda: send("burst", args.burst, 0))
-        cpu = cpu_seconds(server.popen.pid) - cpu_before
+        cpu = cpu_seconds(pid) - cpu_before
+        if not name.startswith("bare"):
+            time.sleep(1)
+            storm = clients.reconnect()
+            out(f"{name}: {clients.count} reconnected at once in {storm[0]:.1f} s")
     finally:
         clients.close()
     outcome = Outcome(
@@ -404,6 +549,10 @@ def run_stack(
         burst=figures(burst, args.burst, clients.count),
         burst_seconds=seconds,
         daphne_cpu_ms=cpu * 1000 / max(1, len(burst)),
+        idle_kib=idle_kib,
+        typed=typed,
+        storm_seconds=storm[0] if storm else None,
+        storm_resets=storm[1] if storm else 0,
     )
     slowest = sorted(paced.items(), key=lambda item: -item[1][1])[:3]
     out(
@@ -508,31 +657,39 @@ def daphne(name: str, app: str, env: dict[str, str], logs: Path) -> tuple[BenchP
         logs / f"{name}.log",
     )
     wait_listening(process, port)
+    RSS_AT_START[process.popen.pid] = rss_kib(process.popen.pid)
     return process, port
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m tests.bench.bench_chat")
-    parser.add_argument("--clients", type=int, default=1000, help="websockets in the room")
-    parser.add_argument("--burst", type=int, default=200, help="messages in the burst phase")
+    parser.add_argument("--clients", type=int, default=300, help="websockets in the room")
+    parser.add_argument("--burst", type=int, default=100, help="messages in the burst phase")
+    parser.add_argument(
+        "--typers", type=int, default=TYPERS, help="clients typing in the chat's typing phase"
+    )
     parser.add_argument(
         "--stacks",
-        default="chat,connection,process",
-        help="which to measure: chat, connection (bare, channel per connection), "
-        "process (bare, channel per process)",
+        default="chat,tutorial",
+        help="which to measure: chat, tutorial (the Channels tutorial's chat), connection "
+        "(bare, channel per connection), process (bare, channel per process)",
     )
+    parser.add_argument(
+        "--database", default="pipeline_bench_chat", help="PostgreSQL database to make and drop"
+    )
+    parser.add_argument("--redis-db", type=int, default=LAYER_DB, help="Redis database to flush")
     args = parser.parse_args(argv)
     stacks = set(args.stacks.split(","))
-    if not 10 <= args.clients <= 2000 or not 10 <= args.burst <= 900:
+    if not 10 <= args.clients <= 5000 or not 10 <= args.burst <= 900:
         # Bounded: a channels-redis channel holds 1,000 messages; a bigger burst would drop.
-        parser.error("--clients must be 10..2000 and --burst 10..900")
+        parser.error("--clients must be 10..5000 and --burst 10..900")
 
-    layer = redis_url(LAYER_DB)
+    layer = redis_url(args.redis_db)
     flush_redis(layer)
     logs = ROOT / "var" / "bench-chat"
     logs.mkdir(parents=True, exist_ok=True)
     outcomes: list[Outcome] = []
-    with bench_database("pipeline_bench_chat") as database:
+    with bench_database(args.database) as database:
         setup_django(database=database, redis=layer)
         cookies = make_users(args.clients)
         env = {
@@ -549,6 +706,20 @@ def main(argv: list[str] | None = None) -> None:
         try:
             if "chat" in stacks:
                 outcomes.append(run_chat(args, cookies, env, logs))
+            if "tutorial" in stacks:
+                server, port = daphne(
+                    "daphne-tutorial", "tests.bench.tutorial_chat:application", env, logs
+                )
+                started.append(server)
+                clients = Clients(
+                    f"ws://127.0.0.1:{port}/ws/chat/{ROOM}/",
+                    f"http://127.0.0.1:{port}",
+                    cookies,
+                    chat=False,
+                    tutorial=True,
+                )
+                outcomes.append(run_stack("tutorial", args, clients, clients.send_chat, 1, server))
+                server.stop()
             send = group_sender()
             for key, name, app in [
                 ("connection", "bare, channel per connection", "fanout_application"),
@@ -637,6 +808,26 @@ def report(args: argparse.Namespace, outcomes: list[Outcome]) -> None:
         ]
         label = "chat / " + floor.name.removeprefix("bare, ")
         out(f"{label:31}" + "".join(f"{r:>14.2f}x" for r in ratios))
+    out()
+    out(f"{'':31}{'KiB/idle conn':>15}{'storm s':>15}{'storm resets':>15}{'typing p99':>15}")
+    for o in outcomes:
+        storm = f"{o.storm_seconds:.1f}" if o.storm_seconds is not None else "-"
+        typing = f"{o.typed.p99:.1f} ms" if o.typed is not None else "-"
+        resets = str(o.storm_resets) if o.storm_seconds is not None else "-"
+        out(f"{o.name:31}{o.idle_kib:>15.1f}{storm:>15}{resets:>15}{typing:>15}")
+    for o in outcomes:
+        if o.typed is not None and o.paced.p99 > 0:
+            rise = (o.typed.p99 / o.paced.p99 - 1) * 100
+            out(
+                f"{o.name}: paced p99 {o.paced.p99:.1f} ms without typing, {o.typed.p99:.1f} ms "
+                f"with typing ({rise:+.0f} %; the target is at most +20 %)"
+            )
+    tutorials = [o for o in outcomes if o.name == "tutorial"]
+    for chat, tutorial in [(c, t) for c in chats for t in tutorials]:
+        out(
+            f"chat p99 / tutorial p99: paced {chat.paced.p99 / tutorial.paced.p99:.2f}x, "
+            f"burst {chat.burst.p99 / tutorial.burst.p99:.2f}x (the target is at most 0.1x)"
+        )
 
 
 if __name__ == "__main__":

@@ -10,11 +10,15 @@ from typing import Any
 
 import pytest
 from asgiref.sync import sync_to_async
+from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from channels.routing import ChannelNameRouter
 from channels.testing import WebsocketCommunicator
 from django.test import Client
 
+from chat.models import Room
+from chat.publishing import messages_publish, messages_sequence
+from chat.services import message_post, room_get_or_create
 from project.asgi import application
 from project.routing import channel_routes
 from tests.clients import SAME_ORIGIN, collect_until
@@ -90,9 +94,14 @@ async def joined(communicator: WebsocketCommunicator) -> tuple[dict[str, Any], d
 
 
 async def entered(path: str, user: Any, password: str) -> WebsocketCommunicator:
-    """A websocket in the room, past its history and presence frames."""
+    """A websocket in the room, past its history and presence frames, and past the room's
+    batched news of this user joining (which may otherwise come between later frames)."""
     communicator = await open_chat(path, user, password)
     await joined(communicator)
+    await frames_until(
+        communicator,
+        lambda f: f["type"] == "chat.presence" and user.username in f.get("joined", []),
+    )
     return communicator
 
 
@@ -109,3 +118,18 @@ async def frames_for(communicator: WebsocketCommunicator, seconds: float) -> lis
             continue
         frames.append(await communicator.receive_json_from())
     return frames
+
+
+@database_sync_to_async
+def post_published(room_name: str, author: Any, bodies: list[str]) -> Room:
+    """Messages already sequenced and broadcast, as if sent earlier."""
+    room = room_get_or_create(name=room_name)
+    for n, body in enumerate(bodies):
+        message_post(room=room, author=author, body=body, client_id=f"earlier-{n}")
+    messages_sequence(room_id=room.pk)
+    messages_publish(room_id=room.pk)
+    return room
+
+
+def is_message(body: str) -> Any:
+    return lambda frame: frame["type"] == "chat.message" and frame["body"] == body

@@ -1,36 +1,31 @@
 """The chat websocket through the whole ASGI stack, with the `chat-messages` worker running on
-the test's event loop: history, broadcast, acks, replay, paging, presence, errors, limits."""
+the test's event loop: history, broadcast, acks, replay, paging, errors, limits; edits, deletes
+and reactions live and replayed, typing, mentions, activity and read markers."""
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import pytest
 from channels.db import database_sync_to_async
 from django.utils import timezone
 
-from chat.models import Message, Room
-from chat.publishing import messages_publish, messages_sequence
-from chat.services import message_post, room_get_or_create
-from tests.chat.conftest import entered, frames_for, frames_until, joined, messages_in, open_chat
+from chat.models import Message, MessageEvent, Room
+from chat.publishing import messages_sequence
+from chat.selectors import read_seq
+from chat.services import message_edit, room_open
+from tests.chat.conftest import (
+    entered,
+    frames_for,
+    frames_until,
+    is_message,
+    joined,
+    messages_in,
+    open_chat,
+    post_published,
+)
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("empty_layer")]
-
-
-@database_sync_to_async
-def post_published(room_name: str, author: Any, bodies: list[str]) -> Room:
-    """Messages already sequenced and broadcast, as if sent earlier."""
-    room = room_get_or_create(name=room_name)
-    for n, body in enumerate(bodies):
-        message_post(room=room, author=author, body=body, client_id=f"earlier-{n}")
-    messages_sequence(room_id=room.pk)
-    messages_publish(room_id=room.pk)
-    return room
-
-
-def is_message(body: str) -> Any:
-    return lambda frame: frame["type"] == "chat.message" and frame["body"] == body
 
 
 async def test_anonymous_connections_are_refused_with_4401() -> None:
@@ -167,33 +162,12 @@ async def test_missing_more_than_the_replay_limit_resets_to_the_latest(
     await communicator.disconnect()
 
 
-async def test_a_dropped_broadcast_is_read_from_the_database_when_the_next_arrives(
-    chat_worker: Any, user: Any, other_user: Any, password: str
-) -> None:
-    alice = await entered("/ws/chat/general/", user, password)
-    bob = await entered("/ws/chat/general/", other_user, password)
-
-    @database_sync_to_async
-    def sequenced_but_never_broadcast() -> None:
-        room = Room.objects.get(name="general")
-        message_post(room=room, author=user, body="lost in the layer", client_id="lost")
-        messages_sequence(room_id=room.pk)
-        Message.objects.filter(client_id="lost").update(published_at=timezone.now())
-
-    await sequenced_but_never_broadcast()
-    await alice.send_json_to({"type": "chat.message", "body": "next one", "client_id": "next"})
-    seen = messages_in(await frames_until(bob, is_message("next one")))
-    assert [(m["seq"], m["body"]) for m in seen] == [(1, "lost in the layer"), (2, "next one")]
-    await alice.disconnect()
-    await bob.disconnect()
-
-
 @pytest.mark.parametrize(
     ("frame", "code", "reason"),
     [
         ("not json at all", "bad_frame", "not JSON"),
         ("[1, 2]", "bad_frame", "JSON objects"),
-        ('{"type": "chat.typing"}', "bad_frame", "Unknown frame type 'chat.typing'"),
+        ('{"type": "chat.dance"}', "bad_frame", "Unknown frame type 'chat.dance'"),
         ('{"body": "no type"}', "bad_frame", "Unknown frame type None"),
         ('{"type": "chat.message", "body": "   \\n "}', "invalid", "empty"),
         ('{"type": "chat.message"}', "invalid", "needs a body"),
@@ -276,41 +250,191 @@ async def test_the_rate_limit_refuses_the_excess_and_says_when_to_retry(
     await bob.disconnect()
 
 
-async def test_presence_follows_joins_and_leaves(user: Any, other_user: Any, password: str) -> None:
-    alice = await entered("/ws/chat/general/", user, password)
-    bob = await open_chat("/ws/chat/general/", other_user, password)
-    _, bobs_view = await joined(bob)
-    assert bobs_view["users"] == ["alice", "bob"]
-    change = await frames_until(alice, lambda f: "bob" in f.get("joined", []))
-    assert change[-1]["type"] == "chat.presence"
-    # A second tab of bob's, closed again, does not make him leave.
-    bob_tab = await entered("/ws/chat/general/", other_user, password)
-    await bob_tab.disconnect()
-    await asyncio.sleep(0.2)
-    await bob.disconnect()
-    change = await frames_until(alice, lambda f: "bob" in f.get("left", []))
-    assert all("bob" not in f.get("left", []) for f in change[:-1])
-    await alice.disconnect()
-    await asyncio.sleep(0.1)
+async def posted(communicator: Any, body: str) -> dict[str, Any]:
+    """Send a message and wait until it comes back numbered."""
+    await communicator.send_json_to({"type": "chat.message", "body": body})
+    return messages_in(await frames_until(communicator, is_message(body)))[-1]
 
 
-async def test_a_connection_left_behind_by_a_dead_server_expires(
-    settings: Any, user: Any, other_user: Any, password: str
+def is_update(action: str) -> Any:
+    return lambda frame: frame["type"] == "chat.update" and frame["action"] == action
+
+
+async def test_edits_deletes_and_reactions_reach_the_room_live_and_through_since(
+    chat_worker: Any, user: Any, other_user: Any, password: str
 ) -> None:
-    settings.CHAT = {**settings.CHAT, "PRESENCE_HEARTBEAT": 0.2, "PRESENCE_TTL": 1}
-    room = await database_sync_to_async(room_get_or_create)(name="general")
+    alice = await entered("/ws/chat/general/", user, password)
+    bob = await entered("/ws/chat/general/", other_user, password)
+    first = await posted(alice, "helo")
+    second = await posted(alice, "to be deleted")
+    await frames_until(bob, is_message("to be deleted"))
+    await alice.send_json_to({"type": "chat.edit", "message": first["id"], "body": "hello"})
+    edit = (await frames_until(bob, is_update("edit")))[-1]
+    assert (edit["seq"], edit["by"], edit["message"]["body"]) == (3, "alice", "hello")
+    assert edit["message"]["edited_at"] is not None
+    await bob.send_json_to({"type": "chat.react", "message": first["id"], "emoji": "👍"})
+    reaction = (await frames_until(alice, is_update("reaction")))[-1]
+    assert reaction["message"]["reactions"] == [{"emoji": "👍", "count": 1, "users": ["bob"]}]
+    await alice.send_json_to({"type": "chat.delete", "message": second["id"]})
+    tombstone = (await frames_until(bob, is_update("delete")))[-1]
+    assert (tombstone["seq"], tombstone["message"]["deleted"]) == (5, True)
+    assert tombstone["message"]["body"] == ""
+    await bob.disconnect()
+
+    # Bob comes back having seen seq 2: the three changes come with their own seqs.
+    back = await open_chat("/ws/chat/general/?since=2", other_user, password)
+    replay, _ = await joined(back)
+    assert replay["messages"] == []
+    assert [(u["seq"], u["action"]) for u in replay["updates"]] == [
+        (3, "edit"),
+        (4, "reaction"),
+        (5, "delete"),
+    ]
+    # A fresh page gets the messages as they are now.
+    fresh = await open_chat("/ws/chat/general/", other_user, password)
+    history, _ = await joined(fresh)
+    now = {m["seq"]: m for m in history["messages"]}
+    assert (now[1]["body"], now[1]["reactions"][0]["count"]) == ("hello", 1)
+    assert (now[2]["deleted"], now[2]["body"]) == (True, "")
+    await alice.send_json_to({"type": "chat.message", "body": "after"})
+    live = await frames_until(back, is_message("after"))
+    assert [m["seq"] for m in messages_in(live)] == [6]
+    for communicator in (alice, back, fresh):
+        await communicator.disconnect()
+
+
+async def test_an_update_dropped_by_the_layer_is_read_from_the_database(
+    chat_worker: Any, user: Any, other_user: Any, password: str
+) -> None:
+    alice = await entered("/ws/chat/general/", user, password)
+    bob = await entered("/ws/chat/general/", other_user, password)
+    message = await posted(alice, "typo")
 
     @database_sync_to_async
-    def ghost() -> None:
-        from chat.services import presence_join
+    def edited_but_never_broadcast() -> None:
+        room = Room.objects.get(name="general")
+        message_edit(room=room, user=user, message_id=message["id"], body="fixed")
+        messages_sequence(room_id=room.pk)
+        MessageEvent.objects.update(published_at=timezone.now())
 
-        presence_join(room_id=room.pk, user_id=other_user.pk, connection_id="dead-server!ghost")
-
-    await ghost()
-    alice = await open_chat("/ws/chat/general/", user, password)
-    _, presence = await joined(alice)
-    assert presence["users"] == ["alice", "bob"]
-    frames = await frames_until(alice, lambda f: "bob" in f.get("left", []), timeout=5)
-    assert frames[-1]["type"] == "chat.presence"
+    await edited_but_never_broadcast()
+    await alice.send_json_to({"type": "chat.message", "body": "next"})
+    frames = await frames_until(bob, is_message("next"))
+    assert [(f["type"], f["seq"]) for f in frames if "seq" in f] == [
+        ("chat.message", 1),
+        ("chat.update", 2),
+        ("chat.message", 3),
+    ]
     await alice.disconnect()
-    await asyncio.sleep(0.1)
+    await bob.disconnect()
+
+
+@pytest.mark.parametrize(
+    ("frame", "code", "reason"),
+    [
+        ({"type": "chat.edit", "message": "1", "body": "x"}, "bad_frame", "'message' must be"),
+        ({"type": "chat.edit", "message": 999, "body": "x"}, "not_found", "no message 999"),
+        ({"type": "chat.edit", "message": 1, "body": ""}, "invalid", "empty"),
+        ({"type": "chat.edit", "message": 1, "body": "x" * 2001}, "invalid", "2001 characters"),
+        ({"type": "chat.delete"}, "bad_frame", "'message' must be"),
+        ({"type": "chat.delete", "message": 999}, "not_found", "no message 999"),
+        ({"type": "chat.react", "message": 1, "emoji": "🦄"}, "bad_frame", "'emoji' must be"),
+        ({"type": "chat.react", "message": 1, "emoji": "👍", "on": 1}, "bad_frame", "'on'"),
+        ({"type": "chat.react", "message": True, "emoji": "👍"}, "bad_frame", "'message'"),
+        ({"type": "chat.read", "seq": -1}, "bad_frame", "'seq' must be"),
+        ({"type": "chat.read", "seq": "1"}, "bad_frame", "'seq' must be"),
+        ({"type": "chat.revisions", "message": None}, "bad_frame", "'message' must be"),
+        ({"type": "chat.revisions", "message": 999}, "not_found", "no message 999"),
+    ],
+)
+async def test_bad_frames_of_the_new_types_get_a_chat_error_and_the_socket_stays(
+    chat_worker: Any, user: Any, password: str, frame: dict[str, Any], code: str, reason: str
+) -> None:
+    communicator = await entered("/ws/chat/general/", user, password)
+    await posted(communicator, "one")
+    await communicator.send_json_to(frame)
+    error = (await frames_until(communicator, lambda f: f["type"] == "chat.error"))[-1]
+    assert error["code"] == code
+    assert reason in error["error"]
+    await posted(communicator, "still here")
+    await communicator.disconnect()
+
+
+async def test_only_the_author_edits_and_only_author_or_owner_read_earlier_texts(
+    chat_worker: Any, user: Any, other_user: Any, password: str
+) -> None:
+    alice = await entered("/ws/chat/general/", user, password)
+    bob = await entered("/ws/chat/general/", other_user, password)
+    message = await posted(alice, "first")
+    await alice.send_json_to({"type": "chat.edit", "message": message["id"], "body": "second"})
+    await frames_until(alice, is_update("edit"))
+    await bob.send_json_to({"type": "chat.edit", "message": message["id"], "body": "bob's"})
+    refused = (await frames_until(bob, lambda f: f["type"] == "chat.error"))[-1]
+    assert (refused["code"], refused["error"]) == (
+        "forbidden",
+        "Only its author may edit a message.",
+    )
+    await bob.send_json_to({"type": "chat.revisions", "message": message["id"]})
+    refused = (await frames_until(bob, lambda f: f["type"] == "chat.error"))[-1]
+    assert refused["code"] == "forbidden"
+    await alice.send_json_to({"type": "chat.revisions", "message": message["id"]})
+    answer = (await frames_until(alice, lambda f: f["type"] == "chat.revisions"))[-1]
+    assert [r["body"] for r in answer["revisions"]] == ["first"]
+    await alice.disconnect()
+    await bob.disconnect()
+
+
+async def test_typing_is_batched_bounded_and_not_stored(
+    settings: Any, user: Any, other_user: Any, password: str
+) -> None:
+    settings.CHAT = {**settings.CHAT, "TYPING_BATCH": 0.2, "TYPING_INTERVAL": 10}
+    alice = await entered("/ws/chat/general/", user, password)
+    bob = await entered("/ws/chat/general/", other_user, password)
+    for _ in range(20):
+        await alice.send_json_to({"type": "chat.typing"})
+    await bob.send_json_to({"type": "chat.typing"})
+    frames = await frames_for(bob, 1.0)
+    typing = [f for f in frames if f["type"] == "chat.typing"]
+    assert typing == [{"type": "chat.typing", "users": ["alice", "bob"]}]
+    assert not [f for f in frames if f["type"] == "chat.error"]
+    assert not await database_sync_to_async(Message.objects.exists)()
+    await alice.disconnect()
+    await bob.disconnect()
+
+
+async def test_a_mention_and_new_messages_reach_the_user_s_page_in_another_room(
+    chat_worker: Any, user: Any, other_user: Any, password: str
+) -> None:
+    await database_sync_to_async(room_open)(name="random", user=other_user)
+    alice = await entered("/ws/chat/general/", user, password)
+    bob_here = await entered("/ws/chat/general/", other_user, password)
+    bob_elsewhere = await entered("/ws/chat/random/", other_user, password)
+    await posted(alice, "plain news")
+    activity = (await frames_until(bob_elsewhere, lambda f: f["type"] == "chat.activity"))[-1]
+    assert activity == {"type": "chat.activity", "room": "general", "seq": 1, "author": "alice"}
+    await posted(alice, "hey @bob look")
+    mention = (await frames_until(bob_elsewhere, lambda f: f["type"] == "chat.mention"))[-1]
+    assert (mention["room"], mention["seq"], mention["author"]) == ("general", 2, "alice")
+    assert mention["body"] == "hey @bob look"
+    seen = messages_in(await frames_until(bob_here, is_message("hey @bob look")))[-1]
+    assert seen["mentions"] == ["bob"]
+    for communicator in (alice, bob_here, bob_elsewhere):
+        await communicator.disconnect()
+
+
+async def test_reading_on_one_socket_tells_the_user_s_other_sockets(
+    chat_worker: Any, user: Any, other_user: Any, password: str
+) -> None:
+    alice = await entered("/ws/chat/general/", user, password)
+    phone = await entered("/ws/chat/general/", other_user, password)
+    laptop = await entered("/ws/chat/general/", other_user, password)
+    for body in ("one", "two"):
+        await posted(alice, body)
+    await frames_until(laptop, is_message("two"))
+    await phone.send_json_to({"type": "chat.read", "seq": 1})
+    read = (await frames_until(laptop, lambda f: f["type"] == "chat.read"))[-1]
+    assert read == {"type": "chat.read", "room": "general", "seq": 1, "unread": 1}
+    room = await database_sync_to_async(Room.objects.get)(name="general")
+    assert await database_sync_to_async(read_seq)(room=room, user_id=other_user.pk) == 1
+    for communicator in (alice, phone, laptop):
+        await communicator.disconnect()

@@ -1,31 +1,52 @@
 """The chat's rules on the real database: names, message checks, posting with its job,
-numbering in order, publishing once, replay selection, presence rows."""
+edits, deletes, reactions, read markers, mentions, typing, membership, presence rows."""
 
 from __future__ import annotations
 
-import asyncio
 from datetime import timedelta
 from typing import Any
 
 import pytest
-from channels.layers import get_channel_layer
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.utils import timezone
 
-from chat.exceptions import InvalidMessage, InvalidRoomName
-from chat.models import Message, Presence, Room
-from chat.publishing import messages_publish, messages_sequence
-from chat.selectors import history_on_connect, presence_changes, presence_users, rooms_active
+from chat.exceptions import (
+    InvalidFrame,
+    InvalidMessage,
+    InvalidRoomName,
+    MessageNotFound,
+    NotAllowed,
+    RoomNotFound,
+)
+from chat.models import Message, MessageEvent, Presence, Room
+from chat.publishing import messages_sequence
+from chat.selectors import (
+    presence_changes,
+    presence_users,
+    reactions_of,
+    read_seq,
+    revisions_of,
+    rooms_with_unread,
+    unread_count,
+)
 from chat.services import (
     message_clean,
+    message_delete,
+    message_edit,
     message_post,
     presence_join,
     presence_prune,
     presence_touch,
+    reaction_set,
+    read_mark,
+    revisions_allowed,
+    room_create,
     room_get_or_create,
+    room_invite,
     room_name_clean,
+    room_open,
+    typing_due,
 )
-from chat.tasks import message_publish
 from workers.models import Job
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("empty_layer")]
@@ -125,146 +146,6 @@ def test_bad_bodies_are_refused_with_a_reason(user: Any, body: Any, reason: str)
     assert not Message.objects.exists()
 
 
-def test_sequencing_follows_the_order_messages_were_stored_and_runs_once(
-    user: Any, other_user: Any
-) -> None:
-    room = room_get_or_create(name="general")
-    for n in range(3):
-        message_post(room=room, author=user, body=f"alice {n}")
-        message_post(room=room, author=other_user, body=f"bob {n}")
-    assert messages_sequence(room_id=room.pk) == 6
-    assert messages_sequence(room_id=room.pk) == 0
-    ordered = list(Message.objects.order_by("seq").values_list("seq", "body"))
-    assert ordered == [
-        (1, "alice 0"),
-        (2, "bob 0"),
-        (3, "alice 1"),
-        (4, "bob 1"),
-        (5, "alice 2"),
-        (6, "bob 2"),
-    ]
-    message_post(room=room, author=user, body="later")
-    assert messages_sequence(room_id=room.pk) == 1
-    assert Message.objects.get(body="later").seq == 7
-    room.refresh_from_db()
-    assert room.last_seq == 7
-    assert room.last_message_at is not None
-
-
-def test_each_room_counts_on_its_own(user: Any) -> None:
-    general, random = room_get_or_create(name="general"), room_get_or_create(name="random")
-    message_post(room=general, author=user, body="g")
-    message_post(room=random, author=user, body="r")
-    messages_sequence(room_id=general.pk)
-    messages_sequence(room_id=random.pk)
-    assert sorted(Message.objects.values_list("room__name", "seq")) == [
-        ("general", 1),
-        ("random", 1),
-    ]
-
-
-def test_the_database_refuses_a_seq_twice_in_a_room(user: Any) -> None:
-    room = room_get_or_create(name="general")
-    message_post(room=room, author=user, body="a")
-    message_post(room=room, author=user, body="b")
-    with pytest.raises(IntegrityError):
-        Message.objects.update(seq=1)
-
-
-async def receive_all(channel: str) -> list[dict[str, Any]]:
-    layer = get_channel_layer()
-    received = []
-    while True:
-        try:
-            received.append(await asyncio.wait_for(layer.receive(channel), 0.3))
-        except TimeoutError:
-            return received
-
-
-def listener(room: Room) -> str:
-    from chat.events import room_group
-
-    layer = get_channel_layer()
-
-    async def join() -> str:
-        channel: str = await layer.new_channel()
-        await layer.group_add(room_group(room.pk), channel)
-        return channel
-
-    return asyncio.run(join())
-
-
-def test_publishing_broadcasts_in_seq_order_once_with_the_reply_to(
-    user: Any, other_user: Any
-) -> None:
-    room = room_get_or_create(name="general")
-    channel = listener(room)
-    message_post(room=room, author=user, body="one", reply_to="alice!1")
-    message_post(room=room, author=other_user, body="two", reply_to="bob!2")
-    assert messages_publish(room_id=room.pk) == 0, "nothing goes out before it has its seq"
-    messages_sequence(room_id=room.pk)
-    assert messages_publish(room_id=room.pk) == 2
-    assert messages_publish(room_id=room.pk) == 0
-    (broadcast,) = asyncio.run(receive_all(channel))
-    assert broadcast["type"] == "chat.broadcast"
-    assert [(m["seq"], m["body"], m["author"]) for m in broadcast["messages"]] == [
-        (1, "one", "alice"),
-        (2, "two", "bob"),
-    ]
-    assert broadcast["reply_to"] == ["alice!1", "bob!2"]
-    assert not Message.objects.filter(published_at__isnull=True).exists()
-
-
-def test_the_task_numbers_and_publishes_and_a_rerun_changes_nothing(user: Any) -> None:
-    room = room_get_or_create(name="general")
-    message_post(room=room, author=user, body="one")
-    assert message_publish.call(room.pk) == {"sequenced": 1, "published": 1}
-    assert message_publish.call(room.pk) == {"sequenced": 0, "published": 0}
-    assert message_publish.call(room.pk + 1000) == {"sequenced": 0, "published": 0}
-
-
-def published(room: Room, user: Any, count: int) -> None:
-    for n in range(count):
-        message_post(room=room, author=user, body=f"m{n + 1}")
-    messages_sequence(room_id=room.pk)
-    messages_publish(room_id=room.pk)
-
-
-def test_history_on_connect_replays_exactly_what_came_after_since(user: Any, settings: Any) -> None:
-    # Above the 230 messages missed here (the default is lower: tests/security checks it).
-    settings.CHAT = {**settings.CHAT, "REPLAY_MAX": 2000}
-    room = room_get_or_create(name="general")
-    published(room, user, 250)
-    replay = history_on_connect(room=room, since=20)
-    seqs = [m["seq"] for frame in replay.frames for m in frame["messages"]]
-    assert seqs == list(range(21, 251))
-    assert [len(frame["messages"]) for frame in replay.frames] == [100, 100, 30]
-    assert replay.cursor == 250
-    caught_up = history_on_connect(room=room, since=250)
-    assert caught_up.frames == [{"type": "chat.history", "messages": [], "has_more": True}]
-    assert caught_up.cursor == 250
-    fresh = history_on_connect(room=room, since=None)
-    assert [m["seq"] for m in fresh.frames[0]["messages"]] == list(range(201, 251))
-    assert fresh.cursor == 250
-
-
-def test_history_of_an_empty_room(user: Any) -> None:
-    room = room_get_or_create(name="general")
-    replay = history_on_connect(room=room, since=None)
-    assert replay.frames == [{"type": "chat.history", "messages": [], "has_more": False}]
-    assert replay.cursor == 0
-    assert history_on_connect(room=room, since=0).cursor == 0
-
-
-def test_rooms_active_lists_rooms_with_messages_most_recent_first(user: Any) -> None:
-    quiet = room_get_or_create(name="quiet")
-    older, newer = room_get_or_create(name="older"), room_get_or_create(name="newer")
-    published(older, user, 1)
-    published(newer, user, 1)
-    assert [room.name for room in rooms_active()] == ["newer", "older"]
-    assert quiet not in rooms_active()
-
-
 def test_presence_counts_live_connections_and_prunes_expired_ones(
     settings: Any, user: Any, other_user: Any
 ) -> None:
@@ -293,3 +174,133 @@ def test_a_touch_restores_rows_another_server_pruned(user: Any) -> None:
     assert presence_touch(room_id=room.pk, members={"a!1": user.pk}) == {user.pk}
     assert presence_touch(room_id=room.pk, members={"a!1": user.pk}) == set()
     assert presence_users(room_id=room.pk) == ["alice"]
+
+
+def sequenced_message(room: Room, author: Any, body: str) -> Message:
+    """A message that has its place in the room's order (what can be edited, reacted to)."""
+    result = message_post(room=room, author=author, body=body)
+    messages_sequence(room_id=room.pk)
+    result.message.refresh_from_db()
+    return result.message
+
+
+def test_an_edit_keeps_the_earlier_text_and_takes_the_next_seq(user: Any, other_user: Any) -> None:
+    room = room_get_or_create(name="general")
+    message = sequenced_message(room, user, "helo")
+    edited = message_edit(room=room, user=user, message_id=message.pk, body=" hello ")
+    assert (edited.body, edited.edited_at is not None) == ("hello", True)
+    assert messages_sequence(room_id=room.pk) == 1
+    event = MessageEvent.objects.get()
+    assert (event.action, event.previous_body, event.seq) == ("edit", "helo", 2)
+    assert [r["body"] for r in revisions_of(message=edited)] == ["helo"]
+    with pytest.raises(NotAllowed, match="Only its author may edit"):
+        message_edit(room=room, user=other_user, message_id=message.pk, body="mine now")
+    with pytest.raises(NotAllowed, match="earlier texts"):
+        revisions_allowed(room=room, user=other_user, message_id=message.pk)
+    assert revisions_allowed(room=room, user=user, message_id=message.pk) == message
+
+
+def test_a_delete_leaves_a_tombstone_and_the_owner_may_delete_any(
+    user: Any, other_user: Any
+) -> None:
+    room = room_create(creator=user, title="Team", private=True)
+    room_invite(room=room, by=user, username=other_user.username)
+    bobs = sequenced_message(room, other_user, "oops")
+    alices = sequenced_message(room, user, "mine")
+    with pytest.raises(NotAllowed, match="author or the room's owner"):
+        message_delete(room=room, user=other_user, message_id=alices.pk)
+    deleted = message_delete(room=room, user=user, message_id=bobs.pk)
+    assert (deleted.body, deleted.deleted_at is not None) == ("", True)
+    assert revisions_of(message=deleted)[0]["body"] == "oops"
+    with pytest.raises(NotAllowed, match="cannot be edited"):
+        message_edit(room=room, user=other_user, message_id=bobs.pk, body="back")
+    message_delete(room=room, user=user, message_id=bobs.pk)
+    assert MessageEvent.objects.filter(action="delete").count() == 1, "a second delete is none"
+
+
+def test_actions_on_another_room_s_message_or_by_a_non_member_find_nothing(
+    user: Any, other_user: Any
+) -> None:
+    private = room_create(creator=user, title="Secret", private=True)
+    secret = sequenced_message(private, user, "secret")
+    general = room_get_or_create(name="general")
+    for action in (
+        lambda: message_edit(room=general, user=user, message_id=secret.pk, body="x"),
+        lambda: message_delete(room=general, user=user, message_id=secret.pk),
+        lambda: reaction_set(room=general, user=user, message_id=secret.pk, emoji="👍", on=True),
+    ):
+        with pytest.raises(MessageNotFound, match=f"no message {secret.pk} in this room"):
+            action()
+    for action in (
+        lambda: message_post(room=private, author=other_user, body="let me in"),
+        lambda: message_delete(room=private, user=other_user, message_id=secret.pk),
+        lambda: reaction_set(
+            room=private, user=other_user, message_id=secret.pk, emoji="👍", on=True
+        ),
+        lambda: read_mark(room=private, user=other_user, seq=1),
+    ):
+        with pytest.raises(RoomNotFound):
+            action()
+    assert Message.objects.get(pk=secret.pk).body == "secret"
+
+
+def test_a_reaction_is_one_per_user_per_emoji_and_counts(user: Any, other_user: Any) -> None:
+    room = room_get_or_create(name="general")
+    message = sequenced_message(room, user, "party")
+    assert reaction_set(room=room, user=user, message_id=message.pk, emoji="🎉", on=True)
+    assert not reaction_set(room=room, user=user, message_id=message.pk, emoji="🎉", on=True)
+    assert reaction_set(room=room, user=other_user, message_id=message.pk, emoji="🎉", on=True)
+    assert reaction_set(room=room, user=other_user, message_id=message.pk, emoji="👍", on=True)
+    assert reactions_of([message.pk])[message.pk] == [
+        {"emoji": "👍", "count": 1, "users": ["bob"]},
+        {"emoji": "🎉", "count": 2, "users": ["alice", "bob"]},
+    ]
+    assert reaction_set(room=room, user=user, message_id=message.pk, emoji="🎉", on=False)
+    assert MessageEvent.objects.filter(action="reaction").count() == 4
+    with pytest.raises(InvalidFrame, match="'emoji' must be one of"):
+        reaction_set(room=room, user=user, message_id=message.pk, emoji="🦄", on=True)
+    with pytest.raises(InvalidFrame, match="'on' must be true"):
+        reaction_set(room=room, user=user, message_id=message.pk, emoji="👍", on="yes")
+
+
+def test_read_markers_move_forward_only_and_unread_counts_follow(
+    user: Any, other_user: Any
+) -> None:
+    room = room_get_or_create(name="general")
+    room_open(name="general", user=other_user)
+    for n in range(3):
+        sequenced_message(room, user, f"m{n}")
+    sequenced_message(room, other_user, "bob's own")
+    assert unread_count(room=room, user_id=other_user.pk) == 3, "one's own are never unread"
+    assert read_mark(room=room, user=other_user, seq=2) == 2
+    assert read_mark(room=room, user=other_user, seq=1) is None
+    assert read_seq(room=room, user_id=other_user.pk) == 2
+    assert unread_count(room=room, user_id=other_user.pk) == 1
+    assert [r.unread for r in rooms_with_unread(user_id=other_user.pk)] == [1]
+    assert read_mark(room=room, user=other_user, seq=99) == 4, "never beyond the room"
+    assert unread_count(room=room, user_id=other_user.pk) == 0
+    with pytest.raises(InvalidFrame, match="'seq' must be"):
+        read_mark(room=room, user=other_user, seq="3")
+
+
+def test_a_new_member_has_nothing_unread(user: Any, other_user: Any) -> None:
+    room = room_get_or_create(name="general")
+    sequenced_message(room, user, "before bob")
+    room_open(name="general", user=other_user)
+    assert unread_count(room=room, user_id=other_user.pk) == 0
+
+
+def test_mentions_are_the_members_named_with_an_at(user: Any, other_user: Any) -> None:
+    room = room_get_or_create(name="general")
+    room_open(name="general", user=other_user)
+    message = message_post(
+        room=room, author=user, body="@bob, see @carol and @alice; mail a@bob.example @bob."
+    ).message
+    assert message.mentions == ["bob"], "members only, not the author, not inside an address"
+
+
+def test_typing_notices_are_due_once_per_interval(settings: Any) -> None:
+    settings.CHAT = {**settings.CHAT, "TYPING_INTERVAL": 2.0}
+    assert typing_due(last_sent=0.0, now=100.0)
+    assert not typing_due(last_sent=100.0, now=101.5)
+    assert typing_due(last_sent=100.0, now=102.0)

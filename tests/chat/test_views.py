@@ -79,3 +79,35 @@ def test_a_bad_room_name_gets_a_page_saying_why_with_the_name_escaped(alice: Cli
     assert b"is not a room name" in response.content
     assert b"<img src=x" not in response.content
     assert b"&lt;img src=x onerror=alert(1)&gt;" in response.content
+
+
+def test_search_and_context_are_for_members_only(alice: Client, user: Any, other_user: Any) -> None:
+    from chat.services import room_create
+
+    room = room_create(creator=user, title="Secret", private=True)
+    message_post(room=room, author=user, body="the launch code is 1234")
+    messages_sequence(room_id=room.pk)
+    found = alice.get(f"/chat/{room.name}/search", {"q": "launch code"})
+    assert found.status_code == 200
+    assert b"the launch code is 1234" in found.content
+    assert f'href="/chat/{room.name}/at/1#m1"'.encode() in found.content
+    context = alice.get(f"/chat/{room.name}/at/1")
+    assert context.status_code == 200
+    assert b'class="chat-message found"' in context.content
+    assert alice.get(f"/chat/{room.name}/at/2").status_code == 404
+    bob = Client()
+    bob.force_login(other_user)
+    for path in (f"/chat/{room.name}/search?q=launch", f"/chat/{room.name}/at/1"):
+        refused = bob.get(path)
+        assert refused.status_code == 404
+        assert b"1234" not in refused.content
+
+
+def test_the_owner_sets_retention_from_the_room_page(alice: Client, user: Any) -> None:
+    from chat.models import Room
+    from chat.services import room_create
+
+    room = room_create(creator=user, name="team")
+    assert b'id="chat-retention"' in alice.get("/chat/team/").content
+    alice.post("/chat/team/retention", {"days": "14"})
+    assert Room.objects.get(pk=room.pk).retention_days == 14

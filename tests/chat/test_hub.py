@@ -1,0 +1,86 @@
+"""A room's hub, seen through real connections: a dropped broadcast read from the database,
+presence batched and expired."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from channels.db import database_sync_to_async
+from django.utils import timezone
+
+from chat.models import Message, Room
+from chat.publishing import messages_sequence
+from chat.services import message_post, room_get_or_create
+from tests.chat.conftest import (
+    entered,
+    frames_until,
+    is_message,
+    joined,
+    messages_in,
+    open_chat,
+)
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("empty_layer")]
+
+
+async def test_a_dropped_broadcast_is_read_from_the_database_when_the_next_arrives(
+    chat_worker: Any, user: Any, other_user: Any, password: str
+) -> None:
+    alice = await entered("/ws/chat/general/", user, password)
+    bob = await entered("/ws/chat/general/", other_user, password)
+
+    @database_sync_to_async
+    def sequenced_but_never_broadcast() -> None:
+        room = Room.objects.get(name="general")
+        message_post(room=room, author=user, body="lost in the layer", client_id="lost")
+        messages_sequence(room_id=room.pk)
+        Message.objects.filter(client_id="lost").update(published_at=timezone.now())
+
+    await sequenced_but_never_broadcast()
+    await alice.send_json_to({"type": "chat.message", "body": "next one", "client_id": "next"})
+    seen = messages_in(await frames_until(bob, is_message("next one")))
+    assert [(m["seq"], m["body"]) for m in seen] == [(1, "lost in the layer"), (2, "next one")]
+    await alice.disconnect()
+    await bob.disconnect()
+
+
+async def test_presence_follows_joins_and_leaves(user: Any, other_user: Any, password: str) -> None:
+    alice = await entered("/ws/chat/general/", user, password)
+    bob = await open_chat("/ws/chat/general/", other_user, password)
+    _, bobs_view = await joined(bob)
+    assert bobs_view["users"] == ["alice", "bob"]
+    change = await frames_until(alice, lambda f: "bob" in f.get("joined", []))
+    assert change[-1]["type"] == "chat.presence"
+    # A second tab of bob's, closed again, does not make him leave.
+    bob_tab = await entered("/ws/chat/general/", other_user, password)
+    await bob_tab.disconnect()
+    await asyncio.sleep(0.2)
+    await bob.disconnect()
+    change = await frames_until(alice, lambda f: "bob" in f.get("left", []))
+    assert all("bob" not in f.get("left", []) for f in change[:-1])
+    await alice.disconnect()
+    await asyncio.sleep(0.1)
+
+
+async def test_a_connection_left_behind_by_a_dead_server_expires(
+    settings: Any, user: Any, other_user: Any, password: str
+) -> None:
+    settings.CHAT = {**settings.CHAT, "PRESENCE_HEARTBEAT": 0.2, "PRESENCE_TTL": 1}
+    room = await database_sync_to_async(room_get_or_create)(name="general")
+
+    @database_sync_to_async
+    def ghost() -> None:
+        from chat.services import presence_join
+
+        presence_join(room_id=room.pk, user_id=other_user.pk, connection_id="dead-server!ghost")
+
+    await ghost()
+    alice = await open_chat("/ws/chat/general/", user, password)
+    _, presence = await joined(alice)
+    assert presence["users"] == ["alice", "bob"]
+    frames = await frames_until(alice, lambda f: "bob" in f.get("left", []), timeout=5)
+    assert frames[-1]["type"] == "chat.presence"
+    await alice.disconnect()
+    await asyncio.sleep(0.1)
