@@ -278,6 +278,11 @@ JOBS: dict[str, Any] = {
             "task": "project.tasks.housekeeping",
             "cron": daily_at("JOBS_HOUSEKEEPING_AT", "03:17"),
         },
+        # Resumable uploads past UPLOAD_RESUMABLE_EXPIRE (media_tasks/tasks.py), hourly.
+        "partial-uploads": {
+            "task": "media_tasks.tasks.partial_uploads_expire",
+            "cron": "41 * * * *",
+        },
     },
     # A worker claims as many jobs of a channel at once as its recent job durations say it
     # runs in BATCH_WINDOW (one at a time for slow jobs), at most MAX_BATCH; a batch whose job
@@ -449,6 +454,10 @@ UPLOAD_QUOTA_BYTES = int(env_float("UPLOAD_QUOTA_BYTES", 5 * 1024**3))
 # Uploads one web process checks at once, and how long (seconds) one waits for its turn.
 UPLOAD_CHECKS_AT_ONCE = int(env_float("UPLOAD_CHECKS_AT_ONCE", 2))
 UPLOAD_CHECK_WAIT = env_float("UPLOAD_CHECK_WAIT", 10)
+# Resumable uploads (tus): where their bytes wait until complete (a folder every web process
+# of a site shares), and how long (seconds) one may pause before it is deleted.
+UPLOAD_PARTIALS_ROOT = Path(os.environ.get("UPLOAD_PARTIALS_ROOT", STATE_DIR / "partials"))
+UPLOAD_RESUMABLE_EXPIRE = env_float("UPLOAD_RESUMABLE_EXPIRE", 24 * 3600)
 # Longest sides of the renditions, each in WebP and a JPEG fallback; never upscaled.
 THUMBNAIL_SIZES = [int(size) for size in env_list("THUMBNAIL_SIZES") or ["1600", "800", "320"]]
 # Perceptual-hash distance (of 64 bits) under which two uploads count as similar.
