@@ -48,6 +48,8 @@ class Upload(models.Model):
     analysis = models.JSONField(null=True, blank=True)
     phash = models.CharField(max_length=16, blank=True, db_index=True)
     placeholder = models.TextField(blank=True)
+    # Base64 of a ThumbHash (media_tasks/imaging/thumbhash.py), about 32 characters.
+    thumbhash = models.CharField(max_length=64, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]

@@ -182,6 +182,15 @@ def upload_enqueue_processing(*, upload: Upload) -> None:
     upload.save(update_fields=["thumbnails_job", "analysis_job"])
 
 
+def upload_renditions_regenerate(*, upload: Upload) -> None:
+    """Queue the upload's thumbnails job again (after the caller's commit), as its job: the
+    page shows its progress, and the new renditions replace the old."""
+    with enqueue_for(owner=upload.owner, upload=upload.pk):
+        job = make_renditions.enqueue(upload.pk)
+    upload.thumbnails_job_id = int(job.id)
+    upload.save(update_fields=["thumbnails_job"])
+
+
 def upload_cancel(*, upload: Upload) -> int:
     """Cancel the upload's unfinished jobs (a running one stops); how many were."""
     return sum(job_cancel(job=job) for job in upload.jobs() if not job.is_finished)

@@ -458,8 +458,25 @@ UPLOAD_CHECK_WAIT = env_float("UPLOAD_CHECK_WAIT", 10)
 # of a site shares), and how long (seconds) one may pause before it is deleted.
 UPLOAD_PARTIALS_ROOT = Path(os.environ.get("UPLOAD_PARTIALS_ROOT", STATE_DIR / "partials"))
 UPLOAD_RESUMABLE_EXPIRE = env_float("UPLOAD_RESUMABLE_EXPIRE", 24 * 3600)
-# Longest sides of the renditions, each in WebP and a JPEG fallback; never upscaled.
+# Longest sides of the renditions; never upscaled.
 THUMBNAIL_SIZES = [int(size) for size in env_list("THUMBNAIL_SIZES") or ["1600", "800", "320"]]
+# Formats of each size, best first (the page offers them in this order): THUMBNAIL_FORMATS for
+# every size, THUMBNAIL_FORMATS_<size> for one (e.g. THUMBNAIL_FORMATS_1600=webp,jpeg). Of
+# avif, webp, jpeg; chosen from the README's measured table.
+THUMBNAIL_FORMATS = {
+    size: [
+        name.upper()
+        for name in env_list(f"THUMBNAIL_FORMATS_{size}")
+        or env_list("THUMBNAIL_FORMATS")
+        or ["avif", "webp"]
+    ]
+    for size in THUMBNAIL_SIZES
+}
+for size, names in THUMBNAIL_FORMATS.items():
+    if not set(names) <= {"AVIF", "WEBP", "JPEG"}:
+        raise ImproperlyConfigured(
+            f"THUMBNAIL_FORMATS of {size}: {names} are not of avif, webp, jpeg"
+        )
 # Perceptual-hash distance (of 64 bits) under which two uploads count as similar.
 SIMILAR_MAX_DISTANCE = int(env_float("SIMILAR_MAX_DISTANCE", 10))
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440

@@ -10,7 +10,7 @@ import { detailsOf } from "./details.js";
 import { formatBytes } from "./format.js";
 import { cards, deleted, heldBack, place, updateEmpty } from "./grid.js";
 import { KINDS, deriveState, mergeJob, runningMessage } from "./jobs.js";
-import { isColour, isDataImage, pictureOf } from "./picture.js";
+import { isColour, pictureOf, placeholderOf } from "./picture.js";
 import { abort, enqueue, withdraw } from "./queue.js";
 import { announce } from "./status.js";
 
@@ -189,8 +189,10 @@ export class Card {
 
     const colour = analysis && isColour(analysis.average_colour) ? analysis.average_colour : "";
     if (colour) this.media.style.backgroundColor = colour;
-    if (isDataImage(data.placeholder) && this.placeholder.getAttribute("src") !== data.placeholder) {
-      this.placeholder.src = data.placeholder;
+    const placeholder = placeholderOf(data);
+    if (placeholder && this.placeholder.dataset.kind !== placeholder.kind) {
+      this.placeholder.src = placeholder.url;
+      this.placeholder.dataset.kind = placeholder.kind;
       this.placeholder.hidden = false;
     }
     if (data.renditions && data.renditions.length && !this.picture) this.renderPicture();

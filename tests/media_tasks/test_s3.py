@@ -104,6 +104,7 @@ def s3_env(s3_endpoint: str, bucket: str) -> dict[str, str]:
         "AWS_ACCESS_KEY_ID": CREDENTIALS["aws_access_key_id"],
         "AWS_SECRET_ACCESS_KEY": CREDENTIALS["aws_secret_access_key"],
         "THUMBNAIL_SIZES": THUMBNAIL_SIZES,
+        "THUMBNAIL_FORMATS": "webp,jpeg",
     }
 
 

@@ -43,13 +43,15 @@ def test_upload_answers_at_once_then_workers_make_renditions_and_analysis(
     assert detail["progress"] == 100
     assert detail["error"] == ""
     assert detail["name"] == "trip.jpg"
-    assert {r["format"] for r in detail["renditions"]} == {"WEBP", "JPEG"}
+    # The default formats: AVIF and WebP at every size (THUMBNAIL_FORMATS).
+    assert {r["format"] for r in detail["renditions"]} == {"AVIF", "WEBP"}
     for rendition in detail["renditions"]:
         assert rendition["url"].startswith("/media/renditions/")
         assert max(rendition["width"], rendition["height"]) <= rendition["size"]
     # The owner sees the location of their own photo.
     assert detail["analysis"]["exif"]["gps"] is not None
     assert detail["placeholder"].startswith("data:image/")
+    assert 20 <= len(detail["thumbhash"]) <= 48
     assert {job["kind"]: job["status"] for job in detail["jobs"]} == {
         "thumbnails": "succeeded",
         "analysis": "succeeded",
