@@ -35,6 +35,7 @@ from media_tasks.exceptions import (
 )
 from media_tasks.models import PartialUpload, Upload
 from media_tasks.services import (
+    Checked,
     clean_filename,
     megabytes,
     upload_check,
@@ -174,7 +175,9 @@ def _finish(partial: PartialUpload) -> Upload:
     with partial.path.open("rb") as handle:
         file = File(handle, name=partial.name)
         info = upload_check(file=file)
-        (upload,) = uploads_store(owner=partial.owner, checked=[(file, info)], resuming=partial)
+        (upload,) = uploads_store(
+            owner=partial.owner, checked=[Checked.of_file(file, info)], resuming=partial
+        )
     logger.info("partial=%s complete: upload=%s", partial.key, upload.pk)
     return upload
 

@@ -8,6 +8,7 @@ import logging
 import threading
 import unicodedata
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, BinaryIO, cast
@@ -113,6 +114,24 @@ def upload_quota_check(
         )
 
 
+@dataclass(frozen=True, slots=True)
+class Checked:
+    """A file that passed its checks, ready to be stored: `place(upload)` puts its bytes in
+    `upload.original` (written from a file, or copied where they already are: S3)."""
+
+    name: str
+    size: int
+    info: imaging.ImageInfo
+    place: Callable[[Upload], None]
+
+    @classmethod
+    def of_file(cls, file: File[bytes], info: imaging.ImageInfo) -> Checked:
+        def place(upload: Upload) -> None:
+            upload.original.save("original", file, save=False)
+
+        return cls(name=file.name or "", size=file.size or 0, info=info, place=place)
+
+
 def upload_create(
     *,
     owner: User,
@@ -123,18 +142,18 @@ def upload_create(
     If `abandoned()` says so before the commit (the client went away), nothing is kept."""
     if not files:
         raise UploadRejected("no file was sent (field 'image')")
-    checked = [(file, upload_check(file=file)) for file in files]
+    checked = [Checked.of_file(file, upload_check(file=file)) for file in files]
     return uploads_store(owner=owner, checked=checked, abandoned=abandoned)
 
 
 def uploads_store(
     *,
     owner: User,
-    checked: Sequence[tuple[File[bytes], imaging.ImageInfo]],
+    checked: Sequence[Checked],
     abandoned: Callable[[], bool] = lambda: False,
     resuming: PartialUpload | None = None,
 ) -> list[Upload]:
-    """Store files that passed upload_check, within the owner's quota, as uploads, and queue
+    """Store files that passed their checks, within the owner's quota, as uploads, and queue
     their processing; all or none. Every way in (a form, tus, S3) ends here."""
     uploads: list[Upload] = []
     try:
@@ -142,19 +161,19 @@ def uploads_store(
             # One upload of a user at a time: the quota counts what the last one stored.
             get_user_model().objects.select_for_update().filter(pk=owner.pk).first()
             upload_quota_check(
-                owner=owner, sizes=[file.size or 0 for file, _ in checked], resuming=resuming
+                owner=owner, sizes=[item.size for item in checked], resuming=resuming
             )
-            for file, info in checked:
+            for item in checked:
                 upload = Upload(
                     owner=owner,
-                    original_name=clean_filename(file.name or ""),
-                    format=info.format,
-                    content_type=info.mime_type,
-                    width=info.width,
-                    height=info.height,
-                    bytes=file.size or 0,
+                    original_name=clean_filename(item.name),
+                    format=item.info.format,
+                    content_type=item.info.mime_type,
+                    width=item.info.width,
+                    height=item.info.height,
+                    bytes=item.size,
                 )
-                upload.original.save("original", file, save=False)
+                item.place(upload)
                 uploads.append(upload)
                 upload.save()
                 upload_enqueue_processing(upload=upload)

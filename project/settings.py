@@ -458,6 +458,8 @@ UPLOAD_CHECK_WAIT = env_float("UPLOAD_CHECK_WAIT", 10)
 # of a site shares), and how long (seconds) one may pause before it is deleted.
 UPLOAD_PARTIALS_ROOT = Path(os.environ.get("UPLOAD_PARTIALS_ROOT", STATE_DIR / "partials"))
 UPLOAD_RESUMABLE_EXPIRE = env_float("UPLOAD_RESUMABLE_EXPIRE", 24 * 3600)
+# Uploads straight to S3 (MEDIA_STORAGE=s3): how long (seconds) a signed POST form is good for.
+DIRECT_UPLOAD_EXPIRE = int(env_float("DIRECT_UPLOAD_EXPIRE", 600))
 # Longest sides of the renditions; never upscaled.
 THUMBNAIL_SIZES = [int(size) for size in env_list("THUMBNAIL_SIZES") or ["1600", "800", "320"]]
 # Formats of each size, best first (the page offers them in this order): THUMBNAIL_FORMATS for

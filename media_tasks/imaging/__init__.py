@@ -27,6 +27,7 @@ from media_tasks.imaging.validation import (
     DEFAULT_MAX_FRAMES,
     ImageInfo,
     check_decodes,
+    inspect_head,
     inspect_upload,
 )
 
@@ -50,6 +51,7 @@ __all__ = [
     "check_decodes",
     "formats_per_size",
     "hamming",
+    "inspect_head",
     "inspect_upload",
     "make_renditions",
     "rendition_names",

@@ -28,7 +28,9 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 NOT_AN_IMAGE = b"plain text that only pretends to be a JPEG\n"
 # Chromium logs every 4xx answer to a page's request as a console error: this one is the point.
-REJECTED_UPLOAD = r"status of 400 \(Bad Request\) \(http://127\.0\.0\.1:\d+/api/uploads/\)"
+REJECTED_UPLOAD = (
+    r"status of 400 \(Bad Request\) \(http://127\.0\.0\.1:\d+/api/uploads/tus/[0-9a-f-]+\)"
+)
 # Served under the strictest Content-Security-Policy the site may get.
 
 # Each card's (state, bar value) as they change, recorded in the page so nothing is missed
@@ -148,9 +150,9 @@ def test_drop_pictures_watch_them_finish_browse_and_delete(
         assert states[-1] == ["done", 100], f"{name}: processing did not end at 100 %: {states}"
         processing = [value for state, value in states if state == "processing"]
         assert processing == sorted(processing), f"{name}: the bar went backwards: {states}"
-    # Chromium takes the WebP source; the JPEG stays as the fallback.
+    # Chromium takes the AVIF source, the best format; the WebP stays as the fallback.
     current = card(page, "photo.jpg").locator("img.thumb").evaluate("img => img.currentSrc")
-    assert current.endswith(".webp"), current
+    assert current.endswith(".avif"), current
 
     # A file that only claims to be a picture: its card says what the API says.
     client = login(web.url, user.username, password)
@@ -182,13 +184,17 @@ def test_drop_pictures_watch_them_finish_browse_and_delete(
     for upload in listed["uploads"]:
         shown = wait_shown(page, upload["name"])
         expect(shown).to_have_attribute("data-upload-id", str(upload["id"]))
-        [webp] = [r for r in upload["renditions"] if r["format"] == "WEBP"]
-        source = shown.locator('source[type="image/webp"]')
-        expect(source).to_have_attribute("srcset", f"{webp['url']} {webp['width']}w")
-        expect(shown.locator("img.thumb")).to_have_attribute("srcset", re.compile(r"\.jpg 128w$"))
+        [avif] = [r for r in upload["renditions"] if r["format"] == "AVIF"]
+        # The best format first: AVIF in a source, WebP in the img (no JPEG by default).
+        expect(shown.locator("picture > *")).to_have_count(2)
+        source = shown.locator('picture > source:first-child[type="image/avif"]')
+        expect(source).to_have_attribute("srcset", f"{avif['url']} {avif['width']}w")
+        expect(shown.locator("img.thumb")).to_have_attribute("srcset", re.compile(r"\.webp 128w$"))
+        # The ThumbHash, drawn in the page, stood in until the picture loaded.
         expect(shown.locator("img.placeholder")).to_have_attribute(
-            "src", re.compile("^data:image/")
+            "src", re.compile("^data:image/png;base64,")
         )
+        expect(shown.locator("img.placeholder")).to_have_attribute("data-kind", "thumbhash")
     expect(page.locator(".upload-card")).to_have_count(2)
     expect(card(page, "bad.jpg")).to_have_count(0)
     expect(page.locator("#connection")).to_have_attribute("data-state", "live")
