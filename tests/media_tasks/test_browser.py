@@ -306,3 +306,99 @@ def test_a_page_whose_session_ended_elsewhere_sends_the_user_to_log_in(
 
     # Only the failed websocket attempts while the server was down may have been logged.
     assert page_log.unexpected(r"WebSocket connection to .* failed") == [], page_log.errors
+
+
+# Each card's bytes sent, as the page shows them, recorded in the page as they change.
+RECORD_BYTES = """() => {
+  window.bytesHistory = {};
+  new MutationObserver(() => {
+    for (const card of document.querySelectorAll(".upload-card")) {
+      const name = card.querySelector(".name").textContent;
+      const sent = Number(card.dataset.bytesSent || 0);
+      const history = (window.bytesHistory[name] ||= []);
+      if (history[history.length - 1] !== sent) history.push(sent);
+    }
+  }).observe(document.getElementById("gallery"), {
+    subtree: true, childList: true, attributes: true, attributeFilter: ["data-bytes-sent"],
+  });
+}"""
+
+PASTE = """(file) => {
+  const bytes = Uint8Array.from(atob(file.data), (c) => c.charCodeAt(0));
+  const transfer = new DataTransfer();
+  transfer.items.add(new File([bytes], file.name, { type: file.type }));
+  document.dispatchEvent(new ClipboardEvent("paste", { clipboardData: transfer }));
+}"""
+
+
+def test_an_upload_cut_off_or_reloaded_resumes_sending_only_what_the_server_lacks(
+    processes: Processes,
+    page: Page,
+    page_log: PageLog,
+    tmp_path: Path,
+    user: Any,
+    password: str,
+) -> None:
+    from tests.media_tasks.proxy import CuttingProxy
+    from tests.media_tasks.test_resumable import noise_png
+
+    web = processes.runserver("web", REDIS_URL="")
+    chunk = 4 * 1024 * 1024  # static/media_tasks/resumable.js, CHUNK_SIZE
+    slack = 256 * 1024  # request headers, API calls and the websocket beside the file
+    with CuttingProxy(web.port or 0) as relay:
+        log_in(page, relay.url, user.username, password)
+        expect(page.locator("#connection")).to_have_attribute("data-state", "live")
+        page.evaluate(RECORD_BYTES)
+
+        # 1. The connection drops in the middle of the second chunk; the client resumes.
+        first = tmp_path / "big.png"
+        first.write_bytes(noise_png(2000))  # 12 MB
+        size = first.stat().st_size
+        before = relay.sent
+        relay.cut_after(chunk + chunk // 2)
+        page.set_input_files("#file-input", str(first))
+        shown = wait_shown(page, "big.png", timeout=120_000)
+        assert relay.cuts == 1
+        assert relay.sent - before <= size + chunk + slack
+        sent = page.evaluate("window.bytesHistory['big.png']")
+        assert sent == sorted(sent), f"the byte count went backwards: {sent}"
+        assert sent[-1] == size
+        expect(shown.locator(".status")).to_have_text("Done")
+
+        # 2. The page is reloaded in the middle; the same file picked again goes on.
+        second = tmp_path / "second.png"
+        second.write_bytes(noise_png(2001))
+        size = second.stat().st_size
+        page.set_input_files("#file-input", str(second))
+        # Bytes of the third chunk going out: the server has the first two (a chunk is sent
+        # once the one before was answered).
+        page.wait_for_function(
+            "(least) => Number(document.querySelector('.upload-card').dataset.bytesSent) > least",
+            arg=2 * chunk,
+        )
+        page.reload()
+        expect(page.locator("#connection")).to_have_attribute("data-state", "live")
+        page.evaluate(RECORD_BYTES)
+        before = relay.sent
+        page.set_input_files("#file-input", str(second))
+        shown = wait_shown(page, "second.png", timeout=120_000)
+        resumed = [sent for sent in page.evaluate("window.bytesHistory['second.png']") if sent]
+        assert resumed[0] >= 2 * chunk, resumed
+        assert resumed == sorted(resumed), resumed
+        assert relay.sent - before <= size - 2 * chunk + slack
+
+        # 3. A pasted picture goes up like any other, and its original is its owner's to take.
+        pasted = images.picture("PNG")
+        page.evaluate(
+            PASTE,
+            {"name": "pasted.png", "type": "image/png", "data": base64.b64encode(pasted).decode()},
+        )
+        shown = wait_shown(page, "pasted.png")
+        download = shown.get_by_role("link", name="Download original")
+        expect(download).to_have_attribute("download", "pasted.png")
+        href = download.get_attribute("href")
+        assert href is not None
+        assert page.request.get(relay.url + href).body() == pasted
+
+    assert Upload.objects.count() == 3
+    assert page_log.unexpected(r"net::ERR_|Failed to load resource") == [], page_log.errors
