@@ -50,3 +50,33 @@ class UploadAbandoned(MediaError):
 
     status = 499
     code = "abandoned"
+
+
+class UploadNotFound(MediaError):
+    """No such upload of this user (another user's is not found either)."""
+
+    status = 404
+    code = errors.NOT_FOUND
+
+
+class UploadExpired(MediaError):
+    """A resumable upload that was paused past UPLOAD_RESUMABLE_EXPIRE and deleted."""
+
+    status = 410
+    code = "expired"
+
+
+class UploadOffsetMismatch(MediaError):
+    """A resumable upload's bytes sent from another offset than the server's: the client
+    asks for the offset (HEAD) and sends from there."""
+
+    status = 409
+    code = "offset_mismatch"
+
+
+class UploadChecksumMismatch(MediaError):
+    """A chunk whose bytes do not match the checksum sent with them; nothing of it is kept."""
+
+    # tus' checksum extension's own status.
+    status = 460
+    code = "checksum_mismatch"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 
 from django.conf import settings
 from django.db import models
@@ -47,6 +48,8 @@ class Upload(models.Model):
     analysis = models.JSONField(null=True, blank=True)
     phash = models.CharField(max_length=16, blank=True, db_index=True)
     placeholder = models.TextField(blank=True)
+    # Base64 of a ThumbHash (media_tasks/imaging/thumbhash.py), about 32 characters.
+    thumbhash = models.CharField(max_length=64, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -114,3 +117,36 @@ class Rendition(models.Model):
 
     def __str__(self) -> str:
         return f"{self.upload_id}/{self.name}"
+
+
+class PartialUpload(models.Model):
+    """A resumable upload in progress (tus, media_tasks/resumable.py): its bytes so far are a
+    file under UPLOAD_PARTIALS_ROOT named by `key`; once complete and checked, `upload` is the
+    Upload made of it. Kept until `expires_at`, then the recurring clean-up deletes it."""
+
+    key = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="partial_uploads"
+    )
+    name = models.CharField(max_length=255)
+    length = models.PositiveBigIntegerField()
+    offset = models.PositiveBigIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(db_index=True)
+    upload = models.OneToOneField(
+        Upload, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        indexes = [models.Index(fields=["owner", "upload"], name="partial_owner_unfinished")]
+
+    def __str__(self) -> str:
+        return f"partial upload {self.key} {self.offset}/{self.length}"
+
+    @property
+    def path(self) -> Path:
+        return Path(settings.UPLOAD_PARTIALS_ROOT) / self.key.hex
+
+    @property
+    def is_complete(self) -> bool:
+        return self.upload_id is not None

@@ -33,13 +33,15 @@ def from_original[T](upload: Upload, work: Callable[[BinaryIO], T]) -> T:
 def upload_renditions_make(
     *, upload: Upload, on_step: imaging.ProgressCallback | None = None
 ) -> list[imaging.Rendition]:
-    """Make the renditions of THUMBNAIL_SIZES from the original and store them."""
+    """Make the renditions of THUMBNAIL_SIZES in THUMBNAIL_FORMATS from the original and store
+    them, deleting any an earlier run made that the settings no longer ask for."""
     report = on_step or (lambda percent, message: None)
     renditions = from_original(
         upload,
         lambda original: imaging.make_renditions(
             original,
             sizes=settings.THUMBNAIL_SIZES,
+            formats=settings.THUMBNAIL_FORMATS,
             on_step=lambda percent, message: report(percent * 9 // 10, message),
             **image_limits(),
         ),
@@ -52,19 +54,23 @@ def upload_renditions_make(
 def upload_analyse(
     *, upload: Upload, on_step: imaging.ProgressCallback | None = None
 ) -> imaging.Analysis:
-    """Analyse the original (EXIF, colours, perceptual hash, placeholder) and store that."""
+    """Analyse the original (EXIF, colours, perceptual hash, placeholders) and store that."""
     analysis = from_original(
         upload,
         lambda original: imaging.analyse(original, on_step=on_step, **image_limits()),
     )
     Upload.objects.filter(pk=upload.pk).update(
-        analysis=analysis.as_json(), phash=analysis.phash, placeholder=analysis.placeholder
+        analysis=analysis.as_json(),
+        phash=analysis.phash,
+        placeholder=analysis.placeholder,
+        thumbhash=analysis.thumbhash,
     )
     return analysis
 
 
 def renditions_store(*, upload: Upload, renditions: Sequence[imaging.Rendition]) -> None:
-    """Store renditions under names derived from the upload, replacing any earlier run's."""
+    """Store renditions under names derived from the upload, replacing any earlier run's, and
+    delete the earlier ones not made this time (sizes or formats since taken out)."""
     storage = Rendition._meta.get_field("file").storage  # type: ignore[attr-defined]
     paths = [rendition_path(upload, made.name, extension_of(made)) for made in renditions]
     for made, path in zip(renditions, paths, strict=True):
@@ -83,6 +89,10 @@ def renditions_store(*, upload: Upload, renditions: Sequence[imaging.Rendition])
                 "file": stored,
             },
         )
+    stale = Rendition.objects.filter(upload=upload).exclude(name__in=[r.name for r in renditions])
+    for rendition in stale:
+        rendition.file.delete(save=False)
+        rendition.delete()
     if not Upload.objects.filter(pk=upload.pk).exists():
         # Deleted while we worked: leave no orphans behind.
         for path in paths:
@@ -90,4 +100,4 @@ def renditions_store(*, upload: Upload, renditions: Sequence[imaging.Rendition])
 
 
 def extension_of(rendition: imaging.Rendition) -> str:
-    return ".webp" if rendition.format == "WEBP" else ".jpg"
+    return Upload.EXTENSIONS[rendition.format]

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from django.conf import settings
-from django.db.models import QuerySet
+from django.db.models import Prefetch, QuerySet
 from django.urls import reverse
 
 from media_tasks import imaging
-from media_tasks.models import Upload
+from media_tasks.models import Rendition, Upload
+from workers.models import Job
 
 JOB_KINDS = {"thumbnails_job": "thumbnails", "analysis_job": "analysis"}
 
@@ -26,6 +28,46 @@ def uploads_of(*, owner_id: int) -> QuerySet[Upload]:
 def upload_of(*, owner_id: int, upload_id: int) -> Upload | None:
     """The upload if it is the owner's; None for anyone else's (the API answers 404)."""
     return uploads_of(owner_id=owner_id).filter(pk=upload_id).first()
+
+
+def renditions_expected(upload: Upload) -> set[str]:
+    """The names of the renditions the current THUMBNAIL_SIZES and THUMBNAIL_FORMATS give it."""
+    return imaging.rendition_names(
+        (upload.width, upload.height), settings.THUMBNAIL_SIZES, settings.THUMBNAIL_FORMATS
+    )
+
+
+def uploads_in_batches(*, batch_size: int) -> Iterator[list[Upload]]:
+    """Every upload, oldest first, `batch_size` at a time, with its renditions' names and its
+    thumbnails job."""
+    last = 0
+    while True:
+        batch = list(
+            Upload.objects.filter(pk__gt=last)
+            .order_by("pk")
+            .select_related("thumbnails_job", "owner")
+            .prefetch_related(Prefetch("renditions", Rendition.objects.only("upload", "name")))[
+                :batch_size
+            ]
+        )
+        if not batch:
+            return
+        yield batch
+        last = batch[-1].pk
+
+
+def renditions_idle(upload: Upload) -> bool:
+    """Whether no thumbnails job of the upload is queued or running (one more would repeat it)."""
+    return upload.thumbnails_job is None or upload.thumbnails_job.is_finished
+
+
+def renditions_outdated(upload: Upload) -> bool:
+    """Whether the upload's renditions are not those the settings ask for now, and its
+    thumbnails job (the last one) finished successfully: a failed one is left to retries."""
+    job = upload.thumbnails_job
+    if job is None or job.status != Job.Status.SUCCEEDED:
+        return False
+    return {rendition.name for rendition in upload.renditions.all()} != renditions_expected(upload)
 
 
 def uploads_similar_to(*, upload: Upload) -> list[int]:
@@ -86,6 +128,7 @@ def upload_json(upload: Upload, *, similar: list[int] | None = None) -> dict[str
         ],
         "analysis": upload.analysis,
         "placeholder": upload.placeholder,
+        "thumbhash": upload.thumbhash,
     }
     if similar is not None:
         data["similar"] = similar

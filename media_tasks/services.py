@@ -8,12 +8,14 @@ import logging
 import threading
 import unicodedata
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, BinaryIO, cast
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.core.files.base import File
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 from django.db.models import Sum
@@ -29,7 +31,7 @@ from media_tasks.exceptions import (
     UploadTooLarge,
 )
 from media_tasks.limits import image_limits
-from media_tasks.models import Upload
+from media_tasks.models import PartialUpload, Upload
 from media_tasks.tasks import analyse_upload, announce_ready, make_renditions
 from workers.backends import enqueue_for
 from workers.services import job_cancel
@@ -51,7 +53,7 @@ def megabytes(size: int) -> str:
     return f"{size / 1_000_000:.1f} MB"
 
 
-def upload_check(*, file: UploadedFile[bytes]) -> imaging.ImageInfo:
+def upload_check(*, file: File[bytes]) -> imaging.ImageInfo:
     """Check one file by its content (headers only: the full decode is the worker's); raise
     UploadRejected naming it and the reason. At most UPLOAD_CHECKS_AT_ONCE checks run at
     once in a process; one that waits longer than UPLOAD_CHECK_WAIT is refused as busy."""
@@ -81,28 +83,53 @@ def _checks_at_once() -> threading.BoundedSemaphore:
     return threading.BoundedSemaphore(settings.UPLOAD_CHECKS_AT_ONCE)
 
 
-def upload_quota_check(*, owner: User, files: Sequence[UploadedFile[bytes]]) -> None:
-    """Refuse uploads past the owner's limits: UPLOADS_PER_HOUR files in the last hour
-    (429, with the wait), UPLOAD_QUOTA_BYTES stored in all (413)."""
+def upload_quota_check(
+    *, owner: User, sizes: Sequence[int], resuming: PartialUpload | None = None
+) -> None:
+    """Refuse new pictures of `sizes` bytes past the owner's limits: UPLOADS_PER_HOUR files in
+    the last hour (429, with the wait), UPLOAD_QUOTA_BYTES stored in all (413). Unfinished
+    resumable uploads count as what they will be (but `resuming`, the one being finished)."""
     mine = Upload.objects.filter(owner=owner)
+    partials = PartialUpload.objects.filter(owner=owner, upload__isnull=True)
+    if resuming is not None:
+        partials = partials.exclude(pk=resuming.pk)
+    pending = list(partials.values_list("length", flat=True))
     hour_ago = timezone.now() - timedelta(hours=1)
     recent = list(mine.filter(created_at__gte=hour_ago).values_list("created_at", flat=True))
     per_hour = settings.UPLOADS_PER_HOUR
-    if len(recent) + len(files) > per_hour:
+    if len(recent) + len(pending) + len(sizes) > per_hour:
         # The oldest counted upload leaves the hour first.
         wait = (min(recent) - hour_ago).total_seconds() if recent else 3600.0
         raise UploadRateLimited(
             f"at most {per_hour} pictures per hour: try again in {wait / 60:.0f} min",
             retry_after=wait,
         )
-    stored = mine.aggregate(total=Sum("bytes"))["total"] or 0
-    adding = sum(file.size or 0 for file in files)
+    stored = (mine.aggregate(total=Sum("bytes"))["total"] or 0) + sum(pending)
+    adding = sum(sizes)
     quota = settings.UPLOAD_QUOTA_BYTES
     if stored + adding > quota:
         raise UploadOverQuota(
             f"your pictures would take {megabytes(stored + adding)}; "
             f"the limit is {megabytes(quota)}: delete some first"
         )
+
+
+@dataclass(frozen=True, slots=True)
+class Checked:
+    """A file that passed its checks, ready to be stored: `place(upload)` puts its bytes in
+    `upload.original` (written from a file, or copied where they already are: S3)."""
+
+    name: str
+    size: int
+    info: imaging.ImageInfo
+    place: Callable[[Upload], None]
+
+    @classmethod
+    def of_file(cls, file: File[bytes], info: imaging.ImageInfo) -> Checked:
+        def place(upload: Upload) -> None:
+            upload.original.save("original", file, save=False)
+
+        return cls(name=file.name or "", size=file.size or 0, info=info, place=place)
 
 
 def upload_create(
@@ -115,24 +142,38 @@ def upload_create(
     If `abandoned()` says so before the commit (the client went away), nothing is kept."""
     if not files:
         raise UploadRejected("no file was sent (field 'image')")
-    checked = [(file, upload_check(file=file)) for file in files]
+    checked = [Checked.of_file(file, upload_check(file=file)) for file in files]
+    return uploads_store(owner=owner, checked=checked, abandoned=abandoned)
+
+
+def uploads_store(
+    *,
+    owner: User,
+    checked: Sequence[Checked],
+    abandoned: Callable[[], bool] = lambda: False,
+    resuming: PartialUpload | None = None,
+) -> list[Upload]:
+    """Store files that passed their checks, within the owner's quota, as uploads, and queue
+    their processing; all or none. Every way in (a form, tus, S3) ends here."""
     uploads: list[Upload] = []
     try:
         with transaction.atomic():
             # One upload of a user at a time: the quota counts what the last one stored.
             get_user_model().objects.select_for_update().filter(pk=owner.pk).first()
-            upload_quota_check(owner=owner, files=files)
-            for file, info in checked:
+            upload_quota_check(
+                owner=owner, sizes=[item.size for item in checked], resuming=resuming
+            )
+            for item in checked:
                 upload = Upload(
                     owner=owner,
-                    original_name=clean_filename(file.name or ""),
-                    format=info.format,
-                    content_type=info.mime_type,
-                    width=info.width,
-                    height=info.height,
-                    bytes=file.size or 0,
+                    original_name=clean_filename(item.name),
+                    format=item.info.format,
+                    content_type=item.info.mime_type,
+                    width=item.info.width,
+                    height=item.info.height,
+                    bytes=item.size,
                 )
-                upload.original.save("original", file, save=False)
+                item.place(upload)
                 uploads.append(upload)
                 upload.save()
                 upload_enqueue_processing(upload=upload)
@@ -158,6 +199,15 @@ def upload_enqueue_processing(*, upload: Upload) -> None:
     upload.thumbnails_job_id = int(thumbnails.id)
     upload.analysis_job_id = int(analysis.id)
     upload.save(update_fields=["thumbnails_job", "analysis_job"])
+
+
+def upload_renditions_regenerate(*, upload: Upload) -> None:
+    """Queue the upload's thumbnails job again (after the caller's commit), as its job: the
+    page shows its progress, and the new renditions replace the old."""
+    with enqueue_for(owner=upload.owner, upload=upload.pk):
+        job = make_renditions.enqueue(upload.pk)
+    upload.thumbnails_job_id = int(job.id)
+    upload.save(update_fields=["thumbnails_job"])
 
 
 def upload_cancel(*, upload: Upload) -> int:

@@ -12,7 +12,7 @@ from typing import Any
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 
-from media_tasks import imaging, processing
+from media_tasks import imaging, partials, processing
 from media_tasks.models import Upload
 from workers import events
 from workers.backends import JobContext, task
@@ -68,3 +68,9 @@ def announce_ready(upload_id: int) -> dict[str, Any]:
     event = {"type": UPLOAD_READY, "upload": upload.pk}
     async_to_sync(get_channel_layer().group_send)(events.user_group(upload.owner_id), event)
     return event
+
+
+@task(queue_name="compute", unique=True)
+def partial_uploads_expire() -> dict[str, Any]:
+    """Recurring (JOBS["SCHEDULE"]): delete resumable uploads paused past their expiry."""
+    return {"deleted": partials.partial_uploads_expire()}

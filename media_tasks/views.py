@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 from collections.abc import Callable
 from functools import wraps
-from typing import Any
+from typing import Any, cast
 from urllib.parse import quote
 
 from asgiref.sync import sync_to_async
@@ -16,10 +17,10 @@ from django.core.paginator import EmptyPage, PageNotAnInteger, Paginator
 from django.http import FileResponse, HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
 from django.shortcuts import redirect
 from django.utils.http import content_disposition_header
-from django.views.decorators.http import require_GET, require_http_methods
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from media_tasks import selectors, services
-from media_tasks.exceptions import MediaError, UploadRateLimited, UploadTooLarge
+from media_tasks import direct, selectors, services
+from media_tasks.exceptions import MediaError, UploadRateLimited, UploadRejected, UploadTooLarge
 from media_tasks.models import Upload
 from wire import errors
 from wire.errors import error_response
@@ -116,6 +117,58 @@ def create(request: HttpRequest, user: Any, abandoned: Callable[[], bool]) -> Ht
         },
         status=202,
     )
+
+
+def json_body(request: HttpRequest) -> dict[str, Any]:
+    if len(request.body) > 16 * 1024:
+        raise UploadRejected("the request is larger than 16 KiB")
+    try:
+        body = json.loads(request.body or b"{}")
+    except ValueError:
+        raise UploadRejected("the body is not JSON") from None
+    if not isinstance(body, dict):
+        raise UploadRejected("the body is not a JSON object")
+    return body
+
+
+@api_login_required
+@require_POST
+def direct_upload_start(request: HttpRequest) -> HttpResponse:
+    """A signed form to post one file straight to S3: `{"name", "size", "type"}` ->
+    `{"url", "fields", "token"}` (media_tasks/direct.py)."""
+    try:
+        body = json_body(request)
+        size = body.get("size")
+        if not isinstance(size, int) or isinstance(size, bool):
+            raise UploadRejected("size must be a number of bytes")
+        started = direct.direct_upload_start(
+            owner=cast(Any, request.user),
+            name=str(body.get("name", "")),
+            size=size,
+            content_type=str(body.get("type", "")),
+        )
+    except MediaError as rejected:
+        return failure(rejected)
+    return JsonResponse(started.as_json(), status=201)
+
+
+@api_login_required
+@require_POST
+def direct_upload_complete(request: HttpRequest) -> HttpResponse:
+    """`{"token"}` once the file is in the bucket: checked, stored and queued as any upload
+    (202, the plain POST's answer)."""
+    try:
+        upload = direct.direct_upload_complete(
+            owner=cast(Any, request.user), token=str(json_body(request).get("token", ""))
+        )
+    except MediaError as rejected:
+        return failure(rejected)
+    summary = {
+        "id": upload.pk,
+        "status": upload.status,
+        "url": selectors.upload_json(upload)["url"],
+    }
+    return JsonResponse({"uploads": [summary]}, status=202)
 
 
 @api_login_required

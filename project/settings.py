@@ -280,6 +280,11 @@ JOBS: dict[str, Any] = {
         },
         # Chat messages past their room's retention (chat/tasks.py), hourly.
         "chat-retention": {"task": "chat.tasks.messages_expire", "cron": "41 * * * *"},
+        # Resumable uploads past UPLOAD_RESUMABLE_EXPIRE (media_tasks/tasks.py), hourly.
+        "partial-uploads": {
+            "task": "media_tasks.tasks.partial_uploads_expire",
+            "cron": "47 * * * *",
+        },
     },
     # A worker claims as many jobs of a channel at once as its recent job durations say it
     # runs in BATCH_WINDOW (one at a time for slow jobs), at most MAX_BATCH; a batch whose job
@@ -451,8 +456,31 @@ UPLOAD_QUOTA_BYTES = int(env_float("UPLOAD_QUOTA_BYTES", 5 * 1024**3))
 # Uploads one web process checks at once, and how long (seconds) one waits for its turn.
 UPLOAD_CHECKS_AT_ONCE = int(env_float("UPLOAD_CHECKS_AT_ONCE", 2))
 UPLOAD_CHECK_WAIT = env_float("UPLOAD_CHECK_WAIT", 10)
-# Longest sides of the renditions, each in WebP and a JPEG fallback; never upscaled.
+# Resumable uploads (tus): where their bytes wait until complete (a folder every web process
+# of a site shares), and how long (seconds) one may pause before it is deleted.
+UPLOAD_PARTIALS_ROOT = Path(os.environ.get("UPLOAD_PARTIALS_ROOT", STATE_DIR / "partials"))
+UPLOAD_RESUMABLE_EXPIRE = env_float("UPLOAD_RESUMABLE_EXPIRE", 24 * 3600)
+# Uploads straight to S3 (MEDIA_STORAGE=s3): how long (seconds) a signed POST form is good for.
+DIRECT_UPLOAD_EXPIRE = int(env_float("DIRECT_UPLOAD_EXPIRE", 600))
+# Longest sides of the renditions; never upscaled.
 THUMBNAIL_SIZES = [int(size) for size in env_list("THUMBNAIL_SIZES") or ["1600", "800", "320"]]
+# Formats of each size, best first (the page offers them in this order): THUMBNAIL_FORMATS for
+# every size, THUMBNAIL_FORMATS_<size> for one (e.g. THUMBNAIL_FORMATS_1600=webp,jpeg). Of
+# avif, webp, jpeg; chosen from the README's measured table.
+THUMBNAIL_FORMATS = {
+    size: [
+        name.upper()
+        for name in env_list(f"THUMBNAIL_FORMATS_{size}")
+        or env_list("THUMBNAIL_FORMATS")
+        or ["avif", "webp"]
+    ]
+    for size in THUMBNAIL_SIZES
+}
+for size, names in THUMBNAIL_FORMATS.items():
+    if not set(names) <= {"AVIF", "WEBP", "JPEG"}:
+        raise ImproperlyConfigured(
+            f"THUMBNAIL_FORMATS of {size}: {names} are not of avif, webp, jpeg"
+        )
 # Perceptual-hash distance (of 64 bits) under which two uploads count as similar.
 SIMILAR_MAX_DISTANCE = int(env_float("SIMILAR_MAX_DISTANCE", 10))
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440

@@ -12,22 +12,31 @@ from media_tasks.imaging.metadata import ExifSummary, GpsPosition
 from media_tasks.imaging.opening import DEFAULT_FORMATS
 from media_tasks.imaging.progress import ProgressCallback
 from media_tasks.imaging.renditions import (
+    AVIF_QUALITY,
+    AVIF_SPEED,
+    FORMATS,
     JPEG_QUALITY,
     WEBP_METHOD,
     WEBP_QUALITY,
     Rendition,
+    formats_per_size,
     make_renditions,
+    rendition_names,
 )
 from media_tasks.imaging.validation import (
     DEFAULT_MAX_FRAMES,
     ImageInfo,
     check_decodes,
+    inspect_head,
     inspect_upload,
 )
 
 __all__ = [
+    "AVIF_QUALITY",
+    "AVIF_SPEED",
     "DEFAULT_FORMATS",
     "DEFAULT_MAX_FRAMES",
+    "FORMATS",
     "JPEG_QUALITY",
     "WEBP_METHOD",
     "WEBP_QUALITY",
@@ -40,7 +49,10 @@ __all__ = [
     "Rendition",
     "analyse",
     "check_decodes",
+    "formats_per_size",
     "hamming",
+    "inspect_head",
     "inspect_upload",
     "make_renditions",
+    "rendition_names",
 ]

@@ -1,4 +1,5 @@
-"""Describe an image: size, EXIF summary, colours, perceptual hash and a tiny placeholder."""
+"""Describe an image: size, EXIF summary, colours, perceptual hash and tiny placeholders (a 16 px
+WebP, and a ThumbHash)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from media_tasks.imaging.errors import CANNOT_DECODE
 from media_tasks.imaging.metadata import ExifSummary
 from media_tasks.imaging.opening import DEFAULT_FORMATS, allowed, format_of, opened
 from media_tasks.imaging.progress import Progress, ProgressCallback
+from media_tasks.imaging.thumbhash import thumbhash_of
 from media_tasks.imaging.validation import DEFAULT_MAX_FRAMES, Limits, header_check
 
 ANALYSIS_SIZE: Final = 256
@@ -41,6 +43,7 @@ class Analysis:
     average_colour: str
     phash: str
     placeholder: str
+    thumbhash: str
 
     def as_json(self, *, include_gps: bool = True) -> dict[str, Any]:
         """Return a JSON-ready dict; ``include_gps=False`` drops the location for non-owners."""
@@ -81,7 +84,8 @@ def analyse(
         phash = _phash(work)
         progress.step("computed perceptual hash")
         placeholder = _placeholder(work)
-        progress.step("made placeholder")
+        thumbhash = thumbhash_of(work)
+        progress.step("made placeholders")
         return Analysis(
             format=fmt,
             width=width,
@@ -94,6 +98,7 @@ def analyse(
             average_colour=average,
             phash=phash,
             placeholder=placeholder,
+            thumbhash=thumbhash,
         )
     finally:
         fp.seek(0)

@@ -7,6 +7,7 @@ a truncated or damaged file fails there; it belongs in a worker (``make_renditio
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 from typing import BinaryIO, Final
 
@@ -90,6 +91,20 @@ def inspect_upload(
         return header_check(fp, formats, limits)
     finally:
         fp.seek(0)
+
+
+def inspect_head(
+    head: bytes, *, max_pixels: int, allowed_formats: frozenset[str] = DEFAULT_FORMATS
+) -> ImageInfo:
+    """Check from a file's first bytes only (a ranged read of an object in storage): an allowed
+    format by content, dimensions within ``max_pixels``. Block structure and frames need the
+    whole file: the workers' header_check does them before any decode. ``frames`` is 1."""
+    formats = allowed(allowed_formats)
+    with opened(io.BytesIO(head), formats, max_pixels) as img:
+        fmt = format_of(img)
+        width, height = img.size
+        mime_type = "image/jpeg" if fmt == "JPEG" else img.get_format_mimetype()
+    return ImageInfo(fmt, width, height, mime_type or mime(fmt), 1)
 
 
 def check_decodes(

@@ -10,7 +10,7 @@ import { detailsOf } from "./details.js";
 import { formatBytes } from "./format.js";
 import { cards, deleted, heldBack, place, updateEmpty } from "./grid.js";
 import { KINDS, deriveState, mergeJob, runningMessage } from "./jobs.js";
-import { isColour, isDataImage, pictureOf } from "./picture.js";
+import { isColour, pictureOf, placeholderOf } from "./picture.js";
 import { abort, enqueue, withdraw } from "./queue.js";
 import { announce } from "./status.js";
 
@@ -69,7 +69,9 @@ export class Card {
     this.button.type = "button";
     this.button.addEventListener("click", () => this.onButton());
     this.button.addEventListener("blur", () => this.disarm());
-    actions.append(this.button);
+    this.download = el("a", "download-original", "Download original");
+    this.download.hidden = true;
+    actions.append(this.button, this.download);
 
     body.append(this.title, this.meter, this.error, this.facts, this.swatches, this.more, actions);
     node.append(this.media, body);
@@ -189,8 +191,16 @@ export class Card {
 
     const colour = analysis && isColour(analysis.average_colour) ? analysis.average_colour : "";
     if (colour) this.media.style.backgroundColor = colour;
-    if (isDataImage(data.placeholder) && this.placeholder.getAttribute("src") !== data.placeholder) {
-      this.placeholder.src = data.placeholder;
+    if (data.original_url && this.download.getAttribute("href") !== data.original_url) {
+      // The owner's own original (the API answers only them), metadata and all.
+      this.download.href = data.original_url;
+      this.download.download = data.name;
+      this.download.hidden = false;
+    }
+    const placeholder = placeholderOf(data);
+    if (placeholder && this.placeholder.dataset.kind !== placeholder.kind) {
+      this.placeholder.src = placeholder.url;
+      this.placeholder.dataset.kind = placeholder.kind;
       this.placeholder.hidden = false;
     }
     if (data.renditions && data.renditions.length && !this.picture) this.renderPicture();

@@ -7,6 +7,7 @@ const data = root ? root.dataset : {};
 /** Whether this page is the upload page at all. */
 export const ON_PAGE = root !== null;
 export const API = data.api;
+export const TUS_API = data.tus;
 export const WS_PATH = data.ws;
 export const LOGIN_URL = data.login;
 // The token at the time the page was made: the cookie's, if there is one, wins (api.js).

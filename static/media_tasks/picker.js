@@ -1,6 +1,7 @@
-/* Choosing and dropping pictures: each file gets a card on top of the grid and a place in the
- * upload queue, or is refused at once when it is larger than the server takes. The whole page
- * accepts a drop: a file dropped beside the zone must not replace the page. */
+/* Choosing, dropping (files or whole folders) and pasting pictures: each file gets a card on top
+ * of the grid and a place in the upload queue, or is refused at once when it is larger than the
+ * server takes. The whole page accepts a drop: a file dropped beside the zone must not replace
+ * the page. */
 
 import { Card } from "./cards.js";
 import { MAX_BYTES } from "./config.js";
@@ -28,6 +29,60 @@ function addFiles(fileList) {
   }
   updateEmpty();
   if (files.length) announce(files.length === 1 ? `Uploading ${files[0].name}` : `Uploading ${files.length} files`);
+}
+
+// A dropped folder is read to this depth and this many files at most.
+const FOLDER_DEPTH = 8;
+const FOLDER_FILES = 1000;
+
+function entryFile(entry) {
+  return new Promise((resolve) => entry.file(resolve, () => resolve(null)));
+}
+
+function entriesOf(directory) {
+  // readEntries answers in batches until it answers an empty one.
+  const reader = directory.createReader();
+  const all = [];
+  return new Promise((resolve) => {
+    const next = () =>
+      reader.readEntries(
+        (batch) => {
+          if (!batch.length || all.length >= FOLDER_FILES) resolve(all);
+          else {
+            all.push(...batch);
+            next();
+          }
+        },
+        () => resolve(all),
+      );
+    next();
+  });
+}
+
+/** The files of dropped entries, folders walked (pictures only: a folder holds other files). */
+async function filesOf(entries, depth = 0, found = []) {
+  for (const entry of entries) {
+    if (found.length >= FOLDER_FILES) break;
+    if (entry.isFile) {
+      const file = await entryFile(entry);
+      if (file && (depth === 0 || file.type.startsWith("image/"))) found.push(file);
+    } else if (entry.isDirectory && depth < FOLDER_DEPTH) {
+      await filesOf(await entriesOf(entry), depth + 1, found);
+    }
+  }
+  return found;
+}
+
+function dropped(transfer) {
+  const entries = [...(transfer.items || [])]
+    .filter((item) => item.kind === "file" && item.webkitGetAsEntry)
+    .map((item) => item.webkitGetAsEntry())
+    .filter(Boolean);
+  if (!entries.some((entry) => entry.isDirectory)) {
+    addFiles(transfer.files);
+    return;
+  }
+  filesOf(entries).then((files) => addFiles(files));
 }
 
 function hasFiles(event) {
@@ -59,6 +114,13 @@ export function listenForFiles() {
     event.preventDefault();
     dragDepth = 0;
     dropzone.classList.remove("dragging");
-    addFiles(event.dataTransfer.files);
+    dropped(event.dataTransfer);
+  });
+  // A picture pasted anywhere on the page (a screenshot, an image copied in another app).
+  document.addEventListener("paste", (event) => {
+    const files = event.clipboardData ? [...event.clipboardData.files] : [];
+    if (!files.length) return;
+    event.preventDefault();
+    addFiles(files);
   });
 }

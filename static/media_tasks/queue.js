@@ -1,11 +1,13 @@
-/* The upload queue: picked files wait for one of PARALLEL_UPLOADS requests, and each card shows
- * its file's bytes going up until the server accepts the file (processing comes next) or
- * refuses it (the card says why, and offers a retry if the fault was the server's or the
- * network's). */
+/* The upload queue: picked files wait for one of PARALLEL_UPLOADS resumable uploads
+ * (resumable.js), and each card shows its file's bytes going up, across a dropped connection
+ * too, until the server accepts the file (processing comes next) or refuses it (the card says
+ * why, and offers a retry if the fault was the server's or the network's: the retry resumes
+ * from what the server has). */
 
 import { errorText } from "../site/wire.js";
-import { sendFile } from "./api.js";
+import { formatBytes } from "./format.js";
 import { uploadEnded, uploadStarted } from "./grid.js";
+import { sendResumable } from "./resumable.js";
 
 const PARALLEL_UPLOADS = 3;
 const waiting = []; // {card, file}, first in first out
@@ -22,10 +24,15 @@ export function withdraw(card) {
   if (index >= 0) waiting.splice(index, 1);
 }
 
-/** Cancel the request of a card whose file is being sent. */
+/** Cancel the upload of a card whose file is being sent (the server deletes its bytes). */
 export function abort(card) {
-  const xhr = sending.get(card);
-  if (xhr) xhr.abort();
+  const upload = sending.get(card);
+  if (!upload) return;
+  upload.abort();
+  sending.delete(card);
+  card.dismiss();
+  pump();
+  uploadEnded();
 }
 
 function pump() {
@@ -36,6 +43,7 @@ function pump() {
 }
 
 function send(card, file) {
+  let high = 0;
   card.setPhase("uploading");
   card.setBar(0, "Uploading 0 %");
   uploadStarted();
@@ -44,9 +52,19 @@ function send(card, file) {
     pump();
     uploadEnded();
   };
-  const xhr = sendFile(file, {
-    progress(percent) {
-      card.setBar(percent, percent >= 100 ? "Uploaded · checking…" : `Uploading ${Math.floor(percent)} %`);
+  const upload = sendResumable(file, {
+    progress(sent, total) {
+      // After a cut the client goes on from the server's offset, which may be up to a chunk
+      // behind what this bar showed: the bar holds until the bytes pass it again.
+      high = Math.max(high, sent);
+      const percent = total ? (high / total) * 100 : 0;
+      card.node.dataset.bytesSent = String(high);
+      card.setBar(
+        percent,
+        percent >= 100
+          ? "Uploaded · checking…"
+          : `Uploading ${Math.floor(percent)} % · ${formatBytes(sent)} of ${formatBytes(total)}`,
+      );
     },
     load(status, body) {
       if (status === 202 && body && body.uploads && body.uploads.length) {
@@ -61,17 +79,13 @@ function send(card, file) {
           ? `${file.name}: the file is too large for the server`
           : `${file.name}: the upload failed (HTTP ${status})`,
       );
-      card.reject(reason, status >= 500 ? file : null);
+      card.reject(reason, status >= 500 || status === 429 ? file : null);
       finished();
     },
     error() {
       card.reject(`${file.name}: the upload did not reach the server (network error)`, file);
       finished();
     },
-    abort() {
-      card.dismiss();
-      finished();
-    },
   });
-  sending.set(card, xhr);
+  sending.set(card, upload);
 }

@@ -28,7 +28,9 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 NOT_AN_IMAGE = b"plain text that only pretends to be a JPEG\n"
 # Chromium logs every 4xx answer to a page's request as a console error: this one is the point.
-REJECTED_UPLOAD = r"status of 400 \(Bad Request\) \(http://127\.0\.0\.1:\d+/api/uploads/\)"
+REJECTED_UPLOAD = (
+    r"status of 400 \(Bad Request\) \(http://127\.0\.0\.1:\d+/api/uploads/tus/[0-9a-f-]+\)"
+)
 # Served under the strictest Content-Security-Policy the site may get.
 
 # Each card's (state, bar value) as they change, recorded in the page so nothing is missed
@@ -148,9 +150,9 @@ def test_drop_pictures_watch_them_finish_browse_and_delete(
         assert states[-1] == ["done", 100], f"{name}: processing did not end at 100 %: {states}"
         processing = [value for state, value in states if state == "processing"]
         assert processing == sorted(processing), f"{name}: the bar went backwards: {states}"
-    # Chromium takes the WebP source; the JPEG stays as the fallback.
+    # Chromium takes the AVIF source, the best format; the WebP stays as the fallback.
     current = card(page, "photo.jpg").locator("img.thumb").evaluate("img => img.currentSrc")
-    assert current.endswith(".webp"), current
+    assert current.endswith(".avif"), current
 
     # A file that only claims to be a picture: its card says what the API says.
     client = login(web.url, user.username, password)
@@ -182,13 +184,17 @@ def test_drop_pictures_watch_them_finish_browse_and_delete(
     for upload in listed["uploads"]:
         shown = wait_shown(page, upload["name"])
         expect(shown).to_have_attribute("data-upload-id", str(upload["id"]))
-        [webp] = [r for r in upload["renditions"] if r["format"] == "WEBP"]
-        source = shown.locator('source[type="image/webp"]')
-        expect(source).to_have_attribute("srcset", f"{webp['url']} {webp['width']}w")
-        expect(shown.locator("img.thumb")).to_have_attribute("srcset", re.compile(r"\.jpg 128w$"))
+        [avif] = [r for r in upload["renditions"] if r["format"] == "AVIF"]
+        # The best format first: AVIF in a source, WebP in the img (no JPEG by default).
+        expect(shown.locator("picture > *")).to_have_count(2)
+        source = shown.locator('picture > source:first-child[type="image/avif"]')
+        expect(source).to_have_attribute("srcset", f"{avif['url']} {avif['width']}w")
+        expect(shown.locator("img.thumb")).to_have_attribute("srcset", re.compile(r"\.webp 128w$"))
+        # The ThumbHash, drawn in the page, stood in until the picture loaded.
         expect(shown.locator("img.placeholder")).to_have_attribute(
-            "src", re.compile("^data:image/")
+            "src", re.compile("^data:image/png;base64,")
         )
+        expect(shown.locator("img.placeholder")).to_have_attribute("data-kind", "thumbhash")
     expect(page.locator(".upload-card")).to_have_count(2)
     expect(card(page, "bad.jpg")).to_have_count(0)
     expect(page.locator("#connection")).to_have_attribute("data-state", "live")
@@ -300,3 +306,99 @@ def test_a_page_whose_session_ended_elsewhere_sends_the_user_to_log_in(
 
     # Only the failed websocket attempts while the server was down may have been logged.
     assert page_log.unexpected(r"WebSocket connection to .* failed") == [], page_log.errors
+
+
+# Each card's bytes sent, as the page shows them, recorded in the page as they change.
+RECORD_BYTES = """() => {
+  window.bytesHistory = {};
+  new MutationObserver(() => {
+    for (const card of document.querySelectorAll(".upload-card")) {
+      const name = card.querySelector(".name").textContent;
+      const sent = Number(card.dataset.bytesSent || 0);
+      const history = (window.bytesHistory[name] ||= []);
+      if (history[history.length - 1] !== sent) history.push(sent);
+    }
+  }).observe(document.getElementById("gallery"), {
+    subtree: true, childList: true, attributes: true, attributeFilter: ["data-bytes-sent"],
+  });
+}"""
+
+PASTE = """(file) => {
+  const bytes = Uint8Array.from(atob(file.data), (c) => c.charCodeAt(0));
+  const transfer = new DataTransfer();
+  transfer.items.add(new File([bytes], file.name, { type: file.type }));
+  document.dispatchEvent(new ClipboardEvent("paste", { clipboardData: transfer }));
+}"""
+
+
+def test_an_upload_cut_off_or_reloaded_resumes_sending_only_what_the_server_lacks(
+    processes: Processes,
+    page: Page,
+    page_log: PageLog,
+    tmp_path: Path,
+    user: Any,
+    password: str,
+) -> None:
+    from tests.media_tasks.proxy import CuttingProxy
+    from tests.media_tasks.test_resumable import noise_png
+
+    web = processes.runserver("web", REDIS_URL="")
+    chunk = 4 * 1024 * 1024  # static/media_tasks/resumable.js, CHUNK_SIZE
+    slack = 256 * 1024  # request headers, API calls and the websocket beside the file
+    with CuttingProxy(web.port or 0) as relay:
+        log_in(page, relay.url, user.username, password)
+        expect(page.locator("#connection")).to_have_attribute("data-state", "live")
+        page.evaluate(RECORD_BYTES)
+
+        # 1. The connection drops in the middle of the second chunk; the client resumes.
+        first = tmp_path / "big.png"
+        first.write_bytes(noise_png(2000))  # 12 MB
+        size = first.stat().st_size
+        before = relay.sent
+        relay.cut_after(chunk + chunk // 2)
+        page.set_input_files("#file-input", str(first))
+        shown = wait_shown(page, "big.png", timeout=120_000)
+        assert relay.cuts == 1
+        assert relay.sent - before <= size + chunk + slack
+        sent = page.evaluate("window.bytesHistory['big.png']")
+        assert sent == sorted(sent), f"the byte count went backwards: {sent}"
+        assert sent[-1] == size
+        expect(shown.locator(".status")).to_have_text("Done")
+
+        # 2. The page is reloaded in the middle; the same file picked again goes on.
+        second = tmp_path / "second.png"
+        second.write_bytes(noise_png(2001))
+        size = second.stat().st_size
+        page.set_input_files("#file-input", str(second))
+        # Bytes of the third chunk going out: the server has the first two (a chunk is sent
+        # once the one before was answered).
+        page.wait_for_function(
+            "(least) => Number(document.querySelector('.upload-card').dataset.bytesSent) > least",
+            arg=2 * chunk,
+        )
+        page.reload()
+        expect(page.locator("#connection")).to_have_attribute("data-state", "live")
+        page.evaluate(RECORD_BYTES)
+        before = relay.sent
+        page.set_input_files("#file-input", str(second))
+        shown = wait_shown(page, "second.png", timeout=120_000)
+        resumed = [sent for sent in page.evaluate("window.bytesHistory['second.png']") if sent]
+        assert resumed[0] >= 2 * chunk, resumed
+        assert resumed == sorted(resumed), resumed
+        assert relay.sent - before <= size - 2 * chunk + slack
+
+        # 3. A pasted picture goes up like any other, and its original is its owner's to take.
+        pasted = images.picture("PNG")
+        page.evaluate(
+            PASTE,
+            {"name": "pasted.png", "type": "image/png", "data": base64.b64encode(pasted).decode()},
+        )
+        shown = wait_shown(page, "pasted.png")
+        download = shown.get_by_role("link", name="Download original")
+        expect(download).to_have_attribute("download", "pasted.png")
+        href = download.get_attribute("href")
+        assert href is not None
+        assert page.request.get(relay.url + href).body() == pasted
+
+    assert Upload.objects.count() == 3
+    assert page_log.unexpected(r"net::ERR_|Failed to load resource") == [], page_log.errors

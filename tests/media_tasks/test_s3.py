@@ -8,15 +8,9 @@ this test looks at the bucket only through boto3 and at the files only through t
 from __future__ import annotations
 
 import io
-import signal
-import subprocess
-import sys
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import httpx
 import pytest
 from PIL import Image
@@ -24,87 +18,21 @@ from PIL import Image
 from media_tasks.models import Upload
 from media_tasks.tasks import make_renditions
 from tests.media_tasks import images
-from tests.processes import Processes, free_port, login, wait_for
+from tests.media_tasks.s3 import REGION, THUMBNAIL_SIZES, s3_client
+from tests.processes import Processes, login, wait_for
 from workers.backends import enqueue_for
 from workers.models import Job
 
 pytestmark = pytest.mark.slow
 
-REGION = "eu-west-1"
-CREDENTIALS = {"aws_access_key_id": "moto-test-key", "aws_secret_access_key": "moto-test-secret"}
 # EXIF rotation, EXIF with a GPS block, a PNG with an ICC profile.
 FILES = {
     "turned.jpg": lambda: images.oriented_photo(6),
     "gps.jpg": images.nonsense_gps_jpeg,
     "profile.png": images.png_with_srgb_profile,
 }
-# Small sizes, so that these small pictures still give several renditions each.
-THUMBNAIL_SIZES = "100,50"
 EXTENSIONS = {"WEBP": ".webp", "JPEG": ".jpg"}
 CONTENT_TYPES = {"WEBP": "image/webp", "JPEG": "image/jpeg"}
-
-
-@pytest.fixture(scope="session")
-def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """moto's S3-compatible server in a process of its own, for the whole session."""
-    port = free_port()
-    log = tmp_path_factory.mktemp("moto") / "moto.log"
-    with log.open("wb") as handle:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-p", str(port), "-H", "127.0.0.1"],
-            stdout=handle,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    endpoint = f"http://127.0.0.1:{port}"
-
-    def answering() -> bool:
-        if server.poll() is not None:
-            raise AssertionError(f"moto server exited:\n{log.read_text(errors='replace')}")
-        try:
-            httpx.get(endpoint, timeout=1)
-        except httpx.HTTPError:
-            return False
-        return True
-
-    try:
-        wait_for(answering, 30, "the moto S3 server to answer")
-        yield endpoint
-    finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait(10)
-
-
-def s3_client(endpoint: str) -> Any:
-    return boto3.client("s3", endpoint_url=endpoint, region_name=REGION, **CREDENTIALS)
-
-
-@pytest.fixture
-def bucket(s3_endpoint: str) -> str:
-    """A new, empty bucket for each test, so that listing it shows that test's objects only."""
-    name = f"media-{uuid.uuid4().hex[:16]}"
-    s3_client(s3_endpoint).create_bucket(
-        Bucket=name, CreateBucketConfiguration={"LocationConstraint": REGION}
-    )
-    return name
-
-
-@pytest.fixture
-def s3_env(s3_endpoint: str, bucket: str) -> dict[str, str]:
-    """What a deployment sets for S3 media: the documented MEDIA_STORAGE and AWS_* variables."""
-    return {
-        "MEDIA_STORAGE": "s3",
-        "AWS_STORAGE_BUCKET_NAME": bucket,
-        "AWS_S3_ENDPOINT_URL": s3_endpoint,
-        "AWS_S3_REGION_NAME": REGION,
-        "AWS_ACCESS_KEY_ID": CREDENTIALS["aws_access_key_id"],
-        "AWS_SECRET_ACCESS_KEY": CREDENTIALS["aws_secret_access_key"],
-        "THUMBNAIL_SIZES": THUMBNAIL_SIZES,
-    }
 
 
 def bucket_keys(endpoint: str, bucket: str) -> list[str]:

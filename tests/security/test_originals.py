@@ -12,7 +12,7 @@ from django.test import Client
 
 from media_tasks.models import Upload
 from tests.media_tasks import images
-from tests.media_tasks.test_api import image_file, logged_in
+from tests.media_tasks.uploading import image_file, logged_in
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -81,7 +81,7 @@ def test_renditions_stay_public_and_carry_no_metadata(
     from PIL import Image
 
     from tests.jobs import run_worker_until
-    from tests.media_tasks.test_api import finished
+    from tests.media_tasks.uploading import finished
 
     owner = logged_in(user, password)
     detail = uploaded(owner)

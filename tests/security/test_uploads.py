@@ -19,7 +19,7 @@ from media_tasks import services
 from media_tasks.models import Upload
 from project.asgi import application
 from tests.media_tasks import images
-from tests.media_tasks.test_api import image_file, logged_in, stored_files
+from tests.media_tasks.uploading import image_file, logged_in, stored_files
 from workers.models import Job
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from PIL import Image, ImageChops, ImageStat
 
-from media_tasks.imaging import pixels
+from media_tasks.imaging import pixels, rendition_names
 from tests.media_tasks import images
 from tests.media_tasks.images import RED, WHITE
 from tests.media_tasks.imaging.helpers import (
@@ -173,3 +173,38 @@ def test_invalid_sizes_are_a_programming_error() -> None:
     with pytest.raises(ValueError, match="positive"):
         renditions(images.picture("JPEG"), (0, 320))
     assert renditions(images.picture("JPEG"), ()) == []
+
+
+def test_formats_per_size_in_their_order_avif_among_them_with_alpha_kept() -> None:
+    result = renditions(
+        images.palette_png_transparent(),
+        (100, 50),
+        formats={100: ["avif", "webp"], 50: ["jpeg"]},
+    )
+    assert [r.name for r in result] == ["100-avif", "100-webp", "50-jpeg"]
+    avif = reopen(result[0])
+    assert avif.format == "AVIF"
+    assert result[0].content_type == "image/avif"
+    # Transparency survives in AVIF (and WebP); the JPEG is flattened.
+    assert avif.mode == "RGBA"
+    alpha_low, _alpha_high = avif.getchannel("A").getextrema()
+    assert isinstance(alpha_low, int)
+    assert alpha_low < 10
+    assert reopen(result[2]).mode == "RGB"
+    assert not {"exif", "xmp", "icc_profile"} & set(avif.info)
+
+
+def test_one_list_of_formats_serves_every_size_and_unknown_formats_are_refused() -> None:
+    result = renditions(images.photo_like(640, 427), (320, 100), formats=["webp"])
+    assert [r.name for r in result] == ["320-webp", "100-webp"]
+    with pytest.raises(ValueError, match="formats for size 320"):
+        renditions(images.photo_like(640, 427), (320,), formats=["gif"])
+    with pytest.raises(ValueError, match="formats for size 100"):
+        renditions(images.photo_like(640, 427), (320, 100), formats={320: ["webp"]})
+
+
+@pytest.mark.parametrize("size", [(640, 427), (427, 640), (128, 128), (90, 30)])
+def test_rendition_names_are_those_make_renditions_makes(size: tuple[int, int]) -> None:
+    formats = {1600: ["WEBP", "JPEG"], 320: ["AVIF", "WEBP"], 100: ["WEBP"]}
+    made = renditions(images.photo_like(*size), (1600, 320, 100), formats=formats)
+    assert {r.name for r in made} == rendition_names(size, (1600, 320, 100), formats)
