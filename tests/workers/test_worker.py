@@ -74,7 +74,8 @@ async def test_a_stop_lets_the_running_job_finish_and_takes_no_new_one() -> None
         return running, [int(tasks.trivial.enqueue().id) for _ in range(2)]
 
     running, waiting = await database_sync_to_async(enqueue)()
-    await run_worker_until(lambda: Job.objects.get(pk=running).status == "running")
+    # Running, not only claimed: a claimed job that has not started yet is handed back.
+    await run_worker_until(lambda: Job.objects.get(pk=running).progress > 0)
     job = await database_sync_to_async(Job.objects.get)(pk=running)
     assert (job.status, job.progress, job.attempts) == ("succeeded", 100, 1)
     for pk in waiting:
