@@ -35,6 +35,7 @@ WEB_SECRETS = {
     "DEFAULT_FROM_EMAIL",
 }
 STATIC_ROOT = "/var/lib/pipeline/static"
+RESUMABLE_JS = Path(__file__).resolve().parents[2] / "static" / "media_tasks" / "resumable.js"
 
 
 def locations() -> dict[str, str]:
@@ -62,8 +63,15 @@ def test_nginx_hides_its_version_and_keeps_large_bodies_to_the_upload_api() -> N
         for match, block in locations().items()
         if directive(block, "client_max_body_size")
     }
-    assert list(large) == ["= /api/uploads/"]
+    assert list(large) == ["= /api/uploads/", "/api/uploads/tus/"]
     assert directive(large["= /api/uploads/"], "client_max_body_size") == ["26m"]
+    # A resumable upload's chunk: the page's 4 MiB and a little room.
+    chunk = re.search(r"CHUNK_SIZE = (\d+) \* 1024 \* 1024", RESUMABLE_JS.read_text())
+    assert chunk, "static/media_tasks/resumable.js names no CHUNK_SIZE"
+    assert directive(large["/api/uploads/tus/"], "client_max_body_size") == [
+        f"{int(chunk[1]) + 1}m"
+    ]
+    assert directive(large["/api/uploads/tus/"], "limit_req")
 
 
 @pytest.mark.parametrize(
