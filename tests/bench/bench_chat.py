@@ -214,9 +214,9 @@ class ClientSide:
             return ws
 
     async def run(self) -> None:
-        # Not measured: few at a time, so that a loaded machine keeps within daphne's
+        # Not measured: a few at a time, so that a loaded machine keeps within daphne's
         # handshake timeout (5 s).
-        gate = asyncio.Semaphore(10)
+        gate = asyncio.Semaphore(3)
         self.highest = [0] * len(self.config.cookies)
         self.sockets = list(
             await asyncio.gather(*(self.open_one(i, gate) for i in range(len(self.highest))))
