@@ -40,6 +40,7 @@ import contextlib
 import json
 import multiprocessing
 import os
+import signal
 import socket
 import sys
 import time
@@ -684,6 +685,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--redis-db", type=int, default=LAYER_DB, help="Redis database to flush")
     args = parser.parse_args(argv)
+    # A stopped run (timeout, Ctrl-C) still stops its daphne and workers (the finally blocks):
+    # left running, a worker would take the next run's jobs from the same Redis database.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     stacks = set(args.stacks.split(","))
     if not 10 <= args.clients <= 5000 or not 10 <= args.burst <= 900:
         # Bounded: a channels-redis channel holds 1,000 messages; a bigger burst would drop.
