@@ -23,6 +23,7 @@ from chat.exceptions import ChatError, InvalidFrame, InvalidRoomName, RateLimite
 from chat.hub import RoomHub, room_hub
 from chat.models import Room
 from chat.selectors import (
+    Replay,
     ack_payload,
     history_on_connect,
     messages_before,
@@ -98,9 +99,8 @@ class ChatConsumer(SiteConsumer):
         # history or held here (and dropped by its seq if it is in both).
         self.room_hub = room_hub(self.room, get_channel_layer())
         users = await self.room_hub.join(self)
-        replay = await database_sync_to_async(history_on_connect)(
-            room=self.room, since=self.query_since()
-        )
+        # One trip to the database thread (shared by every connection of the process).
+        replay, others = await database_sync_to_async(self.connect_reads)(self.query_since())
         for frame in replay.frames:
             await self.send_json(frame)
         self.cursor = replay.cursor
@@ -109,11 +109,14 @@ class ChatConsumer(SiteConsumer):
         for text, seq in self.held:
             await self.deliver(text, seq)
         self.held = []
-        await self.watch_other_rooms()
+        await self.watch_other_rooms(others)
 
-    async def watch_other_rooms(self) -> None:
+    def connect_reads(self, since: int | None) -> tuple[Replay, list[Room]]:
+        """What a new connection reads: its history, and the user's other rooms."""
+        return history_on_connect(room=self.room, since=since), rooms_of(user_id=self.user_id)
+
+    async def watch_other_rooms(self, others: list[Room]) -> None:
         """Hear of new messages in the user's other rooms (the sidebar's unread counts)."""
-        others = await database_sync_to_async(rooms_of)(user_id=self.user_id)
         layer = get_channel_layer()
         hubs = []
         for other in others[:WATCH_MAX]:
