@@ -98,7 +98,7 @@ def test_collected_modules_import_each_other_by_their_hashed_names(tmp_path: Pat
     sources = {
         path.relative_to(STATIC_SOURCES).as_posix()
         for folder in ("media_tasks", "chat", "site")
-        for path in (STATIC_SOURCES / folder).glob("*.js")
+        for path in (STATIC_SOURCES / folder).rglob("*.js")
     }
     assert reached == sources
     assert {"media_tasks/api.js", "media_tasks/socket.js", "site/wire.js"} <= reached
