@@ -59,15 +59,17 @@ function entriesOf(directory) {
   });
 }
 
-/** The files of dropped entries, folders walked (pictures only: a folder holds other files). */
-async function filesOf(entries, depth = 0, found = []) {
+/** The files of dropped entries, folders walked (pictures only: a folder holds other files).
+ * At most FOLDER_FILES entries are looked at, folders included. */
+async function filesOf(entries, depth = 0, found = [], seen = { count: 0 }) {
   for (const entry of entries) {
-    if (found.length >= FOLDER_FILES) break;
+    seen.count += 1;
+    if (seen.count > FOLDER_FILES) break;
     if (entry.isFile) {
       const file = await entryFile(entry);
       if (file && (depth === 0 || file.type.startsWith("image/"))) found.push(file);
     } else if (entry.isDirectory && depth < FOLDER_DEPTH) {
-      await filesOf(await entriesOf(entry), depth + 1, found);
+      await filesOf(await entriesOf(entry), depth + 1, found, seen);
     }
   }
   return found;

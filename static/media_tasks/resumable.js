@@ -1,10 +1,11 @@
 /* Files go up by tus (media_tasks/tus.py) through tus-js-client 4.3.1 (vendored, MIT:
- * vendor/tus-js-client/; loaded by the page as a classic script, which sets window.tus).
+ * vendor/tus-js-client/; its UMD bundle, imported for its effect, sets window.tus).
  * A chunk counts on the server once all of it arrived: after a dropped connection the client
  * asks the server for its offset and goes on from there, and after a reload the same file,
  * picked again, resumes from what the server has (the upload's URL is kept in localStorage
  * by the file's fingerprint). */
 
+import "./vendor/tus-js-client/tus.min.js";
 import { TUS_API } from "./config.js";
 import { csrfToken } from "./api.js";
 import { sessionEnded } from "./status.js";

@@ -1,18 +1,24 @@
-"""A 24-megapixel JPEG upload: response time, processing time and peak memory, with baselines.
+"""A 24-megapixel JPEG upload: response time, upload-to-done, processing time, formats, and
+peak memory, with baselines.
 
 1. Upload response: POST /api/uploads/ (answers 202, the thumbnails are left to a worker)
    against tests/bench/inrequest.py, which makes the thumbnails inside the request the way
    sorl-thumbnail, easy-thumbnails and django-imagekit do. Same daphne server (DEBUG off,
    PostgreSQL, Redis, local media), same file; a `runworker thumbnails compute` runs beside it
    and each of our uploads is left to finish before the next request, so it never competes.
-2. Processing: `media_tasks.imaging.make_renditions` (the whole thumbnails job: 1600/800/320
-   in WebP and in JPEG; it has no WebP-only mode) against pyvips' `thumbnail` making the three
-   WebP sizes (the issue's baseline), and pyvips making the same six files as ours (like for
-   like), and pyvips at its best (one decode, each smaller size shrunk from the last, as ours
-   does). Same process, interleaved runs, best of BENCH_UPLOAD_RUNS.
-3. Peak memory: ours and pyvips' three WebP sizes, each in a child process of its own
-   (ru_maxrss of RUSAGE_CHILDREN),
-   and the real worker's peak resident size after processing the uploads of part 1.
+   Then upload-to-done: POST until the API says `done` (both jobs), the worker making the
+   three sizes in WebP only (THUMBNAIL_FORMATS=webp, quality 80), beside pyvips' `thumbnail`
+   making the same three WebP sizes in this same run (medians).
+2. Processing: `media_tasks.imaging.make_renditions` (the thumbnails job: 1600/800/320) in
+   WebP only and in WebP + JPEG, against pyvips' `thumbnail` making the same files, and
+   pyvips at its best (one decode, each smaller size shrunk from the last, as ours does).
+   Same process, interleaved runs, best of BENCH_UPLOAD_RUNS.
+3. Formats, measured apart: bytes and encode time of AVIF, WebP and JPEG at each size, with
+   the encoder settings of media_tasks/imaging/renditions.py (the README's table).
+4. Peak memory: ours and pyvips' three WebP sizes, each in a child process of its own
+   (ru_maxrss of RUSAGE_CHILDREN), and the real worker's resident size over
+   BENCH_UPLOAD_JOBS consecutive uploads (default 20; the issue's figure is 500): after the
+   first, the last, and its peak.
 
 The photo is generated at run time and deleted afterwards. pyvips needs libvips (libvips42).
 Run with `make bench`, or alone: `python -m tests.bench.bench_uploads`.
@@ -50,21 +56,27 @@ from tests.bench import (
 )
 
 RUNS = int(os.environ.get("BENCH_UPLOAD_RUNS", "5"))
+# Consecutive uploads through the real worker, to see that its memory stays flat.
+JOBS = int(os.environ.get("BENCH_UPLOAD_JOBS", "20"))
+FORMATS = ("AVIF", "WEBP", "JPEG")
 WIDTH, HEIGHT = 6000, 4000
 # The project's defaults: THUMBNAIL_SIZES and UPLOAD_MAX_PIXELS.
 SIZES = (1600, 800, 320)
 MAX_PIXELS = 50_000_000
 # Encoder settings as media_tasks.imaging uses them (WEBP_QUALITY/METHOD, JPEG_QUALITY).
 WEBP_QUALITY, WEBP_EFFORT, JPEG_QUALITY = 80, 4, 82
-DATABASE_NAME = "pipeline_bench_uploads"
+# Dropped and made anew for the run; both can be moved off others' (BENCH_UPLOAD_DATABASE,
+# BENCH_UPLOAD_REDIS_DB).
+DATABASE_NAME = os.environ.get("BENCH_UPLOAD_DATABASE", "pipeline_bench_uploads")
 # A Redis database index of this benchmark's own (bench_jobs uses 2 to 4).
-LAYER_DB = 5
+LAYER_DB = int(os.environ.get("BENCH_UPLOAD_REDIS_DB", "5"))
 USERNAME, PASSWORD = "bench", "bench-uploads-password-42"
 START_TIMEOUT = 30.0
 # One 24 MP upload takes seconds; anything near this means something is wrong.
 REQUEST_TIMEOUT = 120.0
 
-OURS = "ours: make_renditions, 3 sizes WebP + JPEG"
+OURS = "ours: make_renditions, 3 sizes WebP"
+OURS_BOTH = "ours: make_renditions, 3 sizes WebP + JPEG"
 VIPS_WEBP = "pyvips thumbnail, 3 sizes WebP"
 VIPS_BOTH = "pyvips thumbnail, 3 sizes WebP + JPEG"
 VIPS_CASCADE = "pyvips cascade (one decode), 3 sizes WebP"
@@ -72,8 +84,8 @@ VIPS_CASCADE = "pyvips cascade (one decode), 3 sizes WebP"
 OURS_CODE = """
 from media_tasks import imaging
 with open({path!r}, "rb") as fp:
-    made = imaging.make_renditions(fp, sizes={sizes!r}, max_pixels={max_pixels})
-assert len(made) == 2 * len({sizes!r}), made
+    made = imaging.make_renditions(fp, sizes={sizes!r}, max_pixels={max_pixels}, formats=["WEBP"])
+assert len(made) == len({sizes!r}), made
 """
 OURS_IMPORTS = "from media_tasks import imaging"
 VIPS_CODE = """
@@ -118,9 +130,20 @@ class Memory:
 class UploadRun:
     ours: Timings
     inrequest: Timings
+    to_done: Timings
     worker_idle_mib: float
     worker_peak_mib: float
     uploads_processed: int
+    # The worker's resident size after each of the consecutive uploads.
+    worker_rss_mib: list[float]
+
+
+@dataclass
+class Encoded:
+    size: int
+    format: str
+    bytes: int
+    seconds: list[float]
 
 
 # ---------------------------------------------------------------------------- pyvips
@@ -152,11 +175,11 @@ def require_pyvips() -> ModuleType:
 # ------------------------------------------------------------------------ processing
 
 
-def ours(photo: Path) -> list[Any]:
+def ours(photo: Path, formats: tuple[str, ...] = ("WEBP",)) -> list[Any]:
     from media_tasks import imaging
 
     with photo.open("rb") as fp:
-        return imaging.make_renditions(fp, sizes=SIZES, max_pixels=MAX_PIXELS)
+        return imaging.make_renditions(fp, sizes=SIZES, max_pixels=MAX_PIXELS, formats=formats)
 
 
 def pyvips_thumbnails(vips: ModuleType, photo: Path, *, jpeg: bool) -> list[bytes]:
@@ -194,6 +217,7 @@ def measure_processing(photo: Path, vips: ModuleType) -> list[Timings]:
     """Best of RUNS per candidate, runs interleaved so that other load hits all alike."""
     candidates: dict[str, Callable[[], object]] = {
         OURS: lambda: ours(photo),
+        OURS_BOTH: lambda: ours(photo, ("WEBP", "JPEG")),
         VIPS_WEBP: lambda: pyvips_thumbnails(vips, photo, jpeg=False),
         VIPS_BOTH: lambda: pyvips_thumbnails(vips, photo, jpeg=True),
         VIPS_CASCADE: lambda: pyvips_cascade(vips, photo),
@@ -222,6 +246,38 @@ def measure_processing(photo: Path, vips: ModuleType) -> list[Timings]:
             + ", ".join(f"{t.seconds[-1] * 1000:.0f} ms" for t in timings.values())
         )
     return list(timings.values())
+
+
+def measure_formats(photo: Path) -> list[Encoded]:
+    """Bytes and encode time per format and size, as the thumbnails job encodes them, from
+    the same downscaled pixels (decoding and resizing are not counted)."""
+    from PIL import Image
+
+    from media_tasks.imaging import pixels, renditions
+
+    with Image.open(photo) as img:
+        img.draft("RGB", pixels.fit(img.size, max(SIZES)))
+        current = img.convert("RGB")
+    results = []
+    for size in SIZES:
+        current = pixels.resize(current, pixels.fit(current.size, size))
+        for fmt in FORMATS:
+            seconds = []
+            made = None
+            for _ in range(RUNS):
+                started = time.perf_counter()
+                made = renditions._encode(current, size, fmt)
+                seconds.append(time.perf_counter() - started)
+            assert made is not None
+            results.append(Encoded(size, fmt, len(made.data), seconds))
+        out(
+            f"formats at {size} px: "
+            + ", ".join(
+                f"{e.format} {e.bytes // 1024} KiB {min(e.seconds) * 1000:.0f} ms"
+                for e in results[-len(FORMATS) :]
+            )
+        )
+    return results
 
 
 # ---------------------------------------------------------------------------- memory
@@ -277,7 +333,7 @@ def wait_processed(client: httpx.Client, detail_url: str) -> None:
     def finished() -> bool:
         return client.get(detail_url).json()["status"] in {"done", "failed"}
 
-    wait_for(finished, REQUEST_TIMEOUT, f"{detail_url} to be processed", interval=0.1)
+    wait_for(finished, REQUEST_TIMEOUT, f"{detail_url} to be processed", interval=0.01)
     detail = client.get(detail_url).json()
     if detail["status"] != "done":
         raise RuntimeError(f"{detail_url} failed: {detail['error']}")
@@ -310,6 +366,8 @@ def measure_uploads(photo: Path, work: Path, logs: Path) -> UploadRun:
             "MEDIA_ROOT": str(work / "media"),
             "MEDIA_STORAGE": "local",
             "DJANGO_LOG_LEVEL": "INFO",
+            # Upload-to-done is measured like for like with pyvips: the three sizes in WebP.
+            "THUMBNAIL_FORMATS": "webp",
         }
         port = free_port()
         base = f"http://127.0.0.1:{port}"
@@ -334,16 +392,27 @@ def measure_uploads(photo: Path, work: Path, logs: Path) -> UploadRun:
             wait_processed(client, created["uploads"][0]["url"])
             timed_post(client, INREQUEST_URL, data, 201)
             ours_run, inrequest_run = Timings("ours", []), Timings("in request", [])
+            to_done = Timings("upload to done", [])
             for run in range(RUNS):
+                started = time.perf_counter()
                 seconds, created = timed_post(client, "/api/uploads/", data, 202)
                 ours_run.seconds.append(seconds)
                 wait_processed(client, created["uploads"][0]["url"])
+                to_done.seconds.append(time.perf_counter() - started)
                 seconds, _ = timed_post(client, INREQUEST_URL, data, 201)
                 inrequest_run.seconds.append(seconds)
                 out(
                     f"upload run {run + 1}/{RUNS}: ours {ours_run.seconds[-1] * 1000:.0f} ms, "
+                    f"to done {to_done.seconds[-1] * 1000:.0f} ms, "
                     f"in request {inrequest_run.seconds[-1] * 1000:.0f} ms"
                 )
+            rss = []
+            for job in range(JOBS):
+                _, created = timed_post(client, "/api/uploads/", data, 202)
+                wait_processed(client, created["uploads"][0]["url"])
+                rss.append(resident_mib(worker.popen.pid, "VmRSS"))
+                if job % 10 == 9 or job == JOBS - 1:
+                    out(f"consecutive uploads {job + 1}/{JOBS}: worker resident {rss[-1]:.0f} MiB")
             worker_peak = resident_mib(worker.popen.pid, "VmHWM")
             client.close()
         except BaseException:
@@ -354,7 +423,9 @@ def measure_uploads(photo: Path, work: Path, logs: Path) -> UploadRun:
             server.stop()
             worker.stop()
             flush_redis(layer)
-    return UploadRun(ours_run, inrequest_run, worker_idle, worker_peak, RUNS + 1)
+    return UploadRun(
+        ours_run, inrequest_run, to_done, worker_idle, worker_peak, RUNS + 1 + JOBS, rss
+    )
 
 
 def serving(base: str, server: BenchProcess) -> bool:
@@ -370,7 +441,11 @@ def serving(base: str, server: BenchProcess) -> bool:
 
 
 def report(
-    photo_bytes: int, uploads: UploadRun, processing: list[Timings], memory: list[Memory]
+    photo_bytes: int,
+    uploads: UploadRun,
+    processing: list[Timings],
+    memory: list[Memory],
+    formats: list[Encoded],
 ) -> None:
     out()
     out(
@@ -391,16 +466,38 @@ def report(
     ratio = uploads.inrequest.best_ms / uploads.ours.best_ms
     out(f"ratio in-request / ours (best): x{ratio:.2f}  (ours answers {ratio:.1f} times sooner)")
     out()
+    by_label = {timing.label: timing for timing in processing}
+    vips = by_label[VIPS_WEBP]
+    header = f"{'upload to done (3 sizes WebP q80) vs pyvips':<{width}}{'best':>9}{'median':>9}"
+    out(header)
+    out("-" * len(header))
+    out(
+        f"{'ours: POST until the API says done':<{width}}{uploads.to_done.best_ms:>9.0f}"
+        f"{uploads.to_done.median_ms:>9.0f}"
+    )
+    out(f"{VIPS_WEBP + ' (this run)':<{width}}{vips.best_ms:>9.0f}{vips.median_ms:>9.0f}")
+    ratio = uploads.to_done.median_ms / vips.median_ms
+    out(f"ratio upload-to-done / pyvips (median): x{ratio:.2f}  (target: at most x1.00)")
+    out()
     header = f"{'processing (same process, interleaved)':<{width}}{'best':>9}{'median':>9}"
     out(header)
     out("-" * len(header))
     for timing in processing:
         out(f"{timing.label:<{width}}{timing.best_ms:>9.0f}{timing.median_ms:>9.0f}")
-    by_label = {timing.label: timing for timing in processing}
-    for baseline in (VIPS_WEBP, VIPS_BOTH, VIPS_CASCADE):
-        ratio = by_label[OURS].best_ms / by_label[baseline].best_ms
+    for mine, baseline in ((OURS, VIPS_WEBP), (OURS_BOTH, VIPS_BOTH), (OURS, VIPS_CASCADE)):
+        ratio = by_label[mine].best_ms / by_label[baseline].best_ms
         verdict = "faster" if ratio < 1 else "slower"
-        out(f"ratio ours / {baseline} (best): x{ratio:.2f}  (ours {verdict})")
+        out(f"ratio {mine} / {baseline} (best): x{ratio:.2f}  (ours {verdict})")
+    out()
+    out("formats for a 24 MP photo (encode only, from the same resized pixels; best of runs)")
+    out()
+    out("| size | format | bytes | encode ms |")
+    out("|---:|---|---:|---:|")
+    for item in formats:
+        out(
+            f"| {item.size} | {item.format} | {item.bytes / 1024:.0f} KiB | "
+            f"{min(item.seconds) * 1000:.0f} |"
+        )
     out()
     header = f"{'peak memory (resident, MiB)':<{width}}{'peak':>9}{'import':>9}"
     out(header)
@@ -413,6 +510,13 @@ def report(
         "('import': the same child only importing its library; for the worker, its resident "
         "size when idle before the first upload)"
     )
+    rss = uploads.worker_rss_mib
+    if rss:
+        out(
+            f"worker resident over {len(rss)} consecutive uploads: after the first {rss[0]:.0f} "
+            f"MiB, after the last {rss[-1]:.0f} MiB, highest {max(rss):.0f} MiB, "
+            f"growth first to last {rss[-1] - rss[0]:+.0f} MiB"
+        )
 
 
 def main() -> None:
@@ -427,9 +531,10 @@ def main() -> None:
         out(f"generating a {WIDTH}x{HEIGHT} photo-like JPEG ...")
         photo.write_bytes(photo_like(WIDTH, HEIGHT))
         processing = measure_processing(photo, vips)
+        formats = measure_formats(photo)
         memory = measure_memory(photo)
         uploads = measure_uploads(photo, work, logs)
-        report(photo.stat().st_size, uploads, processing, memory)
+        report(photo.stat().st_size, uploads, processing, memory, formats)
 
 
 if __name__ == "__main__":

@@ -331,6 +331,38 @@ PASTE = """(file) => {
 }"""
 
 
+# A folder dropped on the page, as Chromium hands it over (FileSystemEntry objects: a folder
+# with a picture, a text file and a folder inside holding another picture).
+DROP_FOLDER = """(files) => {
+  const asFile = (f) => new File([Uint8Array.from(atob(f.data), (c) => c.charCodeAt(0))],
+                                 f.name, { type: f.type });
+  const fileEntry = (f) => ({ isFile: true, isDirectory: false, name: f.name,
+                              file: (ok) => ok(asFile(f)) });
+  const folder = (name, entries) => ({
+    isFile: false, isDirectory: true, name,
+    createReader: () => {
+      let given = false;
+      const readEntries = (ok) => { const batch = given ? [] : entries; given = true; ok(batch); };
+      return { readEntries };
+    },
+  });
+  const top = folder("holiday", [
+    fileEntry(files[0]),
+    fileEntry({ name: "notes.txt", type: "text/plain", data: btoa("not a picture") }),
+    folder("day two", [fileEntry(files[1])]),
+  ]);
+  const transfer = {
+    types: ["Files"], files: [], dropEffect: "none",
+    items: [{ kind: "file", webkitGetAsEntry: () => top }],
+  };
+  for (const type of ["dragenter", "dragover", "drop"]) {
+    const event = new Event(type, { bubbles: true, cancelable: true });
+    Object.defineProperty(event, "dataTransfer", { value: transfer });
+    document.getElementById("dropzone").dispatchEvent(event);
+  }
+}"""
+
+
 def test_an_upload_cut_off_or_reloaded_resumes_sending_only_what_the_server_lacks(
     processes: Processes,
     page: Page,
@@ -387,12 +419,27 @@ def test_an_upload_cut_off_or_reloaded_resumes_sending_only_what_the_server_lack
         assert resumed == sorted(resumed), resumed
         assert relay.sent - before <= size - 2 * chunk + slack
 
-        # 3. A pasted picture goes up like any other, and its original is its owner's to take.
+        # 3. A pasted picture goes up like any other; until its picture loads (held back here)
+        # its card shows the ThumbHash; and its original is its owner's to take.
+        held: list[Any] = []
+        page.route("**/media/renditions/**", lambda route: held.append(route))
         pasted = images.picture("PNG")
         page.evaluate(
             PASTE,
             {"name": "pasted.png", "type": "image/png", "data": base64.b64encode(pasted).decode()},
         )
+        waiting = card(page, "pasted.png")
+        expect(waiting).to_have_attribute("data-state", "done", timeout=60_000)
+        placeholder = waiting.locator("img.placeholder")
+        expect(placeholder).to_have_attribute("data-kind", "thumbhash")
+        expect(placeholder).to_be_visible()
+        assert placeholder.evaluate("img => img.complete && img.naturalWidth > 0")
+        assert not waiting.locator("img.thumb").evaluate(
+            "img => img.complete && img.naturalWidth > 0"
+        )
+        assert held, "no rendition was asked for while held back"
+        # Unrouting lets the held requests go on.
+        page.unroute("**/media/renditions/**")
         shown = wait_shown(page, "pasted.png")
         download = shown.get_by_role("link", name="Download original")
         expect(download).to_have_attribute("download", "pasted.png")
@@ -400,5 +447,19 @@ def test_an_upload_cut_off_or_reloaded_resumes_sending_only_what_the_server_lack
         assert href is not None
         assert page.request.get(relay.url + href).body() == pasted
 
-    assert Upload.objects.count() == 3
+        # 4. A dropped folder: its pictures, in folders inside too; nothing else.
+        folder_files = [
+            {
+                "name": name,
+                "type": "image/png",
+                "data": base64.b64encode(images.picture("PNG")).decode(),
+            }
+            for name in ("beach.png", "hills.png")
+        ]
+        page.evaluate(DROP_FOLDER, folder_files)
+        for name in ("beach.png", "hills.png"):
+            wait_shown(page, name)
+        expect(card(page, "notes.txt")).to_have_count(0)
+
+    assert Upload.objects.count() == 5
     assert page_log.unexpected(r"net::ERR_|Failed to load resource") == [], page_log.errors

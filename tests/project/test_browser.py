@@ -19,12 +19,8 @@ if TYPE_CHECKING:
 pytest_plugins = ["tests.browser"]
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-# A classic script, or inline code of any kind; the one inline <script> allowed holds JSON,
-# the one classic script the vendored tus-js-client bundle (a UMD file from 'self').
-NOT_A_MODULE = (
-    "script:not([type=module]):not([type='application/json'])"
-    ":not([src*='/media_tasks/vendor/tus-js-client/'])"
-)
+# A classic script, or inline code of any kind; the one inline <script> allowed holds JSON.
+NOT_A_MODULE = "script:not([type=module]):not([type='application/json'])"
 
 
 def open_page(page: Page, url: str) -> None:

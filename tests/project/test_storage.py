@@ -20,8 +20,6 @@ from tests.processes import ROOT
 STATIC_SOURCES = ROOT / "static"
 # The pages' entry modules, as their templates name them.
 ENTRIES = ["media_tasks/main.js", "chat/chat.js"]
-# The one classic script, which the pages load beside their modules (a UMD bundle).
-CLASSIC_SCRIPT = "tus-js-client"
 # What a browser reads as a module's dependency: `import ... from "x";` and `import "x";`.
 IMPORT = re.compile(r"""^import\b[^;]*?["'](?P<url>[^"']+)["']\s*;""", re.MULTILINE)
 HASHED = re.compile(r"^(?P<stem>.+)\.(?P<hash>[0-9a-f]{12})\.js$")
@@ -101,7 +99,6 @@ def test_collected_modules_import_each_other_by_their_hashed_names(tmp_path: Pat
         path.relative_to(STATIC_SOURCES).as_posix()
         for folder in ("media_tasks", "chat", "site")
         for path in (STATIC_SOURCES / folder).rglob("*.js")
-        if CLASSIC_SCRIPT not in path.parts
     }
     assert reached == sources
     assert {"media_tasks/api.js", "media_tasks/socket.js", "site/wire.js"} <= reached
