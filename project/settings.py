@@ -356,6 +356,22 @@ JOBS: dict[str, Any] = {
     "PROGRESS_MIN_INTERVAL": env_float("JOBS_PROGRESS_MIN_INTERVAL", 0.2),
 }
 
+# `manage.py autoscale` (workers/autoscale.py; pipeline-autoscale.timer runs it on a host):
+# pipeline-worker@<channel>-<n> instances per channel on that host. Times in seconds; each
+# overridable by env AUTOSCALE_<NAME>, the channels by AUTOSCALE_CHANNELS.
+AUTOSCALE_CHANNELS = env_list("AUTOSCALE_CHANNELS") or ["thumbnails", "compute"]
+AUTOSCALE = {
+    "MIN_INSTANCES": int(env_float("AUTOSCALE_MIN_INSTANCES", 1)),
+    "MAX_INSTANCES": int(env_float("AUTOSCALE_MAX_INSTANCES", 4)),
+    # Add instances when the oldest ready job has waited this long, or when more jobs are
+    # ready than this per instance; at most STEP a run.
+    "SCALE_UP_AGE": env_float("AUTOSCALE_SCALE_UP_AGE", 5),
+    "READY_PER_INSTANCE": int(env_float("AUTOSCALE_READY_PER_INSTANCE", 20)),
+    "STEP": int(env_float("AUTOSCALE_STEP", 2)),
+    # Remove one a run once nothing is ready and no job has started for this long.
+    "SCALE_DOWN_IDLE": env_float("AUTOSCALE_SCALE_DOWN_IDLE", 120),
+}
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
