@@ -1,0 +1,194 @@
+"""Several hosts under real systemd (tests/cluster/bed.py): a database-and-Redis host, a web host
+(nginx + pipeline-web.service) and two worker hosts (pipeline-worker@ instances), the project
+installed as README "Production" says. Uploads go through nginx over HTTPS; faults are real
+(a host's power pulled); the figures each test measures are printed (`-s` shows them)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.cluster.bed import Cluster, Host, cluster, seconds_until
+from tests.media_tasks.images import photo_like
+
+pytestmark = pytest.mark.cluster
+
+PASSWORD = "a-long-cluster-password-42"
+WORKERS = ("thumbnails-1", "compute-1", "chat-messages-1")
+# Bounds of the waits: a job, a recovery after a dead host (JOBS_STALE_AFTER=6 s here).
+JOB_WAIT = 120
+
+
+@pytest.fixture(scope="module")
+def bed() -> Iterator[Cluster]:
+    started = time.monotonic()
+    with cluster() as bed:
+        prepared = time.monotonic()
+        hosts = [
+            bed.add("data", 10, "database", "redis"),
+            bed.add("web1", 11, "web"),
+            bed.add("work1", 21, "worker"),
+            bed.add("work2", 22, "worker"),
+        ]
+        for host in hosts:
+            host.boot()
+            bed.start_services(host)
+        web = bed.hosts["web1"]
+        # README "Production": the schema, a first user, then the units.
+        bed.migrate(web)
+        bed.create_user(web, "alice", PASSWORD)
+        web.sh("systemctl enable --now pipeline-web.service")
+        for name in ("work1", "work2"):
+            start_workers(bed.hosts[name])
+        print(
+            f"\ncluster: image and code {prepared - started:.1f} s, "
+            f"four hosts booted and installed {time.monotonic() - prepared:.1f} s"
+        )
+        yield bed
+
+
+def start_workers(host: Host) -> None:
+    units = " ".join(f"pipeline-worker@{name}" for name in WORKERS)
+    host.sh(f"systemctl enable {units} && systemctl enable --now pipeline-workers.target")
+    for name in WORKERS:
+        host.sh(f"systemctl is-active --quiet pipeline-worker@{name}")
+
+
+@pytest.fixture(scope="module")
+def alice(bed: Cluster) -> Iterator[httpx.Client]:
+    client = bed.client(bed.hosts["web1"], "alice", PASSWORD)
+    yield client
+    client.close()
+
+
+def upload(client: httpx.Client, picture: bytes, name: str = "photo.jpg") -> int:
+    response = client.post("/api/uploads/", files={"image": (name, picture, "image/jpeg")})
+    assert response.status_code == 202, response.text
+    return int(response.json()["uploads"][0]["id"])
+
+
+def status(client: httpx.Client, upload_id: int) -> dict[str, Any]:
+    response = client.get(f"/api/uploads/{upload_id}/")
+    assert response.status_code == 200, response.text
+    answer: dict[str, Any] = response.json()
+    return answer
+
+
+def test_the_units_run_sandboxed_with_their_memory_bound_enforced(bed: Cluster) -> None:
+    worker = bed.hosts["work1"]
+    unit = "pipeline-worker@thumbnails-1.service"
+    shown = worker.sh(f"systemctl show {unit} -p MainPID -p MemoryMax -p User").stdout
+    properties = dict(line.split("=", 1) for line in shown.split())
+    assert properties["User"] == "pipeline"
+    assert int(properties["MemoryMax"]) == 1024**3
+    pid = properties["MainPID"]
+    process = worker.sh(f"cat /proc/{pid}/status").stdout
+    # NoNewPrivileges= and SystemCallFilter= hold for the running worker.
+    assert "NoNewPrivs:\t1" in process
+    assert "Seccomp:\t2" in process
+    # The unit's memory cgroup has the bound, and the kernel enforces bounds in these hosts:
+    # a process past one is killed.
+    limit = worker.sh(
+        "cat /sys/fs/cgroup/memory/system.slice/system-pipeline\\\\x2dworker.slice/"
+        f"{unit}/memory.limit_in_bytes"
+    ).stdout
+    assert int(limit) == 1024**3
+    hog = worker.sh(
+        "systemd-run --quiet --wait -p MemoryMax=64M -p MemorySwapMax=0 "
+        "/opt/pipeline/.venv/bin/python -c 'x = bytearray(512 * 1024 * 1024); print(len(x))'",
+        check=False,
+    )
+    assert hog.returncode != 0
+    assert "536870912" not in hog.stdout
+
+
+def test_an_upload_through_nginx_ends_done_and_its_renditions_are_served(
+    bed: Cluster, alice: httpx.Client
+) -> None:
+    upload_id = upload(alice, photo_like(1200, 900))
+    took = seconds_until(
+        lambda: status(alice, upload_id)["status"] == "done", JOB_WAIT, "the upload to be done"
+    )
+    done = status(alice, upload_id)
+    assert done["renditions"]
+    # Made on a worker host, served by the web host's nginx from the shared media directory.
+    rendition = alice.get(done["renditions"][0]["url"])
+    assert rendition.status_code == 200
+    assert rendition.content[:4] in {b"RIFF", b"\xff\xd8\xff\xe0", b"\xff\xd8\xff\xe1"} or (
+        rendition.content[:3] == b"\xff\xd8\xff"
+    )
+    print(f"\ncluster: one upload done in {took:.1f} s")
+
+
+def test_a_worker_host_powered_off_mid_job_loses_nothing(bed: Cluster, alice: httpx.Client) -> None:
+    accepted = [upload(alice, photo_like(2400, 1800, seed=n, quality=70)) for n in range(12)]
+    victim = wait_for_running_on_a_worker_host(bed)
+    other = bed.hosts["work2" if victim.name == "work1" else "work1"]
+    powered_off = time.monotonic()
+    victim.power_off()
+
+    def finished() -> list[dict[str, Any]] | None:
+        states = [status(alice, upload_id) for upload_id in accepted]
+        return states if all(s["status"] in {"done", "failed"} for s in states) else None
+
+    states = seconds_until(finished, JOB_WAIT, "every accepted upload to finish") and finished()
+    recovered = time.monotonic() - powered_off
+    assert states is not None
+    done = [s for s in states if s["status"] == "done"]
+    # Nothing done twice: one set of renditions per upload, whoever ran it.
+    ids = ",".join(str(int(upload_id)) for upload_id in accepted)
+    runs = bed.psql(
+        "SELECT count(*) FROM workers_job WHERE status = 'succeeded' "  # noqa: S608 (ids)
+        f"AND channel = 'thumbnails' AND (meta->>'upload')::int IN ({ids})"
+    )
+    taken_over = bed.psql(
+        "SELECT count(*) FROM workers_job WHERE jsonb_array_length(worker_ids) > 1 "  # noqa: S608
+        f"AND (meta->>'upload')::int IN ({ids})"
+    )
+    print(
+        f"\ncluster: worker host {victim.name} powered off mid-job: uploads accepted "
+        f"{len(accepted)}, done {len(done)}, lost {len(accepted) - len(done)}; jobs taken over "
+        f"{taken_over}; all finished {recovered:.1f} s after the power-off"
+    )
+    assert len(done) == len(accepted)
+    assert int(runs) == len(accepted)
+    for state in done:
+        names = [(r["name"], r["format"]) for r in state["renditions"]]
+        assert names
+        assert len(names) == len(set(names)), state
+    assert other.sh("systemctl is-active pipeline-worker@thumbnails-1").stdout.strip() == "active"
+
+    # Power back on: the same disk, its enabled workers start again at boot.
+    victim.boot()
+    for name in WORKERS:
+        wait_for_active(victim, f"pipeline-worker@{name}")
+
+
+def wait_for_running_on_a_worker_host(bed: Cluster) -> Host:
+    """The worker host that is running a job now (waits for one)."""
+    found: list[Host] = []
+
+    def running() -> bool:
+        worker_id = bed.psql(
+            "SELECT worker_id FROM workers_job WHERE status = 'running' "
+            "AND channel = 'thumbnails' LIMIT 1"
+        )
+        host = worker_id.split(":")[0] if worker_id else ""
+        if host in bed.hosts:
+            found.append(bed.hosts[host])
+        return bool(found)
+
+    seconds_until(running, JOB_WAIT, "a thumbnails job to run on a worker host")
+    return found[0]
+
+
+def wait_for_active(host: Host, unit: str) -> None:
+    seconds_until(
+        lambda: host.sh(f"systemctl is-active {unit}", check=False).stdout.strip() == "active",
+        60,
+        f"{unit} on {host.name}",
+    )
