@@ -22,7 +22,7 @@ from typing import Any, Protocol
 from django.db.models import Count, Max, Min, Q
 from django.utils import timezone
 
-from workers.models import Job
+from workers.models import Job, PausedChannel
 
 logger = logging.getLogger(__name__)
 
@@ -97,13 +97,15 @@ def instances_target(queue: Queue, *, current: int, policy: Policy) -> int:
 
 def queues_measure(channels: Iterable[str], now: datetime | None = None) -> dict[str, Queue]:
     """Each channel's ready and running jobs, the age of its oldest ready job and of its
-    last start: two grouped queries on the job table's partial indexes."""
+    last start: two grouped queries on the job table's partial indexes. A paused channel has
+    nothing ready (its jobs wait for the operator, not for workers)."""
     now = now or timezone.now()
     names = list(channels)
+    paused = set(PausedChannel.objects.filter(name__in=names).values_list("name", flat=True))
     ready: dict[str, dict[str, Any]] = {
         row["channel"]: dict(row)
         for row in Job.objects.ready()
-        .filter(channel__in=names)
+        .filter(channel__in=set(names) - paused)
         .values("channel")
         .annotate(n=Count("id"), oldest=Min("run_after"))
         .order_by()

@@ -45,6 +45,11 @@ FAST_JOBS = {
     "JOBS_STALE_AFTER": "6",
     "JOBS_REDISPATCH_AFTER": "3",
     "JOBS_SWEEP_INTERVAL": "1",
+    # The autoscaler too: up after 1 s of waiting, down after 3 s of nothing to do.
+    "AUTOSCALE_SCALE_UP_AGE": "1",
+    "AUTOSCALE_READY_PER_INSTANCE": "4",
+    "AUTOSCALE_SCALE_DOWN_IDLE": "3",
+    "AUTOSCALE_MAX_INSTANCES": "3",
 }
 
 

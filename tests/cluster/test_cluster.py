@@ -192,3 +192,55 @@ def wait_for_active(host: Host, unit: str) -> None:
         60,
         f"{unit} on {host.name}",
     )
+
+
+def autoscale_pass(host: Host) -> str:
+    """One pass of the real unit (as its timer would start it); its log line per channel."""
+    host.sh("systemctl start pipeline-autoscale.service")
+    return host.journal("pipeline-autoscale.service")
+
+
+def thumbnails_instances(host: Host) -> list[str]:
+    listed = host.sh(
+        "systemctl list-units --plain --no-legend --state=active 'pipeline-worker@thumbnails-*'"
+    ).stdout
+    return sorted(line.split()[0] for line in listed.splitlines() if line.strip())
+
+
+def test_a_burst_starts_workers_and_they_stop_when_idle(bed: Cluster, alice: httpx.Client) -> None:
+    host, other = bed.hosts["work1"], bed.hosts["work2"]
+    host.sh("systemctl enable --now pipeline-autoscale.timer")
+    assert "pipeline-autoscale.timer" in host.sh("systemctl list-timers --all --no-legend").stdout
+    # The timer's passes would do what the passes below do; these run them at once.
+    host.sh("systemctl stop pipeline-autoscale.timer")
+    # No thumbnails worker anywhere: the burst waits in the queue for the autoscaler.
+    for worker in (host, other):
+        worker.sh("systemctl stop pipeline-worker@thumbnails-1")
+    try:
+        accepted = [upload(alice, photo_like(800, 600, seed=100 + n)) for n in range(12)]
+        time.sleep(2)  # older than AUTOSCALE_SCALE_UP_AGE (1 s here)
+        log = autoscale_pass(host)
+        during = thumbnails_instances(host)
+        assert len(during) >= 2, log
+        assert "autoscale channel=thumbnails ready=12" in log
+        seconds_until(
+            lambda: all(status(alice, n)["status"] == "done" for n in accepted),
+            JOB_WAIT,
+            "the burst to be done",
+        )
+        # Idle (AUTOSCALE_SCALE_DOWN_IDLE here: 3 s): one fewer a pass, down to the minimum.
+        time.sleep(4)
+        shrinking = [len(during)]
+        while shrinking[-1] > 1 and len(shrinking) < 10:
+            autoscale_pass(host)
+            seconds_until(
+                lambda: len(thumbnails_instances(host)) < shrinking[-1], 60, "an instance to stop"
+            )
+            shrinking.append(len(thumbnails_instances(host)))
+    finally:
+        other.sh("systemctl start pipeline-worker@thumbnails-1")
+    print(
+        f"\ncluster: autoscale, thumbnails instances on {host.name}: 0 -> {len(during)} for a "
+        f"burst of {len(accepted)}, then {' -> '.join(map(str, shrinking[1:]))} once idle"
+    )
+    assert shrinking[-1] == 1

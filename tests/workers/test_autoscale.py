@@ -19,7 +19,7 @@ from workers.autoscale import (
     queues_measure,
 )
 from workers.enqueue import job_create
-from workers.models import Job
+from workers.models import Job, PausedChannel
 
 POLICY = Policy(
     min_instances=1,
@@ -119,6 +119,10 @@ def test_the_queue_is_measured_from_the_job_rows() -> None:
     assert thumbnails.last_start_age == pytest.approx(4, abs=1)
     assert queues["compute"] == Queue("compute", 0, 0, None, pytest.approx(200, abs=1))
     assert queues["chat-messages"] == Queue("chat-messages", 0, 0, None, None)
+
+    # Paused, its jobs wait for the operator: nothing to add workers for.
+    PausedChannel.objects.create(name="thumbnails")
+    assert queues_measure(["thumbnails"], now=now)["thumbnails"].ready == 0
 
 
 class FakeUnits:
