@@ -5,14 +5,15 @@ installed as README "Production" says. Uploads go through nginx over HTTPS; faul
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.cluster.bed import Cluster, Host, cluster, seconds_until
+from tests.cluster.bed import SENTINEL_MASTER, SITE, Cluster, Host, cluster, seconds_until
 from tests.media_tasks.images import photo_like
 
 pytestmark = pytest.mark.cluster
@@ -28,9 +29,11 @@ def bed() -> Iterator[Cluster]:
     started = time.monotonic()
     with cluster() as bed:
         prepared = time.monotonic()
+        # Three Sentinels on three hosts, watching the primary on `data`.
         hosts = [
-            bed.add("data", 10, "database", "redis"),
-            bed.add("web1", 11, "web"),
+            bed.add("data", 10, "database", "redis", "sentinel"),
+            bed.add("redis2", 12, "replica", "sentinel"),
+            bed.add("web1", 11, "web", "sentinel"),
             bed.add("work1", 21, "worker"),
             bed.add("work2", 22, "worker"),
         ]
@@ -46,7 +49,7 @@ def bed() -> Iterator[Cluster]:
             start_workers(bed.hosts[name])
         print(
             f"\ncluster: image and code {prepared - started:.1f} s, "
-            f"four hosts booted and installed {time.monotonic() - prepared:.1f} s"
+            f"{len(hosts)} hosts booted and installed {time.monotonic() - prepared:.1f} s"
         )
         yield bed
 
@@ -244,3 +247,131 @@ def test_a_burst_starts_workers_and_they_stop_when_idle(bed: Cluster, alice: htt
         f"burst of {len(accepted)}, then {' -> '.join(map(str, shrinking[1:]))} once idle"
     )
     assert shrinking[-1] == 1
+
+
+def sentinel_primary(host: Host) -> str:
+    """The primary's address as the Sentinel on `host` names it."""
+    answer = host.sh(
+        f"redis-cli -p 26379 sentinel get-master-addr-by-name {SENTINEL_MASTER}", check=False
+    ).stdout.split()
+    return answer[0] if answer else ""
+
+
+def healthz(bed: Cluster) -> bool:
+    try:
+        response = httpx.get(
+            f"http://{bed.hosts['web1'].address}/healthz", headers={"Host": SITE}, timeout=5
+        )
+    except httpx.HTTPError:
+        return False
+    return response.status_code == 200
+
+
+def test_the_redis_primary_killed_sentinel_promotes_the_replica(
+    bed: Cluster, alice: httpx.Client
+) -> None:
+    primary, replica = bed.redis_host(), bed.hosts["redis2"]
+    assert sentinel_primary(replica) == primary.address
+    killed = time.monotonic()
+    primary.sh("systemctl kill --signal=SIGKILL redis-server && systemctl stop redis-server")
+    promoted = seconds_until(
+        lambda: all(sentinel_primary(h) == replica.address for h in bed.sentinel_hosts()),
+        JOB_WAIT,
+        "the Sentinels to promote the replica",
+    )
+    healthy = seconds_until(lambda: healthz(bed), JOB_WAIT, "/healthz to pass again")
+    accepted = [upload(alice, photo_like(800, 600, seed=200 + n)) for n in range(4)]
+    seconds_until(
+        lambda: all(status(alice, n)["status"] == "done" for n in accepted),
+        JOB_WAIT,
+        "uploads after the failover to be done",
+    )
+    recovered = time.monotonic() - killed
+    print(
+        f"\ncluster: Redis primary killed: promoted after {promoted:.1f} s, /healthz passing "
+        f"{healthy:.1f} s later; {len(accepted)} uploads after it done, all within "
+        f"{recovered:.1f} s of the kill"
+    )
+    # The old primary comes back as a replica of the new one.
+    primary.sh("systemctl start redis-server")
+    seconds_until(
+        lambda: (
+            "role:slave"
+            in primary.sh(
+                f"redis-cli -a {bed.passwords['redis']} --no-auth-warning info replication",
+                check=False,
+            ).stdout
+        ),
+        JOB_WAIT,
+        "the old primary to follow the new one",
+    )
+
+
+def uploads_through(
+    bed: Cluster, client: httpx.Client, fault: Callable[[], None], *, name: str, seed: int
+) -> None:
+    """Uploads before, during and after `fault` (bounded: 3 + 3 + 3); every accepted one must
+    end done. Prints what was accepted, refused and done, and how long /healthz failed."""
+    accepted: list[int] = []
+    refused = 0
+
+    def send(count: int) -> None:
+        nonlocal refused
+        for n in range(count):
+            try:
+                accepted.append(upload(client, photo_like(640, 480, seed=seed + len(accepted) + n)))
+            except (AssertionError, httpx.HTTPError):
+                refused += 1
+
+    send(3)
+    started = time.monotonic()
+    fault_thread = threading.Thread(target=fault)
+    fault_thread.start()
+    send(3)
+    fault_thread.join()
+    restored = time.monotonic()
+    back = seconds_until(lambda: healthz(bed), JOB_WAIT, f"/healthz after {name}")
+    send(3)
+    seconds_until(
+        lambda: all(status(client, n)["status"] == "done" for n in accepted),
+        JOB_WAIT,
+        f"every upload accepted around {name} to be done",
+    )
+    print(
+        f"\ncluster: {name}: uploads accepted {len(accepted)}, refused {refused}, "
+        f"done {len(accepted)}, lost 0; fault lasted {restored - started:.1f} s, "
+        f"/healthz passing {back:.1f} s after it ended; all done "
+        f"{time.monotonic() - restored:.1f} s after it ended"
+    )
+
+
+def test_a_web_host_cut_off_from_redis_for_10_s_loses_no_upload(
+    bed: Cluster, alice: httpx.Client
+) -> None:
+    web = bed.hosts["web1"]
+    redis_hosts = ", ".join(
+        h.address for h in bed.hosts.values() if {"redis", "replica"} & set(h.roles)
+    )
+
+    def cut() -> None:
+        web.sh(
+            "nft add table inet fault && "
+            "nft add chain inet fault out '{ type filter hook output priority 0; }' && "
+            f"nft add rule inet fault out ip daddr '{{ {redis_hosts} }}' tcp dport "
+            "'{ 6379, 26379 }' drop"
+        )
+        time.sleep(10)
+        web.sh("nft delete table inet fault")
+
+    uploads_through(bed, alice, cut, name="web1 cut off from Redis for 10 s", seed=300)
+
+
+def test_a_postgresql_restart_loses_no_upload(bed: Cluster, alice: httpx.Client) -> None:
+    database = bed.database_host()
+    uploads_through(
+        bed,
+        alice,
+        lambda: database.sh("systemctl restart postgresql"),
+        name="PostgreSQL restarted",
+        seed=400,
+    )
