@@ -200,6 +200,13 @@ class Host:
             start_new_session=True,
         )
         wait_for(self.systemd_running, 60, f"{self.name} to boot", 0.2)
+        # systemd says "running" before networkd has put the address on.
+        wait_for(
+            lambda: f"inet {self.address}/" in self.sh("ip -4 addr show host0").stdout,
+            30,
+            f"{self.name}'s address",
+            0.2,
+        )
 
     def leader(self) -> int | None:
         """The PID (here) of the host's systemd, its PID 1."""
@@ -404,7 +411,7 @@ class Cluster:
         """The files of a host before it boots: name, address, and its role's settings."""
         host.write("/etc/hostname", host.name + "\n")
         host.write(
-            "/etc/systemd/network/80-host0.network",
+            "/etc/systemd/network/10-host0.network",
             f"[Match]\nName=host0\n\n[Network]\nAddress={host.address}/24\nLinkLocalAddressing=no\n",
         )
         wants = host.root / "etc/systemd/system/multi-user.target.wants"
@@ -416,15 +423,33 @@ class Cluster:
         if "database" in host.roles:
             for conf in (host.root / "etc/postgresql").glob("*/main"):
                 with (conf / "postgresql.conf").open("a") as file:
-                    file.write("listen_addresses = '*'\n")
+                    # The image was built beside this machine's PostgreSQL, so Debian gave
+                    # the cluster the next free port: the README's is 5432.
+                    file.write("listen_addresses = '*'\nport = 5432\n")
                 with (conf / "pg_hba.conf").open("a") as file:
                     file.write(f"host pipeline pipeline {NETWORK}.0/24 scram-sha-256\n")
-        if "redis" in host.roles:
+        if {"redis", "replica"} & set(host.roles):
+            password = self.passwords["redis"]
             with (host.root / "etc/redis/redis.conf").open("a") as file:
                 file.write(
-                    f"bind 0.0.0.0\nprotected-mode no\nrequirepass {self.passwords['redis']}\n"
-                    'save ""\nappendonly no\n'
+                    f"bind 0.0.0.0\nprotected-mode no\nrequirepass {password}\n"
+                    f'masterauth {password}\nsave ""\nappendonly no\n'
                 )
+                if "replica" in host.roles:
+                    file.write(f"replicaof {self.redis_host().address} 6379\n")
+        if "sentinel" in host.roles:
+            conf = host.root / "etc/redis/sentinel.conf"
+            kept = [line for line in conf.read_text().splitlines() if "mymaster" not in line]
+            primary = self.redis_host().address
+            kept += [
+                "bind 0.0.0.0",
+                "protected-mode no",
+                f"sentinel monitor {SENTINEL_MASTER} {primary} 6379 2",
+                f"sentinel auth-pass {SENTINEL_MASTER} {self.passwords['redis']}",
+                f"sentinel down-after-milliseconds {SENTINEL_MASTER} {SENTINEL_DOWN_AFTER_MS}",
+                f"sentinel failover-timeout {SENTINEL_MASTER} 10000",
+            ]
+            conf.write_text("\n".join(kept) + "\n")
         if {"web", "worker"} & set(host.roles):
             # README "Production": the environment file and the units.
             host.write("/etc/pipeline/pipeline.env", "")
@@ -509,7 +534,19 @@ class Cluster:
             .stdout.strip()
         )
 
+    def save_journals(self) -> None:
+        """Each running host's journal, kept in run_dir/logs/ after the hosts are gone."""
+        logs = self.run_dir / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        for host in self.hosts.values():
+            with contextlib.suppress(Exception):
+                if host.leader() is not None:
+                    (logs / f"{host.name}.journal").write_text(
+                        host.sh("journalctl --no-pager -o short-precise", check=False).stdout
+                    )
+
     def destroy(self) -> None:
+        self.save_journals()
         for host in self.hosts.values():
             with contextlib.suppress(Exception):
                 host.destroy()

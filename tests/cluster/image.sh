@@ -83,9 +83,12 @@ stage python python312
 virtualenv() {
     # The wheels are fetched here, by this machine's pip (its index and caches).
     "$repo/.venv/bin/pip" download --quiet -d "$build/wheels" -r "$repo/requirements/production.txt"
+    # By its real path: a virtualenv finds its Python's library from the directory it was
+    # made with (a symlink elsewhere would send it to pyenv's compiled-in prefix).
+    local python=/opt/python$python_version/bin/python$python_version
     in_image "rm -rf /opt/pipeline/.venv && \
-        python$python_version -m venv --without-pip /opt/pipeline/.venv && \
-        python$python_version -m pip --python /opt/pipeline/.venv/bin/python install \
+        $python -m venv --without-pip /opt/pipeline/.venv && \
+        $python -m pip --python /opt/pipeline/.venv/bin/python install \
             --quiet --no-index --find-links /wheels -r /requirements/production.txt && \
         /opt/pipeline/.venv/bin/python -c 'import django, daphne, psycopg, PIL'"
 }
