@@ -5,7 +5,6 @@ installed as README "Production" says. Uploads go through nginx over HTTPS; faul
 
 from __future__ import annotations
 
-import functools
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -375,73 +374,4 @@ def test_a_postgresql_restart_loses_no_upload(bed: Cluster, alice: httpx.Client)
         lambda: database.sh("systemctl restart postgresql"),
         name="PostgreSQL restarted",
         seed=400,
-    )
-
-
-def set_thumbnails_instances(bed: Cluster, count: int) -> list[str]:
-    """`count` thumbnails workers spread over the worker hosts (work1 first); the others off."""
-    placed: list[str] = []
-    for n in range(1, 3):
-        for host in (bed.hosts["work1"], bed.hosts["work2"]):
-            unit = f"pipeline-worker@thumbnails-{n}"
-            if len(placed) < count:
-                host.sh(f"systemctl start {unit}")
-                placed.append(f"{host.name}:{unit}")
-            else:
-                host.sh(f"systemctl stop {unit}")
-    for name in placed:
-        host_name, unit = name.split(":")
-        wait_for_active(bed.hosts[host_name], unit)
-    return placed
-
-
-def all_succeeded(bed: Cluster, query: str, expected: int) -> bool:
-    return int(bed.psql(query)) == expected
-
-
-def test_throughput_of_1_2_and_4_thumbnails_workers(bed: Cluster, alice: httpx.Client) -> None:
-    pictures = [photo_like(640, 480, seed=500 + n, quality=80) for n in range(48)]
-    figures = []
-    try:
-        for count in (1, 2, 4):
-            set_thumbnails_instances(bed, count)
-            bed.psql(
-                "INSERT INTO workers_pausedchannel (name, paused_at, paused_by) "
-                "VALUES ('thumbnails', now(), 'cluster test')"
-            )
-            accepted = []
-            # 12 files a request: nginx's per-address limit on upload requests stays clear.
-            for batch in range(0, len(pictures), 12):
-                response = alice.post(
-                    "/api/uploads/",
-                    files=[
-                        ("image", (f"p{batch + i}.jpg", picture, "image/jpeg"))
-                        for i, picture in enumerate(pictures[batch : batch + 12])
-                    ],
-                )
-                assert response.status_code == 202, response.text
-                accepted += [int(u["id"]) for u in response.json()["uploads"]]
-            ids = ",".join(map(str, accepted))
-            query = (
-                "SELECT count(*) FROM workers_job WHERE channel = 'thumbnails' "  # noqa: S608
-                f"AND status = 'succeeded' AND (meta->>'upload')::int IN ({ids})"
-            )
-            started = time.monotonic()
-            bed.psql("DELETE FROM workers_pausedchannel WHERE name = 'thumbnails'")
-            seconds_until(
-                functools.partial(all_succeeded, bed, query, len(accepted)),
-                JOB_WAIT * 2,
-                f"48 thumbnails jobs on {count} workers",
-            )
-            took = time.monotonic() - started
-            figures.append((count, took))
-    finally:
-        bed.psql("DELETE FROM workers_pausedchannel WHERE name = 'thumbnails'")
-        set_thumbnails_instances(bed, 2)
-    print(
-        "\ncluster: 48 uploads' thumbnails on "
-        + ", ".join(
-            f"{n} worker{'s' if n > 1 else ''} {t:.1f} s ({48 / t:.1f}/s)" for n, t in figures
-        )
-        + " (this machine has 2 cores for all hosts)"
     )
