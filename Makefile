@@ -14,7 +14,7 @@ PORT ?= 8000
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/pipeline
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/1
 
-.PHONY: run test lint typecheck djangocheck test-embedded test-services bench browser clean
+.PHONY: run test lint typecheck djangocheck test-embedded test-services test-cluster bench browser clean
 
 $(BIN)/python:
 	@if [ -z "$(PYTHON)" ]; then \
@@ -64,6 +64,11 @@ test-services: $(VENV)/.dev browser
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(BIN)/pytest
 
 test: lint typecheck djangocheck test-embedded test-services
+
+# Several hosts under real systemd (tests/cluster/): as root, on a machine that can run
+# systemd-nspawn; the Debian image is built once and cached under var/cluster/.
+test-cluster: $(VENV)/.dev
+	PIPELINE_CLUSTER=1 $(BIN)/pytest -p no:cacheprovider -s -m cluster tests/cluster
 
 # pyvips (the upload benchmark's baseline) needs libvips from Debian.
 bench: $(VENV)/.bench

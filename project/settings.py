@@ -10,6 +10,7 @@ import re
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -59,6 +60,43 @@ def required(name: str, why: str) -> str:
     if not value:
         raise ImproperlyConfigured(f"{name} is not set: {why}")
     return value
+
+
+def sentinel_address(item: str) -> tuple[str, int]:
+    """host:port of a Sentinel (REDIS_SENTINELS), as redis-py takes it."""
+    host, _, port = item.rpartition(":")
+    if not host or not port.isdigit():
+        raise ImproperlyConfigured(f"REDIS_SENTINELS entry {item!r} is not host:port.")
+    return host.strip("[]"), int(port)
+
+
+def redis_sentinel(
+    sentinels: list[tuple[str, int]], *, master: str, url: str, sentinel_password: str | None
+) -> dict[str, Any]:
+    """A channels-redis `hosts` entry for a Sentinel-managed primary (its own keys only: the
+    connection options are added by the caller); wire/ratelimit.py builds its clients from it
+    too."""
+    parsed = urlsplit(url)
+    if parsed.scheme != "redis":
+        raise ImproperlyConfigured(
+            f"REDIS_URL scheme {parsed.scheme!r}: with REDIS_SENTINELS only redis:// is supported."
+        )
+    database = parsed.path.strip("/") or "0"
+    if not database.isdigit():
+        raise ImproperlyConfigured(f"REDIS_URL database {database!r} is not a number.")
+    return {
+        "master_name": master,
+        "sentinels": sentinels,
+        # A Sentinel that does not answer must not hold a reconnect up: the next one is asked.
+        "sentinel_kwargs": {
+            "socket_timeout": 1,
+            "socket_connect_timeout": 1,
+            "password": sentinel_password,
+        },
+        "db": int(database),
+        "username": unquote(parsed.username) if parsed.username else None,
+        "password": unquote(parsed.password) if parsed.password else None,
+    }
 
 
 def development_secret_key() -> str:
@@ -205,22 +243,44 @@ WAKEUP_CAPACITY = dict.fromkeys(WORKER_CHANNELS, 1)
 
 # Channel layer: in-memory by default (one process), Redis when REDIS_URL is set.
 REDIS_URL = os.environ.get("REDIS_URL", "")
+# Redis behind Sentinel (README "Several machines"): the Sentinels say which server is the
+# primary, and every Redis client here (channel layer, rate limits) asks them again after a
+# failover. REDIS_URL then gives only the primary's password and database number.
+REDIS_SENTINELS = [sentinel_address(item) for item in env_list("REDIS_SENTINELS")]
+REDIS_SENTINEL: dict[str, Any] | None = None
+if REDIS_SENTINELS:
+    REDIS_SENTINEL = redis_sentinel(
+        REDIS_SENTINELS,
+        master=required(
+            "REDIS_SENTINEL_MASTER", "REDIS_SENTINELS needs the name the Sentinels monitor."
+        ),
+        url=required(
+            "REDIS_URL",
+            "with REDIS_SENTINELS it gives the primary's password and database "
+            "(redis://:<password>@<master name>/0; Sentinel says where the primary is).",
+        ),
+        sentinel_password=os.environ.get("REDIS_SENTINEL_PASSWORD") or None,
+    )
 if REDIS_URL:
+    # channels-redis blocks 5 s in BZPOPMIN; redis-py 8 would otherwise time the socket out
+    # at 5 s and kill idle consumers and workers. A Sentinel-managed primary takes the same
+    # options (channels-redis passes them to its connection pool): without socket_timeout
+    # there, a primary cut off mid-read would hang its readers for ever.
+    redis_options = {
+        "socket_timeout": 30,
+        "socket_connect_timeout": 5,
+        # redis-py's default of 100 fails a burst of websocket connects.
+        "max_connections": int(env_float("REDIS_MAX_CONNECTIONS", 2000)),
+        "health_check_interval": 15,
+    }
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "project.layers.RedisChannelLayer",
             "CONFIG": {
                 "hosts": [
-                    {
-                        "address": REDIS_URL,
-                        # channels-redis blocks 5 s in BZPOPMIN; redis-py 8 would otherwise
-                        # time the socket out at 5 s and kill idle consumers and workers.
-                        "socket_timeout": 30,
-                        "socket_connect_timeout": 5,
-                        # redis-py's default of 100 fails a burst of websocket connects.
-                        "max_connections": int(env_float("REDIS_MAX_CONNECTIONS", 2000)),
-                        "health_check_interval": 15,
-                    }
+                    {**REDIS_SENTINEL, **redis_options}
+                    if REDIS_SENTINEL
+                    else {"address": REDIS_URL, **redis_options}
                 ],
                 "capacity": 1000,
                 "channel_capacity": WAKEUP_CAPACITY,
@@ -301,6 +361,22 @@ JOBS: dict[str, Any] = {
     "KEEP_FINISHED_DAYS": env_float("JOBS_KEEP_FINISHED_DAYS", 30),
     # Progress events per job are sent at most this often (the last one always goes out).
     "PROGRESS_MIN_INTERVAL": env_float("JOBS_PROGRESS_MIN_INTERVAL", 0.2),
+}
+
+# `manage.py autoscale` (workers/autoscale.py; pipeline-autoscale.timer runs it on a host):
+# pipeline-worker@<channel>-<n> instances per channel on that host. Times in seconds; each
+# overridable by env AUTOSCALE_<NAME>, the channels by AUTOSCALE_CHANNELS.
+AUTOSCALE_CHANNELS = env_list("AUTOSCALE_CHANNELS") or ["thumbnails", "compute"]
+AUTOSCALE = {
+    "MIN_INSTANCES": int(env_float("AUTOSCALE_MIN_INSTANCES", 1)),
+    "MAX_INSTANCES": int(env_float("AUTOSCALE_MAX_INSTANCES", 4)),
+    # Add instances when the oldest ready job has waited this long, or when more jobs are
+    # ready than this per instance; at most STEP a run.
+    "SCALE_UP_AGE": env_float("AUTOSCALE_SCALE_UP_AGE", 5),
+    "READY_PER_INSTANCE": int(env_float("AUTOSCALE_READY_PER_INSTANCE", 20)),
+    "STEP": int(env_float("AUTOSCALE_STEP", 2)),
+    # Remove one a run once nothing is ready and no job has started for this long.
+    "SCALE_DOWN_IDLE": env_float("AUTOSCALE_SCALE_DOWN_IDLE", 120),
 }
 
 AUTH_PASSWORD_VALIDATORS = [

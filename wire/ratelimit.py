@@ -1,8 +1,8 @@
-"""Fixed-window counters: in Redis when REDIS_URL is set, so that every process counts against
-the same limit; in this process otherwise (the embedded default runs one process), and while
-Redis does not answer: a limit never lets everything through because Redis is away (each
-process then allows `limit` on its own), and a Redis that is away costs a caller at most one
-short wait per RETRY_REDIS_AFTER.
+"""Fixed-window counters: in Redis when REDIS_URL is set (the Sentinels' primary with
+REDIS_SENTINELS), so that every process counts against the same limit; in this process
+otherwise (the embedded default runs one process), and while Redis does not answer: a limit
+never lets everything through because Redis is away (each process then allows `limit` on its
+own), and a Redis that is away costs a caller at most one short wait per RETRY_REDIS_AFTER.
 
 `hit` is for async code (websockets), `hit_sync` for views; they count the same keys."""
 
@@ -13,6 +13,7 @@ import logging
 import math
 import time
 import weakref
+from typing import Any
 
 import redis
 import redis.asyncio as aioredis
@@ -30,7 +31,8 @@ RETRY_REDIS_AFTER = 5.0
 _clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aioredis.Redis] = (
     weakref.WeakKeyDictionary()
 )
-# One pool for the sync callers of each REDIS_URL (thread-safe, unlike the async clients).
+# One pool for the sync callers of each Redis (REDIS_URL, or the Sentinels'); thread-safe,
+# unlike the async clients.
 _sync_clients: dict[str, redis.Redis] = {}
 # key -> (window number, count), for processes without Redis (or while it is away).
 _local: dict[str, tuple[int, int]] = {}
@@ -92,25 +94,53 @@ def _client() -> aioredis.Redis:
     loop = asyncio.get_running_loop()
     client = _clients.get(loop)
     if client is None:
-        client = aioredis.Redis.from_url(
-            settings.REDIS_URL,
-            socket_timeout=REDIS_TIMEOUT,
-            socket_connect_timeout=REDIS_TIMEOUT,
-        )
+        sentinel = settings.REDIS_SENTINEL
+        if sentinel:
+            client = aioredis.Sentinel(  # type: ignore[no-untyped-call]
+                sentinel["sentinels"], sentinel_kwargs=sentinel["sentinel_kwargs"]
+            ).master_for(sentinel["master_name"], **_primary_options(sentinel))
+        else:
+            client = aioredis.Redis.from_url(
+                settings.REDIS_URL,
+                socket_timeout=REDIS_TIMEOUT,
+                socket_connect_timeout=REDIS_TIMEOUT,
+            )
         _clients[loop] = client
     return client
 
 
 def _sync_client() -> redis.Redis:
-    client = _sync_clients.get(settings.REDIS_URL)
+    sentinel = settings.REDIS_SENTINEL
+    # Settings may change under tests: one client per place Redis is found at.
+    where = repr(sentinel) if sentinel else settings.REDIS_URL
+    client = _sync_clients.get(where)
     if client is None:
-        client = redis.Redis.from_url(
-            settings.REDIS_URL,
-            socket_timeout=REDIS_TIMEOUT,
-            socket_connect_timeout=REDIS_TIMEOUT,
-        )
-        _sync_clients[settings.REDIS_URL] = client
+        if sentinel:
+            client = redis.Sentinel(  # type: ignore[no-untyped-call]
+                sentinel["sentinels"], sentinel_kwargs=sentinel["sentinel_kwargs"]
+            ).master_for(sentinel["master_name"], **_primary_options(sentinel))
+        else:
+            client = redis.Redis.from_url(
+                settings.REDIS_URL,
+                socket_timeout=REDIS_TIMEOUT,
+                socket_connect_timeout=REDIS_TIMEOUT,
+            )
+        _sync_clients[where] = client
     return client
+
+
+def _primary_options(sentinel: dict[str, Any]) -> dict[str, Any]:
+    """The connection options of a Sentinel-managed primary (project/settings.py
+    redis_sentinel()): its database and credentials, and the limiter's short timeouts. Its
+    client asks the Sentinels where the primary is on every new connection, so after a
+    failover the first failed count (RETRY_REDIS_AFTER) is the only one counted locally."""
+    return {
+        "db": sentinel["db"],
+        "username": sentinel["username"],
+        "password": sentinel["password"],
+        "socket_timeout": REDIS_TIMEOUT,
+        "socket_connect_timeout": REDIS_TIMEOUT,
+    }
 
 
 async def _redis_count(key: str, *, ttl: int) -> int:

@@ -112,6 +112,7 @@ def test_verify_would_report_a_mistake(systemd_analyze: str, rendered: Path) -> 
         "pipeline-web.service",
         *INSTANCES[1:],
         "pipeline-metrics.service",
+        "pipeline-autoscale.service",
     ],
 )
 def test_services_are_hardened(systemd_analyze: str, rendered: Path, service: str) -> None:
@@ -325,3 +326,19 @@ def test_a_worker_started_without_a_secret_says_which_variable_is_missing() -> N
     assert result.returncode == 1
     (line,) = result.stderr.splitlines()  # one line for the journal, no traceback
     assert line.startswith("settings: DJANGO_SECRET_KEY is not set")
+
+
+def test_the_autoscaler_runs_manage_py_autoscale_from_its_timer_with_a_memory_bound() -> None:
+    service = parse_unit(UNITS / "pipeline-autoscale.service")
+    timer = parse_unit(UNITS / "pipeline-autoscale.timer")
+    argv = command(service)
+    assert argv[1:] == [str(ROOT / "manage.py"), "autoscale"]
+    assert service.value("Service", "Type") == "oneshot"
+    assert service.value("Service", "EnvironmentFile") == "/etc/pipeline/pipeline.env"
+    # root only to ask systemd; nothing else.
+    assert service.value("Service", "CapabilityBoundingSet") == ""
+    assert service.value("Service", "ProtectSystem") == "strict"
+    assert service.value("Service", "MemoryMax")
+    assert service.value("Service", "OOMPolicy") == "stop"
+    assert timer.value("Timer", "OnUnitActiveSec") == "15s"
+    assert timer.value("Install", "WantedBy") == "timers.target"

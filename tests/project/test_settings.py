@@ -63,6 +63,44 @@ def test_urls_select_postgresql_and_redis_with_a_safe_socket_timeout(tmp_path) -
     assert host["max_connections"] > 100
 
 
+def test_sentinels_give_the_layer_a_sentinel_managed_primary(tmp_path) -> None:
+    import json
+
+    result = run_settings(
+        tmp_path,
+        REDIS_SENTINELS="10.0.0.21:26379, 10.0.0.22:26379,10.0.0.23:26380",
+        REDIS_SENTINEL_MASTER="pipeline",
+        REDIS_SENTINEL_PASSWORD="sentinel-secret",
+        REDIS_URL="redis://:primary%2Fsecret@pipeline/3",
+    )
+    assert result.returncode == 0, result.stderr
+    host = json.loads(result.stdout)["layer"]["CONFIG"]["hosts"][0]
+    assert host["master_name"] == "pipeline"
+    assert host["sentinels"] == [["10.0.0.21", 26379], ["10.0.0.22", 26379], ["10.0.0.23", 26380]]
+    assert (host["db"], host["password"]) == (3, "primary/secret")
+    assert host["sentinel_kwargs"]["password"] == "sentinel-secret"
+    assert host["socket_timeout"] > 5
+    # A Sentinel that hangs must not hold a reconnect up for long.
+    assert host["sentinel_kwargs"]["socket_timeout"] <= 2
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        (
+            {"REDIS_SENTINELS": "10.0.0.21:26379", "REDIS_URL": "redis://m/0"},
+            "REDIS_SENTINEL_MASTER",
+        ),
+        ({"REDIS_SENTINELS": "10.0.0.21:26379", "REDIS_SENTINEL_MASTER": "m"}, "REDIS_URL"),
+        ({"REDIS_SENTINELS": "10.0.0.21", "REDIS_SENTINEL_MASTER": "m"}, "REDIS_SENTINELS"),
+    ],
+)
+def test_sentinel_settings_that_cannot_work_stop_the_start(tmp_path, env, named) -> None:
+    result = run_settings(tmp_path, **env)
+    assert result.returncode != 0
+    assert named in result.stderr
+
+
 @pytest.mark.parametrize(
     ("env", "named"),
     [
