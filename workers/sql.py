@@ -98,21 +98,29 @@ def fair_rank_sql(model: type[Job], *, owner_null: bool) -> tuple[str, list[Para
     """The job's fair rank, as SQL inside its INSERT (see Job.fair_rank): one past the
     owner's last unfinished job of the channel, but no earlier than the channel's first
     queued job (its clock), so an owner who was away does not jump a queue it never waited
-    in. Two index probes, in the enqueue's one round trip."""
+    in. Two index probes, in the enqueue's one round trip.
+
+    The owner's last rank is asked for as its newest row (ORDER BY ... DESC LIMIT 1), not as
+    max(): PostgreSQL may plan a max() with a filter as an aggregate over every unfinished job
+    of the owner (it did here, without fresh statistics), which made each enqueue cost a scan
+    of the owner's whole queue; the ordered probe reads one entry of job_owner_unfinished."""
     quote = connection.ops.quote_name
     table = quote(model._meta.db_table)
     queued, running = (connection.ops.compose_sql("%s", [s]) for s in ("queued", "running"))  # type: ignore[attr-defined]
     owner = "owner_id IS NULL" if owner_null else "owner_id = %s"
     sql = (
-        f"GREATEST(COALESCE((SELECT max(fair_rank) + 1 FROM {table} "  # noqa: S608 (the model's own names)
-        f"WHERE channel = %s AND {owner} AND status IN ({queued}, {running})), 0), "
-        f"COALESCE((SELECT min(fair_rank) FROM {table} "
-        f"WHERE channel = %s AND status = {queued}), 0))"
+        f"GREATEST(COALESCE((SELECT fair_rank + 1 FROM {table} "  # noqa: S608 (the model's own names)
+        f"WHERE {owner} AND channel = %s AND status IN ({queued}, {running}) "
+        # owner_id in the order too: `IS NULL` does not make it a constant to the planner,
+        # and only (owner_id, fair_rank) read backwards is the index's own order.
+        "ORDER BY owner_id DESC, fair_rank DESC LIMIT 1), 0), "
+        f"COALESCE((SELECT fair_rank FROM {table} "
+        f"WHERE channel = %s AND status = {queued} ORDER BY fair_rank LIMIT 1), 0))"
     )
-    params: list[Param] = [lambda job: job.channel]
+    params: list[Param] = []
     if not owner_null:
         params.append(lambda job: job.owner_id)
-    params.append(lambda job: job.channel)
+    params += [lambda job: job.channel, lambda job: job.channel]
     return sql, params
 
 
@@ -134,7 +142,10 @@ def insert_statement(
             placeholders.append(sql)
             params.extend(rank_params)
             continue
-        constant = not (field.has_default() and callable(field.default)) and not getattr(
+        # A default made afresh per job is a constant too when it is an empty list or dict
+        # (JSONField(default=list)): one JSON parameter fewer for each.
+        made_per_job = field.has_default() and callable(field.default)
+        constant = (not made_per_job or field.default in (list, dict)) and not getattr(
             field, "auto_now", False
         )
         if field.name in given or field.attname in given or not constant:

@@ -82,15 +82,16 @@ def _drop_database(url: str) -> None:
 
 
 @contextmanager
-def bench_database(name: str = "pipeline_bench") -> Iterator[str]:
-    """A fresh, migrated PostgreSQL database for one benchmark, dropped afterwards."""
+def bench_database(name: str = "pipeline_bench", *, root: Path = ROOT) -> Iterator[str]:
+    """A fresh PostgreSQL database for one benchmark, migrated by the code under `root` (this
+    checkout, or an export of an older commit), dropped afterwards."""
     url = database_url(name)
     _drop_database(url)
     _admin_execute(url, sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     try:
         subprocess.run(
             [sys.executable, "manage.py", "migrate", "--no-input", "-v", "0"],
-            cwd=ROOT,
+            cwd=root,
             env={**os.environ, **PRODUCTION_ENV, "DATABASE_URL": url},
             check=True,
             timeout=120,
@@ -117,15 +118,24 @@ def setup_django(*, database: str, redis: str, settings: str = "tests.settings")
 
 
 class BenchProcess:
-    """A subprocess in its own process group, its output in a log file."""
+    """A subprocess in its own process group, its output in a log file; run in `cwd` (this
+    checkout unless told)."""
 
-    def __init__(self, name: str, args: Sequence[str], env: dict[str, str], log: Path) -> None:
+    def __init__(
+        self,
+        name: str,
+        args: Sequence[str],
+        env: dict[str, str],
+        log: Path,
+        *,
+        cwd: Path = ROOT,
+    ) -> None:
         self.name = name
         self.log = log
         with log.open("wb") as handle:
             self.popen = subprocess.Popen(
                 list(args),
-                cwd=ROOT,
+                cwd=cwd,
                 env=env,
                 stdout=handle,
                 stderr=subprocess.STDOUT,

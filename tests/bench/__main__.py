@@ -7,6 +7,7 @@ settings, environment and leftovers cannot colour the next one's figures.
 from __future__ import annotations
 
 import argparse
+import importlib
 import signal
 import subprocess
 import sys
@@ -16,7 +17,8 @@ from pathlib import Path
 from tests.bench import ROOT, out
 
 BENCH_DIR = Path(__file__).resolve().parent
-# A generous bound per module; each benchmark also bounds its own steps.
+# A generous bound per module (a module may set its own MODULE_TIMEOUT); each benchmark
+# also bounds its own steps.
 MODULE_TIMEOUT = 600
 
 
@@ -25,12 +27,15 @@ def discover() -> list[str]:
 
 
 def run_module(name: str) -> int:
+    timeout = getattr(
+        importlib.import_module(f"tests.bench.{name}"), "MODULE_TIMEOUT", MODULE_TIMEOUT
+    )
     started = time.monotonic()
     out(f"=== {name} ===")
     code = f"from tests.bench import {name}; {name}.main()"
     child = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT)
     try:
-        returncode = child.wait(MODULE_TIMEOUT)
+        returncode = child.wait(timeout)
     except KeyboardInterrupt:
         # Ctrl-C reached the child too; let it stop what it started.
         child.wait(60)
@@ -43,7 +48,7 @@ def run_module(name: str) -> int:
         except subprocess.TimeoutExpired:
             child.kill()
             child.wait()
-        out(f"=== {name}: gave up after {MODULE_TIMEOUT} s ===")
+        out(f"=== {name}: gave up after {timeout} s ===")
         return 1
     verdict = "ok" if returncode == 0 else f"FAILED (exit {returncode})"
     out(f"=== {name}: {verdict} in {time.monotonic() - started:.0f} s ===\n")

@@ -394,7 +394,63 @@ def view_like_latencies(layer: str) -> list[float]:
     return asyncio.run(enqueue_all())
 
 
-def report(runs: list[Run], view_like: list[float]) -> None:
+def in_transaction_latencies() -> list[float]:
+    """Enqueue latency inside the caller's transaction (a view's, a service's): the row's
+    INSERT without its commit, which the caller's other writes share. Rolled back."""
+    from django.db import transaction
+
+    from tests.tasks import trivial
+
+    latencies = []
+    with transaction.atomic():
+        for _ in range(WARMUP + JOBS // 4):
+            before = time.perf_counter()
+            trivial.enqueue()
+            latencies.append(time.perf_counter() - before)
+        transaction.set_rollback(True)
+    return latencies[WARMUP:]
+
+
+def commit_floor(database: str) -> list[float]:
+    """What one durable commit costs on this PostgreSQL: a one-row INSERT into a one-column
+    table in autocommit, the least a durably recorded enqueue can cost (the WAL flush)."""
+    import psycopg
+
+    latencies = []
+    with psycopg.connect(database, autocommit=True) as conn:
+        conn.execute("CREATE TABLE bench_commit_floor (id bigserial PRIMARY KEY)")
+        try:
+            for _ in range(WARMUP + JOBS // 4):
+                before = time.perf_counter()
+                conn.execute("INSERT INTO bench_commit_floor DEFAULT VALUES")
+                latencies.append(time.perf_counter() - before)
+        finally:
+            conn.execute("DROP TABLE bench_commit_floor")
+    return latencies[WARMUP:]
+
+
+def redis_persistence(layer: str) -> str:
+    import redis
+
+    client = redis.Redis.from_url(layer)
+    try:
+        appendonly = client.config_get("appendonly").get("appendonly", "?")
+        save = client.config_get("save").get("save", "?")
+    finally:
+        client.close()
+    return f"appendonly {appendonly}, save {save or 'off'!r}"
+
+
+@dataclass
+class Floors:
+    """The enqueue's own cost apart from its commit, and the commit's cost alone."""
+
+    in_transaction: list[float]
+    commit: list[float]
+    redis: str
+
+
+def report(runs: list[Run], view_like: list[float], floors: Floors | None = None) -> None:
     out(
         f"{JOBS} trivial jobs per run; loopback PostgreSQL and Redis; {os.cpu_count()} CPUs, "
         f"load average {os.getloadavg()[0]:.1f}"
@@ -440,6 +496,19 @@ def report(runs: list[Run], view_like: list[float]) -> None:
             f"p50 {percentile(view_like, 0.5) * 1000:.2f} ms, "
             f"p99 {percentile(view_like, 0.99) * 1000:.2f} ms"
         )
+    if floors is not None:
+        out(
+            "ours, enqueue inside the caller's transaction (its commit not counted): "
+            f"p50 {percentile(floors.in_transaction, 0.5) * 1000:.2f} ms, "
+            f"p99 {percentile(floors.in_transaction, 0.99) * 1000:.2f} ms"
+        )
+        out(
+            "one durable commit on this PostgreSQL (a one-row INSERT in autocommit, the WAL "
+            f"flush): p50 {percentile(floors.commit, 0.5) * 1000:.2f} ms, "
+            f"p99 {percentile(floors.commit, 0.99) * 1000:.2f} ms; every enqueue in autocommit "
+            "pays one"
+        )
+        out(f"Redis persistence here (Celery's and Dramatiq's only copy): {floors.redis}")
     out()
     out("stream: one producer enqueues while the workers run; wall time from the first enqueue")
     out("  until every job is done (row `succeeded` / result stored), so a slow enqueue caps it;")
@@ -474,10 +543,12 @@ def main() -> None:
                 runs.append(run_dramatiq(count, broker=broker, logs=logs))
                 out(runs[-1].summary())
             view_like = view_like_latencies(layer)
+            floors = Floors(in_transaction_latencies(), commit_floor(database), "")
+            floors.redis = redis_persistence(layer)
     finally:
         flush_redis(layer, broker, results)
     out()
-    report(runs, view_like)
+    report(runs, view_like, floors)
 
 
 if __name__ == "__main__":
