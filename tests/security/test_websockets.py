@@ -1,6 +1,6 @@
 """Websockets on the public internet: a client that never reads, too many sockets, a session
 that ended, a foreign origin, hostile frames. Each test reproduces a finding of the security
-review; the figures (memory under 200 non-reading sockets) are in tests/bench/bench_sockets.py."""
+review; the figures (memory under 200 non-reading sockets) are in tests/bench/bench_security.py."""
 
 from __future__ import annotations
 
