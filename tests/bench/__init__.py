@@ -183,6 +183,17 @@ class BenchProcess:
             pass
 
 
+def status_kib(pid: int, field: str, default: int | None = None) -> int:
+    """A field of a live process's /proc/<pid>/status in KiB: VmRSS (resident now) or VmHWM
+    (its peak). Without the field (a process gone), `default`, or KeyError."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1])
+    if default is None:
+        raise KeyError(f"no {field} in /proc/{pid}/status")
+    return default
+
+
 def wait_for(
     condition: Callable[[], object], timeout: float, what: str, interval: float = 0.05
 ) -> None:

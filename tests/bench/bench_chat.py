@@ -60,8 +60,10 @@ from tests.bench import (
     percentile,
     redis_url,
     setup_django,
+    status_kib,
     wait_for,
 )
+from tests.processes import free_port
 
 LAYER_DB = 5
 ROOM = "bench"
@@ -488,11 +490,8 @@ class Outcome:
 
 
 def rss_kib(pid: int) -> int:
-    """A process's resident memory (Linux)."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return 0
+    """A process's resident memory (Linux); 0 once it is gone."""
+    return status_kib(pid, "VmRSS", default=0)
 
 
 # Each daphne's RSS once it listens, before any client connects.
@@ -636,12 +635,6 @@ def make_users(count: int) -> list[str]:
         )
     Session.objects.bulk_create(sessions)
     return [f"sessionid={s.session_key}" for s in sessions]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_listening(process: BenchProcess, port: int) -> None:

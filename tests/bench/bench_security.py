@@ -55,6 +55,7 @@ from tests.bench import (
     flush_redis,
     out,
     redis_url,
+    status_kib,
     wait_for,
 )
 from tests.processes import free_port
@@ -216,13 +217,6 @@ def gif_frames(frames: int) -> bytes:
 
 
 # --------------------------------------------------------------------------- the process
-
-
-def status_kib(pid: int, key: str) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(key + ":"):
-            return int(line.split()[1])
-    raise KeyError(key)
 
 
 def mib(kib: int) -> float:

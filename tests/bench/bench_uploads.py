@@ -52,6 +52,7 @@ from tests.bench import (
     out,
     redis_url,
     setup_django,
+    status_kib,
     wait_for,
 )
 
@@ -310,11 +311,8 @@ def measure_memory(photo: Path) -> list[Memory]:
 
 
 def resident_mib(pid: int, field: str) -> float:
-    """VmRSS (now) or VmHWM (peak) of a live process, from /proc."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(f"{field}:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError(f"no {field} in /proc/{pid}/status")
+    """VmRSS (now) or VmHWM (peak) of a live process, in MiB."""
+    return status_kib(pid, field) / 1024
 
 
 # --------------------------------------------------------------------- upload response
