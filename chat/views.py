@@ -2,7 +2,9 @@
 static/chat/chat.js), search in a room and a message in context, and the forms a room's
 members use: invite, leave, remove, rename, retention."""
 
-from typing import Any
+import functools
+from collections.abc import Callable
+from typing import Any, Concatenate
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -96,23 +98,29 @@ def room_detail(request: HttpRequest, room: str) -> HttpResponse:
     )
 
 
-def member_action(request: HttpRequest, room: str) -> Room | HttpResponse:
-    """The room of a member's form, or the 404 page a non-member gets."""
-    found = services.room_visible(name=room, user=signed_in(request))
-    if found is None or not found.memberships.filter(user=signed_in(request)).exists():
-        context = list_context(
-            request, error="There is no such room, or you are not one of its members."
-        )
-        return render(request, "chat/room_list.html", context, status=404)
-    return found
+def members_only[**P](
+    view: Callable[Concatenate[HttpRequest, Room, P], HttpResponse],
+) -> Callable[..., HttpResponse]:
+    """A view of a room's members, given the room (the URL's `room` is its name); anyone else
+    gets the 404 page of a room that does not exist."""
+
+    @functools.wraps(view)
+    def wrapped(request: HttpRequest, room: str, *args: P.args, **kwargs: P.kwargs) -> HttpResponse:
+        found = services.room_visible(name=room, user=signed_in(request))
+        if found is None or not found.memberships.filter(user=signed_in(request)).exists():
+            context = list_context(
+                request, error="There is no such room, or you are not one of its members."
+            )
+            return render(request, "chat/room_list.html", context, status=404)
+        return view(request, found, *args, **kwargs)
+
+    return wrapped
 
 
 @require_POST
 @login_required
-def room_invite(request: HttpRequest, room: str) -> HttpResponse:
-    found = member_action(request, room)
-    if isinstance(found, HttpResponse):
-        return found
+@members_only
+def room_invite(request: HttpRequest, found: Room) -> HttpResponse:
     username = request.POST.get("username", "")
     try:
         services.room_invite(room=found, by=signed_in(request), username=username)
@@ -125,10 +133,8 @@ def room_invite(request: HttpRequest, room: str) -> HttpResponse:
 
 @require_POST
 @login_required
-def room_leave(request: HttpRequest, room: str) -> HttpResponse:
-    found = member_action(request, room)
-    if isinstance(found, HttpResponse):
-        return found
+@members_only
+def room_leave(request: HttpRequest, found: Room) -> HttpResponse:
     services.room_leave(room=found, user=signed_in(request))
     messages.success(request, f"You left {found.display_name}.")
     return redirect("chat:rooms")
@@ -136,10 +142,8 @@ def room_leave(request: HttpRequest, room: str) -> HttpResponse:
 
 @require_POST
 @login_required
-def room_remove(request: HttpRequest, room: str) -> HttpResponse:
-    found = member_action(request, room)
-    if isinstance(found, HttpResponse):
-        return found
+@members_only
+def room_remove(request: HttpRequest, found: Room) -> HttpResponse:
     try:
         services.room_remove(
             room=found,
@@ -153,11 +157,9 @@ def room_remove(request: HttpRequest, room: str) -> HttpResponse:
 
 @require_GET
 @login_required
-def room_search(request: HttpRequest, room: str) -> HttpResponse:
+@members_only
+def room_search(request: HttpRequest, found: Room) -> HttpResponse:
     """The room's messages matching the words asked for, each linking to it in context."""
-    found = member_action(request, room)
-    if isinstance(found, HttpResponse):
-        return found
     query = request.GET.get("q", "")
     return render(
         request,
@@ -168,11 +170,9 @@ def room_search(request: HttpRequest, room: str) -> HttpResponse:
 
 @require_GET
 @login_required
-def message_in_context(request: HttpRequest, room: str, seq: int) -> HttpResponse:
+@members_only
+def message_in_context(request: HttpRequest, found: Room, seq: int) -> HttpResponse:
     """A message with the messages around it (where a search result leads)."""
-    found = member_action(request, room)
-    if isinstance(found, HttpResponse):
-        return found
     around = messages_around(room=found, seq=seq)
     if not any(message.seq == seq for message in around):
         context = list_context(request, error=f"There is no message {seq} in this room.")
@@ -182,10 +182,8 @@ def message_in_context(request: HttpRequest, room: str, seq: int) -> HttpRespons
 
 @require_POST
 @login_required
-def room_retention(request: HttpRequest, room: str) -> HttpResponse:
-    found = member_action(request, room)
-    if isinstance(found, HttpResponse):
-        return found
+@members_only
+def room_retention(request: HttpRequest, found: Room) -> HttpResponse:
     try:
         services.room_retention_set(
             room=found, by=signed_in(request), days=request.POST.get("days")
@@ -200,10 +198,8 @@ def room_retention(request: HttpRequest, room: str) -> HttpResponse:
 
 @require_POST
 @login_required
-def room_rename(request: HttpRequest, room: str) -> HttpResponse:
-    found = member_action(request, room)
-    if isinstance(found, HttpResponse):
-        return found
+@members_only
+def room_rename(request: HttpRequest, found: Room) -> HttpResponse:
     try:
         services.room_rename(room=found, by=signed_in(request), title=request.POST.get("title", ""))
     except ChatError as refused:
