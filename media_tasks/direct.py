@@ -32,15 +32,14 @@ from media_tasks.exceptions import (
     MediaError,
     UploadNotFound,
     UploadRejected,
-    UploadTooLarge,
 )
 from media_tasks.limits import image_limits
 from media_tasks.models import Upload, original_path
 from media_tasks.services import (
     Checked,
     clean_filename,
-    megabytes,
     upload_quota_check,
+    upload_size_check,
     uploads_store,
 )
 from media_tasks.storage import originals_storage
@@ -86,13 +85,7 @@ def direct_upload_start(*, owner: User, name: str, size: int, content_type: str)
     would be; the bucket enforces the content type and the size range."""
     client, bucket = _bucket()
     name = clean_filename(name)
-    if size > settings.UPLOAD_MAX_BYTES:
-        raise UploadTooLarge(
-            f"{name}: the file is {megabytes(size)}, "
-            f"the limit is {megabytes(settings.UPLOAD_MAX_BYTES)}"
-        )
-    if size <= 0:
-        raise UploadRejected(f"{name}: the file is empty")
+    upload_size_check(name=name, size=size)
     if not content_type.startswith("image/") or len(content_type) > 64:
         raise UploadRejected(f"{name}: {content_type[:64]!r} is not an image type")
     upload_quota_check(owner=owner, sizes=[size])
@@ -142,13 +135,7 @@ def direct_upload_complete(*, owner: User, token: str) -> Upload:
 
 
 def _check(client: Any, bucket: str, key: str, name: str, size: int) -> imaging.ImageInfo:
-    if size > settings.UPLOAD_MAX_BYTES:
-        raise UploadTooLarge(
-            f"{name}: the file is {megabytes(size)}, "
-            f"the limit is {megabytes(settings.UPLOAD_MAX_BYTES)}"
-        )
-    if size <= 0:
-        raise UploadRejected(f"{name}: the file is empty")
+    upload_size_check(name=name, size=size)
     head = client.get_object(Bucket=bucket, Key=key, Range=f"bytes=0-{HEAD_BYTES - 1}")
     try:
         return imaging.inspect_head(

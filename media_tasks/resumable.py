@@ -16,7 +16,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, BinaryIO
 
-from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.files.base import File
 from django.db import transaction
@@ -37,9 +36,9 @@ from media_tasks.models import PartialUpload, Upload
 from media_tasks.services import (
     Checked,
     clean_filename,
-    megabytes,
     upload_check,
     upload_quota_check,
+    upload_size_check,
     uploads_store,
 )
 
@@ -69,13 +68,7 @@ def partial_create(*, owner: User, name: str, length: int) -> PartialUpload:
     """Start a resumable upload of `length` bytes: refused as a plain upload of that size
     would be (too large, empty, past the owner's quota or hourly count)."""
     name = clean_filename(name)
-    if length > settings.UPLOAD_MAX_BYTES:
-        raise UploadTooLarge(
-            f"{name}: the file is {megabytes(length)}, "
-            f"the limit is {megabytes(settings.UPLOAD_MAX_BYTES)}"
-        )
-    if length <= 0:
-        raise UploadRejected(f"{name}: the file is empty")
+    upload_size_check(name=name, size=length)
     with transaction.atomic():
         # As uploads_store: one upload of a user at a time, so the quota counts them all.
         get_user_model().objects.select_for_update().filter(pk=owner.pk).first()

@@ -53,18 +53,24 @@ def megabytes(size: int) -> str:
     return f"{size / 1_000_000:.1f} MB"
 
 
+def upload_size_check(*, name: str, size: int) -> None:
+    """Refuse a file of `size` bytes, by any path (POST, resumable, straight to S3), that is
+    over UPLOAD_MAX_BYTES or empty; `name` is the file's, cleaned."""
+    if size > settings.UPLOAD_MAX_BYTES:
+        raise UploadTooLarge(
+            f"{name}: the file is {megabytes(size)}, "
+            f"the limit is {megabytes(settings.UPLOAD_MAX_BYTES)}"
+        )
+    if size <= 0:
+        raise UploadRejected(f"{name}: the file is empty")
+
+
 def upload_check(*, file: File[bytes]) -> imaging.ImageInfo:
     """Check one file by its content (headers only: the full decode is the worker's); raise
     UploadRejected naming it and the reason. At most UPLOAD_CHECKS_AT_ONCE checks run at
     once in a process; one that waits longer than UPLOAD_CHECK_WAIT is refused as busy."""
     name = clean_filename(file.name or "")
-    if file.size is not None and file.size > settings.UPLOAD_MAX_BYTES:
-        raise UploadTooLarge(
-            f"{name}: the file is {megabytes(file.size)}, "
-            f"the limit is {megabytes(settings.UPLOAD_MAX_BYTES)}"
-        )
-    if not file.size:
-        raise UploadRejected(f"{name}: the file is empty")
+    upload_size_check(name=name, size=file.size or 0)
     checks = _checks_at_once()
     if not checks.acquire(timeout=settings.UPLOAD_CHECK_WAIT):
         raise UploadsBusy("the server is busy checking other uploads: try again in a moment")
