@@ -94,18 +94,7 @@ def _client() -> aioredis.Redis:
     loop = asyncio.get_running_loop()
     client = _clients.get(loop)
     if client is None:
-        sentinel = settings.REDIS_SENTINEL
-        if sentinel:
-            client = aioredis.Sentinel(  # type: ignore[no-untyped-call]
-                sentinel["sentinels"], sentinel_kwargs=sentinel["sentinel_kwargs"]
-            ).master_for(sentinel["master_name"], **_primary_options(sentinel))
-        else:
-            client = aioredis.Redis.from_url(
-                settings.REDIS_URL,
-                socket_timeout=REDIS_TIMEOUT,
-                socket_connect_timeout=REDIS_TIMEOUT,
-            )
-        _clients[loop] = client
+        client = _clients[loop] = _connect(aioredis)
     return client
 
 
@@ -115,18 +104,21 @@ def _sync_client() -> redis.Redis:
     where = repr(sentinel) if sentinel else settings.REDIS_URL
     client = _sync_clients.get(where)
     if client is None:
-        if sentinel:
-            client = redis.Sentinel(  # type: ignore[no-untyped-call]
-                sentinel["sentinels"], sentinel_kwargs=sentinel["sentinel_kwargs"]
-            ).master_for(sentinel["master_name"], **_primary_options(sentinel))
-        else:
-            client = redis.Redis.from_url(
-                settings.REDIS_URL,
-                socket_timeout=REDIS_TIMEOUT,
-                socket_connect_timeout=REDIS_TIMEOUT,
-            )
-        _sync_clients[where] = client
+        client = _sync_clients[where] = _connect(redis)
     return client
+
+
+def _connect(module: Any) -> Any:
+    """A client of `module` (redis, or redis.asyncio: the same API) for the limiter's Redis:
+    the Sentinel-managed primary where settings name Sentinels, else REDIS_URL."""
+    sentinel = settings.REDIS_SENTINEL
+    if sentinel:
+        return module.Sentinel(
+            sentinel["sentinels"], sentinel_kwargs=sentinel["sentinel_kwargs"]
+        ).master_for(sentinel["master_name"], **_primary_options(sentinel))
+    return module.Redis.from_url(
+        settings.REDIS_URL, socket_timeout=REDIS_TIMEOUT, socket_connect_timeout=REDIS_TIMEOUT
+    )
 
 
 def _primary_options(sentinel: dict[str, Any]) -> dict[str, Any]:
