@@ -67,3 +67,14 @@ def test_daphne_leaves_multipart_parsing_to_django() -> None:
 
     assert "parsePOSTFormSubmission" in inspect.signature(twisted_http.Request.__init__).parameters
     assert getattr(WebRequest, "_form_off", False)
+
+
+def test_daphne_hands_request_bodies_to_django_in_large_chunks() -> None:
+    # At daphne's 8 KiB, Django wrote each chunk of a large upload through a thread of its
+    # own: most of daphne's CPU for a 15 MB upload (tests/bench/bench_security.py).
+    from daphne.server import Server
+
+    from project.server import REQUEST_BODY_CHUNK
+
+    server = Server(application=None, endpoints=["tcp:port=0:interface=127.0.0.1"])
+    assert server.request_buffer_size == REQUEST_BODY_CHUNK
