@@ -570,6 +570,9 @@ DAPHNE_WEBSOCKET_MAX_FRAME_SIZE = 64 * 1024
 WEBSOCKETS = {
     # Bytes sent to a socket whose client stopped reading, past which it is closed (4408).
     "SEND_BUFFER_MAX": int(env_float("WEBSOCKET_SEND_BUFFER_MAX", 1024 * 1024)),
+    # The same, for all the sockets of one server process together: past it, the socket whose
+    # send goes over is closed (4408), however many stopped reading.
+    "SEND_BUFFER_TOTAL_MAX": int(env_float("WEBSOCKET_SEND_BUFFER_TOTAL_MAX", 64 * 1024 * 1024)),
     # Open sockets of one user in one server process; connects of one user per window.
     "PER_USER": int(env_float("WEBSOCKET_PER_USER", 20)),
     "CONNECT_RATE": int(env_float("WEBSOCKET_CONNECT_RATE", 60)),

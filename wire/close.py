@@ -12,8 +12,9 @@ class Close(IntEnum):
     UNAUTHENTICATED = 4401
     # No such room, or not one this user may see (the same answer for both): the page stops.
     NOT_FOUND = 4404
-    # The client left too much unread (WEBSOCKETS["SEND_BUFFER_MAX"]): reconnecting (with
-    # `?since=` on the chat) gets what it missed from the database.
+    # The client left too much unread (WEBSOCKETS["SEND_BUFFER_MAX"], or the server's sockets
+    # together SEND_BUFFER_TOTAL_MAX): reconnecting (with `?since=` on the chat) gets what it
+    # missed from the database.
     TOO_SLOW = 4408
     # Too many sockets of this user on one server, or connects in a short while: the page
     # tries again after a long pause.

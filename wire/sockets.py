@@ -12,7 +12,8 @@ process's registry of its sockets (`SocketHub`).
 - A frame from the client must be a JSON object of at most WEBSOCKETS["FRAME_MAX_BYTES"]
   bytes; anything else gets a `bad_frame` error and the socket stays open.
 - In the server (project/server.py), a socket whose client does not read is closed with
-  Close.TOO_SLOW once WEBSOCKETS["SEND_BUFFER_MAX"] bytes wait for it.
+  Close.TOO_SLOW once WEBSOCKETS["SEND_BUFFER_MAX"] bytes wait for it, or once the process's
+  sockets that do not read hold WEBSOCKETS["SEND_BUFFER_TOTAL_MAX"] together.
 
 The hub is the process's one member of the channel-layer groups `sockets.user.<id>`, for the
 users it has sockets of: a message to a user's group reaches every process that has a socket

@@ -88,7 +88,7 @@ SAMPLE_INTERVAL = 0.02
 # reads just fast enough answers them. Off for the sockets scenario, to see what piles up.
 NO_PINGS = ("--ping-interval", "3600", "--ping-timeout", "3600")
 TCP_ESTABLISHED = 1
-BUDGET_LOG_LINE = "closed: its client left over"
+BUDGET_LOG_LINE = "bytes unread, the process"
 # The code before the fixes takes minutes here (the frame bomb alone up to GIF_TIMEOUT).
 MODULE_TIMEOUT = 1500
 TARGETS = {"uploads_mb": 300, "gif_cpu_s": 0.5, "sockets_mb": 250}
@@ -593,8 +593,9 @@ def report(results: list[Figures], before_note: str) -> None:
     out()
     out("Peaks are daphne's VmHWM (and VmRSS sampled every 20 ms): the whole process, Python's")
     out("  own memory included. 'closed 4408' counts the sockets daphne closed for leaving over")
-    out("  WEBSOCKET_SEND_BUFFER_MAX unread (its log); 'still open' the connections it had not")
-    out(f"  ended {SETTLE:g} s after daphne fanned the last one out (the clients' TCP state); the")
+    out("  WEBSOCKET_SEND_BUFFER_MAX unread, or for all of them _TOTAL_MAX (its log); 'still")
+    out(f"  open' the connections it had not ended {SETTLE:g} s after daphne fanned the last one")
+    out("  out (the clients' TCP state); the")
     out("  kernel's send queues (MiB) are memory outside daphne. Daphne's keep-alive pings are")
     out("  off in that scenario (a client reading just fast enough would answer them).")
 

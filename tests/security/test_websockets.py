@@ -21,7 +21,7 @@ from chat.services import message_post, room_get_or_create
 from project.asgi import application
 from tests.chat.conftest import frames_until, joined, open_chat
 from tests.clients import SAME_ORIGIN
-from tests.processes import Processes, free_port, wait_until_serving
+from tests.processes import Process, Processes, free_port, wait_for, wait_until_serving
 from tests.security.sockets import RawSocket
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("empty_layer")]
@@ -53,7 +53,7 @@ async def opened(communicator: WebsocketCommunicator) -> dict[str, Any]:
 # --------------------------------------------------------------- a client that stops reading
 
 
-def serve_flood(processes: Processes, **env: str) -> int:
+def serve_flood(processes: Processes, **env: str) -> Process:
     port = free_port()
     process = processes.start(
         "flood",
@@ -71,7 +71,7 @@ def serve_flood(processes: Processes, **env: str) -> int:
         **env,
     )
     wait_until_serving(process)
-    return port
+    return process
 
 
 def test_a_client_that_stops_reading_is_cut_off_and_one_that_reads_gets_everything(
@@ -86,7 +86,7 @@ def test_a_client_that_stops_reading_is_cut_off_and_one_that_reads_gets_everythi
         FLOOD_FRAME_BYTES=str(frame_bytes),
         FLOOD_INTERVAL="0.01",
         WEBSOCKET_SEND_BUFFER_MAX=str(1024 * 1024),
-    )
+    ).port
     stalled = RawSocket(port, "/ws/flood/")
     reader = RawSocket(port, "/ws/flood/")
     try:
@@ -102,6 +102,36 @@ def test_a_client_that_stops_reading_is_cut_off_and_one_that_reads_gets_everythi
     finally:
         stalled.close()
         reader.close()
+
+
+def test_sockets_that_stop_reading_are_cut_off_once_they_hold_the_process_total(
+    processes: Processes,
+) -> None:
+    # Each socket alone stays under its own bound (64 MiB > 25 MB sent to it), but together
+    # they pass the process's: however many stop reading, the server holds at most that.
+    frames, frame_bytes = 400, 64 * 1024
+    server = serve_flood(
+        processes,
+        FLOOD_FRAMES=str(frames),
+        FLOOD_FRAME_BYTES=str(frame_bytes),
+        FLOOD_INTERVAL="0.001",
+        WEBSOCKET_SEND_BUFFER_MAX=str(64 * 1024 * 1024),
+        WEBSOCKET_SEND_BUFFER_TOTAL_MAX=str(2 * 1024 * 1024),
+    )
+    assert server.port is not None
+    stalled = [RawSocket(server.port, "/ws/flood/") for _ in range(3)]
+    try:
+        # Nobody reads until the server has given up on all three (its log says so).
+        wait_for(
+            lambda: server.output().count("bytes unread") >= len(stalled), 60, "the sockets cut"
+        )
+        for sock in stalled:
+            received, ended = sock.read_until_closed(timeout=60)
+            assert ended, "the server still holds a connection of a client that does not read"
+            assert received < frames * frame_bytes / 2
+    finally:
+        for sock in stalled:
+            sock.close()
 
 
 async def test_replay_on_connect_is_capped_and_older_pages_come_through_history(
