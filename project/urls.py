@@ -7,6 +7,8 @@ from django.urls import include, path
 from project import health, views
 from workers.views import operator_page
 
+handler500 = "project.views.server_error"
+
 urlpatterns = [
     path("", views.home, name="home"),
     path("accounts/signup/", views.signup, name="signup"),

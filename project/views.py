@@ -1,13 +1,25 @@
+import sys
+
 from django.conf import settings
 from django.contrib.auth import login
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.forms import UserCreationForm
 from django.contrib.auth.models import User
+from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from project.throttle import by_address, by_email, by_user, throttled
+from wire import errors
+from wire.errors import error_response
+
+# What a request fails with while PostgreSQL restarts or Redis fails over: a moment's outage,
+# not a bug of the site. The client is told to try again (503, Retry-After), not given a 500.
+OUTAGES = (OperationalError, InterfaceError, RedisConnectionError, RedisTimeoutError)
+RETRY_AFTER = 5
 
 
 def home(request: HttpRequest) -> HttpResponse:
@@ -50,3 +62,28 @@ password_change = throttled(
     window="PASSWORD_CHANGE_WINDOW",
     limits=[(by_user, "PASSWORD_CHANGES_PER_USER")],
 )(auth_views.PasswordChangeView.as_view())
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    """The site's `handler500`: 503 with Retry-After while a service it needs does not answer
+    (OUTAGES), else 500; JSON for the API, a page otherwise. Called with the exception being
+    handled; its details are in the log (django.request), never in the answer."""
+    outage = isinstance(sys.exc_info()[1], OUTAGES)
+    status = 503 if outage else 500
+    message = (
+        "the site cannot reach its database or its message broker just now: try again in a moment"
+        if outage
+        else "something went wrong on the server: it is logged, and it is not your fault"
+    )
+    response: HttpResponse
+    if request.path.startswith("/api/"):
+        code = errors.UNAVAILABLE if outage else errors.SERVER_ERROR
+        response = error_response(code=code, error=message, status=status)
+    else:
+        response = HttpResponse(
+            f"<!doctype html><title>{status}</title><h1>{status}</h1><p>{message}</p>",
+            status=status,
+        )
+    if outage:
+        response["Retry-After"] = str(RETRY_AFTER)
+    return response

@@ -1,4 +1,4 @@
-"""A test-only view that enqueues one of tests/tasks.py for the logged-in user."""
+"""Test-only views: one enqueues one of tests/tasks.py for the logged-in user, one is a bug."""
 
 import json
 
@@ -20,3 +20,7 @@ def enqueue(request: HttpRequest) -> JsonResponse:
     with enqueue_for(owner=request.user):
         result = task.enqueue(*body.get("args", []), **body.get("kwargs", {}))
     return JsonResponse({"job": int(result.id)}, status=202)
+
+
+def broken(request: HttpRequest) -> JsonResponse:
+    raise ZeroDivisionError("a secret detail of a bug")

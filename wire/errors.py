@@ -21,8 +21,11 @@ BAD_REQUEST = "bad_request"
 FORBIDDEN = "forbidden"
 NOT_FOUND = "not_found"
 RATE_LIMITED = "rate_limited"
+SERVER_ERROR = "server_error"
 TOO_LARGE = "too_large"
 UNAUTHENTICATED = "unauthenticated"
+# A service the site needs (the database, Redis) does not answer: try again (503).
+UNAVAILABLE = "unavailable"
 
 
 class ErrorPayload(TypedDict):
