@@ -6,7 +6,8 @@ never through a web process.
    1..UPLOAD_MAX_BYTES), after the owner's limits are checked for the size the client gives;
    it hands back a signed token naming the object, its owner and the file's name.
 2. The browser posts the file to the bucket with that form.
-3. `direct_upload_complete` takes the token back (its owner only), asks the bucket for the
+3. `direct_upload_complete` takes the token back (its owner only, once: one upload per
+   object, even for two completes at the same moment), asks the bucket for the
    object's size and its first HEAD_BYTES (a ranged GET, never the whole object), checks them
    as a plain upload's (format by content, dimensions, size, quota), copies the object inside
    the bucket to the upload's original and queues processing. The block structure and frames,
@@ -26,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 from django.conf import settings
 from django.core import signing
+from django.db import IntegrityError
 
 from media_tasks import imaging
 from media_tasks.exceptions import (
@@ -120,12 +122,18 @@ def direct_upload_complete(*, owner: User, token: str) -> Upload:
         size = int(client.head_object(Bucket=bucket, Key=key)["ContentLength"])
     except ClientError:
         raise UploadNotFound(f"{name}: nothing was uploaded for it (or it was used)") from None
+    place = _copier(client, bucket, key)
     try:
         info = _check(client, bucket, key, name, size)
         (upload,) = uploads_store(
             owner=owner,
-            checked=[Checked(name=name, size=size, info=info, place=_copier(client, bucket, key))],
+            checked=[Checked(name=name, size=size, info=info, place=place, direct_key=key)],
         )
+    except IntegrityError:
+        # An upload was made from this object already: the same token sent twice at once, or
+        # the form posted again after its completion.
+        client.delete_object(Bucket=bucket, Key=key)
+        raise UploadNotFound(f"{name}: this upload was completed already") from None
     except MediaError:
         client.delete_object(Bucket=bucket, Key=key)
         raise

@@ -50,10 +50,20 @@ class Upload(models.Model):
     placeholder = models.TextField(blank=True)
     # Base64 of a ThumbHash (media_tasks/imaging/thumbhash.py), about 32 characters.
     thumbhash = models.CharField(max_length=64, blank=True)
+    # The bucket object an upload straight to S3 was made from (media_tasks/direct.py): one
+    # upload per object, however often its token is sent.
+    direct_key = models.CharField(max_length=64, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
         indexes = [models.Index(fields=["owner", "-created_at"], name="upload_owner_newest")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["direct_key"],
+                condition=~models.Q(direct_key=""),
+                name="upload_one_per_direct_key",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"upload {self.pk} {self.original_name!r}"

@@ -123,12 +123,14 @@ def upload_quota_check(
 @dataclass(frozen=True, slots=True)
 class Checked:
     """A file that passed its checks, ready to be stored: `place(upload)` puts its bytes in
-    `upload.original` (written from a file, or copied where they already are: S3)."""
+    `upload.original` (written from a file, or copied where they already are: S3, from the
+    object `direct_key`)."""
 
     name: str
     size: int
     info: imaging.ImageInfo
     place: Callable[[Upload], None]
+    direct_key: str = ""
 
     @classmethod
     def of_file(cls, file: File[bytes], info: imaging.ImageInfo) -> Checked:
@@ -178,6 +180,7 @@ def uploads_store(
                     width=item.info.width,
                     height=item.info.height,
                     bytes=item.size,
+                    direct_key=item.direct_key,
                 )
                 item.place(upload)
                 uploads.append(upload)

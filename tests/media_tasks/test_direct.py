@@ -75,6 +75,13 @@ def test_a_file_goes_to_the_bucket_the_api_checks_its_head_and_workers_process_i
         done = client.post("/api/uploads/s3/complete", json=token)
         assert done.status_code == 202, done.text
         assert client.post("/api/uploads/s3/complete", json=token).status_code == 404
+        # The form is good until it expires: posted again, its object is there again, and
+        # still makes no second upload (nor would two completes at the same moment).
+        assert post_to_bucket(started, photo, "trip.jpg").status_code in {200, 201, 204}
+        again = client.post("/api/uploads/s3/complete", json=token)
+        assert again.status_code == 404
+        assert again.json()["error"] == "trip.jpg: this upload was completed already"
+        assert Upload.objects.count() == 1
         # The file never went through the web process: all it got were small requests.
         assert relay.sent < len(photo) // 4
 
