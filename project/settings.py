@@ -9,7 +9,7 @@ import os
 import re
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from urllib.parse import unquote, urlsplit
 
 import dj_database_url
@@ -40,6 +40,28 @@ def env_float(name: str, default: float) -> float:
         return float(value)
     except ValueError:
         raise ImproperlyConfigured(f"{name}={value!r} is not a number.") from None
+
+
+def media_origins(s3: dict[str, Any]) -> list[str]:
+    """The origins of an S3 bucket's URLs: MEDIA_ORIGINS if set, else those of its custom
+    domain and of its endpoint (the endpoint's own, and the bucket's host under it), or of AWS
+    (the bucket's global and regional hosts)."""
+    if explicit := env_list("MEDIA_ORIGINS"):
+        return explicit
+    bucket, origins = s3["bucket_name"], []
+    if s3["custom_domain"]:
+        origins.append(f"https://{s3['custom_domain']}")
+    if s3["endpoint_url"]:
+        endpoint = urlsplit(s3["endpoint_url"])
+        origins += [
+            f"{endpoint.scheme}://{endpoint.netloc}",
+            f"{endpoint.scheme}://{bucket}.{endpoint.netloc}",
+        ]
+    else:
+        origins.append(f"https://{bucket}.s3.amazonaws.com")
+        if s3["region_name"]:
+            origins.append(f"https://{bucket}.s3.{s3['region_name']}.amazonaws.com")
+    return origins
 
 
 def env_list(name: str) -> list[str]:
@@ -166,9 +188,10 @@ MIDDLEWARE = [
 ]
 
 # The site's Content-Security-Policy, on every response (the admin's too): its pages need
-# nothing but their own files and websocket, so that even a markup bug in a page showing what
-# other people wrote (chat, file names) could not run a script or load a tracking pixel.
-SECURE_CSP = {
+# nothing but their own files and websocket (and the bucket on S3, below), so that even a
+# markup bug in a page showing what other people wrote (chat, file names) could not run a
+# script or load a tracking pixel.
+SECURE_CSP: dict[str, list[str]] = {
     "default-src": [CSP.NONE],
     "script-src": [CSP.SELF],
     "style-src": [CSP.SELF],
@@ -506,6 +529,12 @@ elif MEDIA_STORAGE == "s3":
     }
 else:
     raise ImproperlyConfigured(f"MEDIA_STORAGE={MEDIA_STORAGE!r} is not one of: local, s3.")
+if MEDIA_STORAGE == "s3":
+    # Where the pages load renditions from and post files straight to (media_tasks/direct.py):
+    # the bucket's origins, allowed by the Content-Security-Policy beside the site's own.
+    bucket_origins = media_origins(cast(dict[str, Any], media_backend["OPTIONS"]))
+    SECURE_CSP["img-src"] = [*SECURE_CSP["img-src"], *bucket_origins]
+    SECURE_CSP["connect-src"] = [*SECURE_CSP["connect-src"], *bucket_origins]
 STORAGES = {
     "default": media_backend,
     "originals": originals_backend,

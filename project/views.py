@@ -24,7 +24,15 @@ RETRY_AFTER = 5
 
 def home(request: HttpRequest) -> HttpResponse:
     # The page refuses files over the limit before sending them; the API checks again.
-    return render(request, "home.html", {"upload_max_bytes": settings.UPLOAD_MAX_BYTES})
+    return render(
+        request,
+        "home.html",
+        {
+            "upload_max_bytes": settings.UPLOAD_MAX_BYTES,
+            # On S3 the page sends files straight to the bucket (media_tasks/direct.py).
+            "direct_uploads": settings.MEDIA_STORAGE == "s3",
+        },
+    )
 
 
 @throttled(

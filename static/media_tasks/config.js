@@ -8,6 +8,9 @@ const data = root ? root.dataset : {};
 export const ON_PAGE = root !== null;
 export const API = data.api;
 export const TUS_API = data.tus;
+// Set on S3 only: files go straight to the bucket (direct.js), not through the site.
+export const DIRECT_API = data.direct;
+export const DIRECT_COMPLETE_API = data.directComplete;
 export const WS_PATH = data.ws;
 export const LOGIN_URL = data.login;
 // The token at the time the page was made: the cookie's, if there is one, wins (api.js).

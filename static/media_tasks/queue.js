@@ -2,12 +2,17 @@
  * (resumable.js), and each card shows its file's bytes going up, across a dropped connection
  * too, until the server accepts the file (processing comes next) or refuses it (the card says
  * why, and offers a retry if the fault was the server's or the network's: the retry resumes
- * from what the server has). */
+ * from what the server has; on S3 the file goes straight to the bucket, direct.js). */
 
 import { errorText } from "../site/wire.js";
 import { formatBytes } from "./format.js";
 import { uploadEnded, uploadStarted } from "./grid.js";
+import { DIRECT_API } from "./config.js";
+import { sendDirect } from "./direct.js";
 import { sendResumable } from "./resumable.js";
+
+// Straight to the bucket where the site stores on S3, else resumably through the site.
+const sendUpload = DIRECT_API ? sendDirect : sendResumable;
 
 const PARALLEL_UPLOADS = 3;
 const waiting = []; // {card, file}, first in first out
@@ -52,7 +57,7 @@ function send(card, file) {
     pump();
     uploadEnded();
   };
-  const upload = sendResumable(file, {
+  const upload = sendUpload(file, {
     progress(sent, total) {
       // After a cut the client goes on from the server's offset, which may be up to a chunk
       // behind what this bar showed: the bar holds until the bytes pass it again.

@@ -463,3 +463,35 @@ def test_an_upload_cut_off_or_reloaded_resumes_sending_only_what_the_server_lack
 
     assert Upload.objects.count() == 5
     assert page_log.unexpected(r"net::ERR_|Failed to load resource") == [], page_log.errors
+
+
+def test_on_s3_the_page_sends_a_picture_straight_to_the_bucket(
+    processes: Processes,
+    page: Page,
+    page_log: PageLog,
+    tmp_path: Path,
+    user: Any,
+    password: str,
+    s3_env: dict[str, str],
+) -> None:
+    from tests.media_tasks.proxy import CuttingProxy
+
+    web = processes.runserver("web", REDIS_URL="", **s3_env)
+    photo = tmp_path / "trip.jpg"
+    photo.write_bytes(images.photo_like(1200, 800))
+    with CuttingProxy(web.port or 0) as relay:
+        log_in(page, relay.url, user.username, password)
+        expect(page.locator("#connection")).to_have_attribute("data-state", "live")
+        before = relay.sent
+        page.set_input_files("#file-input", str(photo))
+        # Processed, and its thumbnail shown from the bucket (allowed by the page's CSP).
+        shown = wait_shown(page, "trip.jpg", timeout=60_000)
+        expect(shown.locator(".status")).to_have_text("Done")
+        current = shown.locator("img.thumb").evaluate("img => img.currentSrc")
+        assert current.startswith(s3_env["AWS_S3_ENDPOINT_URL"]), current
+        # The file went to the bucket: the site got only small requests.
+        assert relay.sent - before < photo.stat().st_size // 4
+    (upload,) = Upload.objects.all()
+    assert upload.direct_key.startswith("incoming/")
+    assert upload.bytes == photo.stat().st_size
+    assert page_log.unexpected() == [], page_log.errors

@@ -131,3 +131,23 @@ def test_a_malformed_boolean_is_named(tmp_path) -> None:
     result = run_settings(tmp_path, DJANGO_DEBUG="maybe")
     assert result.returncode != 0
     assert "DJANGO_DEBUG='maybe' is not a boolean" in result.stderr
+
+
+def test_the_csp_allows_the_buckets_origins_on_s3(monkeypatch: pytest.MonkeyPatch) -> None:
+    from project.settings import media_origins
+
+    monkeypatch.delenv("MEDIA_ORIGINS", raising=False)
+    aws = {"bucket_name": "pics", "custom_domain": None, "endpoint_url": None}
+    assert media_origins({**aws, "region_name": "eu-west-1"}) == [
+        "https://pics.s3.amazonaws.com",
+        "https://pics.s3.eu-west-1.amazonaws.com",
+    ]
+    minio = {**aws, "endpoint_url": "https://s3.example.net:9000/", "region_name": None}
+    assert media_origins(minio) == [
+        "https://s3.example.net:9000",
+        "https://pics.s3.example.net:9000",
+    ]
+    cdn = {**minio, "custom_domain": "media.example.net"}
+    assert media_origins(cdn)[0] == "https://media.example.net"
+    monkeypatch.setenv("MEDIA_ORIGINS", "https://a.example, https://b.example")
+    assert media_origins(cdn) == ["https://a.example", "https://b.example"]
