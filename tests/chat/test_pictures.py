@@ -256,17 +256,15 @@ def test_a_picture_s_status_is_recorded_once_per_change(user: Any) -> None:
     room = room_get_or_create(name="general")
     upload_id = uploaded_sync(user)
     message = message_post(room=room, author=user, body="", picture=upload_id).message
-    upload = Upload.objects.get(pk=upload_id)
+    thumbnails, analysis = Upload.objects.get(pk=upload_id).jobs()
     picture_moved(upload_id=upload_id)
     assert not MessageEvent.objects.exists()  # still queued, as posted
 
-    Job.objects.filter(pk=upload.thumbnails_job_id).update(status=Job.Status.RUNNING)
+    Job.objects.filter(pk=thumbnails.pk).update(status=Job.Status.RUNNING)
     picture_moved(upload_id=upload_id)
-    Job.objects.filter(pk=upload.analysis_job_id).update(status=Job.Status.RUNNING)
+    Job.objects.filter(pk=analysis.pk).update(status=Job.Status.RUNNING)
     picture_moved(upload_id=upload_id)
-    Job.objects.filter(pk__in=[upload.thumbnails_job_id, upload.analysis_job_id]).update(
-        status=Job.Status.SUCCEEDED
-    )
+    Job.objects.filter(pk__in=[thumbnails.pk, analysis.pk]).update(status=Job.Status.SUCCEEDED)
     picture_moved(upload_id=upload_id)
     picture_moved(upload_id=upload_id)
     assert list(MessageEvent.objects.values_list("message", "action")) == [
