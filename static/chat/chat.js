@@ -142,7 +142,8 @@ function startEdit(li, message) {
     if (body && body !== message.body) send({ type: "chat.edit", message: message.id, body });
     box.remove();
   });
-  li.querySelector(".chat-meta").after(box);
+  // Under the text, or under the picture of a message that has none.
+  (li.querySelector(".chat-body") || li.querySelector(".chat-picture")).after(box);
   area.focus();
 }
 

@@ -3,6 +3,7 @@ Debian's Chromium on the development server with its in-process workers."""
 
 from __future__ import annotations
 
+import base64
 import json
 from typing import Any
 
@@ -25,6 +26,19 @@ PICTURE_LOADED = """
 () => {
   const img = document.querySelector("#chat-messages .chat-picture[data-status='done'] img");
   return img !== null && img.complete && img.naturalWidth > 0;
+}
+"""
+# A picture dropped on the room, as a file dragged from the desktop arrives.
+DROP = """
+async (base64) => {
+  const bytes = Uint8Array.from(atob(base64), (ch) => ch.charCodeAt(0));
+  const transfer = new DataTransfer();
+  transfer.items.add(new File([bytes], "dropped.png", { type: "image/png" }));
+  const target = document.getElementById("chat-log");
+  for (const type of ["dragenter", "dragover", "drop"]) {
+    const init = { bubbles: true, cancelable: true, dataTransfer: transfer };
+    target.dispatchEvent(new DragEvent(type, init));
+  }
 }
 """
 # A page the user does not look at: it never says it read anything.
@@ -107,6 +121,11 @@ def test_a_picked_picture_shows_progress_then_its_thumbnail_to_members_only(
     finally:
         member.close()
         stranger.close()
+
+    # A picture dropped on the page goes the same way.
+    alice.evaluate(DROP, base64.b64encode(images.picture("PNG")).decode())
+    dropped = bob.locator("#chat-messages .chat-message .chat-picture").nth(1)
+    expect(dropped).to_have_attribute("data-status", "done", timeout=60_000)
     assert page_log.unexpected() == []
 
 
