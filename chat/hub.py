@@ -43,6 +43,7 @@ from chat.delivery import Sequencer
 from chat.models import Room
 from chat.selectors import messages_between, presence_changes, presence_users, room_last_seq
 from chat.services import presence_join, presence_leave, presence_prune, presence_touch
+from media_tasks.models import Upload
 from workers import events as job_events
 
 logger = logging.getLogger(__name__)
@@ -52,7 +53,7 @@ YIELD_EVERY = 50
 # After the layer fails (Redis away), wait this long, doubling up to the maximum, before trying.
 RETRY_FIRST, RETRY_MAX = 0.5, 10.0
 # A picture's upload in these states has jobs to follow.
-PICTURE_UNFINISHED = frozenset({"queued", "processing"})
+PICTURE_UNFINISHED = frozenset({Upload.Status.QUEUED, Upload.Status.PROCESSING})
 JOB_EVENTS = frozenset({job_events.JOB_PROGRESS, job_events.JOB_DONE, job_events.JOB_FAILED})
 
 
