@@ -104,6 +104,10 @@ class ChatConsumer(SiteConsumer):
         for frame in replay.frames:
             await self.send_json(frame)
         self.cursor = replay.cursor
+        # This process's hub may be new to the room: pictures still being processed.
+        await self.room_hub.follow_pictures(
+            [m for frame in replay.frames for m in (*frame["messages"], *frame.get("updates", []))]
+        )
         await self.send_json({"type": events.CHAT_PRESENCE, "users": users})
         self.live = True
         for text, seq in self.held:
@@ -179,6 +183,7 @@ class ChatConsumer(SiteConsumer):
             events.CHAT_READ: self.read,
             events.CHAT_TYPING: self.typing,
             events.CHAT_REVISIONS: self.send_revisions,
+            events.CHAT_PICTURE: self.post_picture,
         }
         try:
             handler = handlers.get(frame.get("type"))  # type: ignore[arg-type]
@@ -200,6 +205,22 @@ class ChatConsumer(SiteConsumer):
             body=frame.get("body"),
             client_id=frame.get("client_id"),
             reply_to=self.connection_id,
+        )
+        await self.send_json(ack_payload(result.message))
+
+    async def post_picture(self, frame: dict[str, Any]) -> None:
+        if frame.get("upload") is None:
+            raise InvalidFrame(
+                "A chat.picture needs 'upload': the id of one of your uploads (POST /api/uploads/)."
+            )
+        await message_rate_check(user_id=self.user_id)
+        result = await database_sync_to_async(message_post)(
+            room=self.room,
+            author=self.user,
+            body=frame.get("body"),
+            client_id=frame.get("client_id"),
+            reply_to=self.connection_id,
+            picture=frame.get("upload"),
         )
         await self.send_json(ack_payload(result.message))
 

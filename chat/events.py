@@ -10,6 +10,10 @@ Frames a client sends:
     {"type": "chat.read", "seq": <seq>}                   read up to here (never moves back)
     {"type": "chat.typing"}                               at most one per TYPING_INTERVAL
     {"type": "chat.revisions", "message": <id>}           earlier texts: author and owner only
+    {"type": "chat.picture", "upload": <id>, "body": "...", "client_id": "..."}
+                                                          a message with one of the sender's
+                                                          uploads (POST /api/uploads/) as its
+                                                          picture; the body may be empty
 Frames the server sends:
     chat.history   on connect (the latest messages, or what was missed since `?since=<seq>`),
                    and in answer to a `before` request; `updates` (chat.update frames) may
@@ -17,7 +21,12 @@ Frames the server sends:
     chat.message   a message, in sequence order, each seq once
     chat.update    an edit, delete or reaction, with its own seq in the same order as the
                    messages (replayed and gap-filled like them): `action`, `by`, and the
-                   `message` as it is now (`edited_at`, `deleted`, `reactions`)
+                   `message` as it is now (`edited_at`, `deleted`, `reactions`, `picture`);
+                   `action` "picture": its picture's processing started, is done or failed
+                   (`picture.status`, and `picture.error` or its thumbnail's URL)
+    chat.progress  a picture's processing, live and not stored (a reconnect gets the status
+                   in the message, and the outcome as a chat.update): `upload`, `job`, `task`,
+                   `status`, `progress` (0-100), `message`
     chat.typing    who is typing now (`users`), every TYPING_BATCH at most; a name not
                    repeated within TYPING_EXPIRE has stopped
     chat.activity  a new message in another of the user's rooms (`room`, `seq`, `author`):
@@ -48,6 +57,8 @@ CHAT_REVISIONS = "chat.revisions"
 CHAT_UPDATE = "chat.update"
 CHAT_ACTIVITY = "chat.activity"
 CHAT_MENTION = "chat.mention"
+CHAT_PICTURE = "chat.picture"
+CHAT_PROGRESS = "chat.progress"
 # Internal: the publisher's group message to the room's hubs, never sent to a client.
 CHAT_BROADCAST = "chat.broadcast"
 # Internal: a user is no longer a member; the hubs close that user's sockets to the room.
@@ -67,6 +78,44 @@ class ReactionCount(TypedDict):
     users: list[str]
 
 
+class RenditionPayload(TypedDict):
+    name: str
+    width: int
+    height: int
+    format: str
+    url: str
+
+
+class PicturePayload(TypedDict):
+    """A message's picture as the room's members see it; its URLs are the room's own
+    (members only), never the uploads app's."""
+
+    upload: int
+    # The upload's: queued, processing, done, failed.
+    status: str
+    progress: int
+    error: str
+    width: int
+    height: int
+    # Base64 of the ThumbHash once the analysis made it ("" before): the page's placeholder.
+    thumbhash: str
+    # The smallest rendition, for the message ("" until there is one); `renditions` all.
+    thumbnail: str
+    renditions: list[RenditionPayload]
+    # The upload's jobs: the room's hubs follow their progress (chat.progress).
+    jobs: list[int]
+
+
+class ProgressPayload(TypedDict):
+    type: str
+    upload: int
+    job: int
+    task: str
+    status: str
+    progress: int
+    message: str
+
+
 class MessagePayload(TypedDict):
     type: str
     id: int
@@ -80,6 +129,7 @@ class MessagePayload(TypedDict):
     edited_at: str | None
     deleted: bool
     reactions: list[ReactionCount]
+    picture: PicturePayload | None
 
 
 class UpdatePayload(TypedDict):

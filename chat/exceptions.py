@@ -49,3 +49,9 @@ class MessageNotFound(ChatError):
     """No such message in this room (another room's message is not found either)."""
 
     code = errors.NOT_FOUND
+
+
+class PictureNotFound(ChatError):
+    """No such upload of the sender's, or no such picture in this room."""
+
+    code = errors.NOT_FOUND

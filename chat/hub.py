@@ -14,6 +14,11 @@ connections at most once per TYPING_BATCH, however many type. Connections of the
 members to their other rooms may watch it: they get a short `chat.activity` for each new
 message (the page counts it unread), not the message.
 
+A message's picture is processed by an upload's jobs: while it is, the hub follows those jobs'
+own groups (workers/events.py) and hands their progress events to its connections as
+`chat.progress` frames, which are not stored (the outcome is: a `picture` change of the
+message, in the room's sequence).
+
 The hub also keeps presence: the truth is a `Presence` row per connection, shared by all
 servers. The hub touches its connections' rows in one query per heartbeat (rows nobody touches
 for PRESENCE_TTL belong to a dead server, and any hub of the room prunes them), and batches the
@@ -38,6 +43,8 @@ from chat.delivery import Sequencer
 from chat.models import Room
 from chat.selectors import messages_between, presence_changes, presence_users, room_last_seq
 from chat.services import presence_join, presence_leave, presence_prune, presence_touch
+from media_tasks.models import Upload
+from workers import events as job_events
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +52,9 @@ logger = logging.getLogger(__name__)
 YIELD_EVERY = 50
 # After the layer fails (Redis away), wait this long, doubling up to the maximum, before trying.
 RETRY_FIRST, RETRY_MAX = 0.5, 10.0
+# A picture's upload in these states has jobs to follow.
+PICTURE_UNFINISHED = frozenset({Upload.Status.QUEUED, Upload.Status.PROCESSING})
+JOB_EVENTS = frozenset({job_events.JOB_PROGRESS, job_events.JOB_DONE, job_events.JOB_FAILED})
 
 
 class Member(Protocol):
@@ -81,6 +91,8 @@ class RoomHub:
         self.gap_filler: asyncio.Task[None] | None = None
         self.flusher: asyncio.Task[None] | None = None
         self.changed: set[int] = set()
+        # The jobs of the room's unfinished pictures whose groups this hub's channel is in.
+        self.following: set[int] = set()
         # Live messages and a gap being filled must not interleave their sends.
         self.delivery = asyncio.Lock()
 
@@ -151,6 +163,8 @@ class RoomHub:
         if self.channel:
             try:
                 await self.layer.group_discard(self.group, self.channel)
+                for job in list(self.following):
+                    await self.unfollow(job)
             except Exception:
                 logger.warning("room=%s hub channel not removed from its group", self.room_id)
 
@@ -189,6 +203,8 @@ class RoomHub:
                     for member in list(self.members.values()):
                         if member.user_id == message["user"]:
                             await member.dismiss()
+                elif message["type"] in JOB_EVENTS:
+                    await self.picture_progress(message)
             except Exception:
                 logger.exception("room=%s hub failed on a %r", self.room_id, message["type"])
 
@@ -237,6 +253,7 @@ class RoomHub:
             await self.send_messages(self.sequencer.fill(missed))
 
     async def send_messages(self, messages: list[events.Sequenced]) -> None:
+        await self.follow_pictures(messages)
         for message in messages:
             if self.members:
                 await self.send_all(json.dumps(message), message["seq"])
@@ -266,6 +283,49 @@ class RoomHub:
             except Exception:
                 # One broken connection must not keep the others from their messages.
                 logger.warning("room=%s delivery to %s failed", self.room_id, member.connection_id)
+
+    # Pictures being processed.
+
+    async def follow_pictures(self, messages: list[events.Sequenced]) -> None:
+        """Follow the jobs of these messages' unfinished pictures (and stop following the
+        finished ones'); a failure leaves the page without live progress, not its outcome."""
+        for payload in messages:
+            message: Any = payload.get("message", payload)
+            picture: events.PicturePayload | None = message.get("picture")
+            if not picture:
+                continue
+            for job in picture["jobs"]:
+                try:
+                    if picture["status"] not in PICTURE_UNFINISHED:
+                        await self.unfollow(job)
+                    elif job not in self.following:
+                        await self.layer.group_add(job_events.job_group(job), self.channel)
+                        self.following.add(job)
+                except Exception:
+                    logger.warning("room=%s job=%s progress not followed", self.room_id, job)
+
+    async def unfollow(self, job: int) -> None:
+        if job in self.following:
+            self.following.discard(job)
+            await self.layer.group_discard(job_events.job_group(job), self.channel)
+
+    async def picture_progress(self, event: dict[str, Any]) -> None:
+        """A job of a picture moved: tell the room's connections (not stored)."""
+        job = event.get("job")
+        if not isinstance(job, int) or job not in self.following:
+            return
+        progress: events.ProgressPayload = {
+            "type": events.CHAT_PROGRESS,
+            "upload": int(event.get("upload") or 0),
+            "job": job,
+            "task": str(event.get("task", "")),
+            "status": str(event.get("status", "")),
+            "progress": int(event.get("progress") or 0),
+            "message": str(event.get("message", "")),
+        }
+        if event["type"] != job_events.JOB_PROGRESS:
+            await self.unfollow(job)
+        await self.send_all(json.dumps(progress))
 
     # Typing.
 

@@ -1,5 +1,5 @@
-"""Rooms, who belongs to them, their messages and the changes to them (edits, deletes, reactions)
-in one order per room, reactions, read markers, and who is connected."""
+"""Rooms, who belongs to them, their messages and the changes to them (edits, deletes, reactions,
+a picture's processing) in one order per room, reactions, read markers, and who is connected."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+
+from media_tasks.models import Upload
 
 ROOM_NAME_MAX_LENGTH = 64
 
@@ -118,6 +120,14 @@ class Message(models.Model):
     # A deleted message stays in the order as a tombstone: its body is emptied (the text
     # is kept in its MessageEvent, for the author and the room's owner).
     deleted_at = models.DateTimeField(null=True, blank=True)
+    # A picture sent with the message: one of its author's uploads (the uploads app processes
+    # it). Deleting the message, or its room's retention, deletes the upload; an upload its
+    # owner deletes leaves the message without its picture.
+    picture = models.OneToOneField(
+        Upload, null=True, blank=True, on_delete=models.SET_NULL, related_name="chat_message"
+    )
+    # The picture's status the room was last told of (a change to it is a MessageEvent).
+    picture_status = models.CharField(max_length=16, blank=True)
 
     objects = MessageQuerySet.as_manager()
 
@@ -152,7 +162,8 @@ class MessageEventQuerySet(models.QuerySet["MessageEvent"]):
 
 
 class MessageEvent(models.Model):
-    """A change to a sequenced message (edit, delete, reaction). It takes the next number of
+    """A change to a sequenced message (edit, delete, reaction, its picture's processing moved
+    on: started, done or failed). It takes the next number of
     the room's one sequence, as messages do, so that a replay with `?since=` and a hub's gap
     filling carry it; its frame shows the message as it is now."""
 
@@ -160,6 +171,7 @@ class MessageEvent(models.Model):
         EDIT = "edit"
         DELETE = "delete"
         REACTION = "reaction"
+        PICTURE = "picture"
 
     room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="message_events")
     message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="events")

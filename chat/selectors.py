@@ -13,9 +13,11 @@ from django.contrib.postgres.search import SearchQuery, SearchVector
 from django.db import connection
 from django.db.models import Count, F, IntegerField, OuterRef, Q, Subquery, Value
 from django.db.models.functions import Coalesce
+from django.urls import reverse
 
 from chat import events
 from chat.models import Membership, Message, MessageEvent, Presence, Reaction, ReadMarker, Room
+from media_tasks.models import Rendition, Upload
 
 # Messages per history frame of a replay: a long absence arrives in several bounded frames.
 REPLAY_FRAME = 100
@@ -23,6 +25,8 @@ REPLAY_FRAME = 100
 REACTION_NAMES = 20
 
 Reactions = dict[int, list[events.ReactionCount]]
+# Pictures by upload id.
+Pictures = dict[int, events.PicturePayload]
 
 
 def reactions_of(message_ids: Iterable[int]) -> Reactions:
@@ -46,18 +50,76 @@ def reactions_of(message_ids: Iterable[int]) -> Reactions:
     }
 
 
+def pictures_of(upload_ids: Iterable[int | None], *, room: Room) -> Pictures:
+    """The pictures of these uploads as the room shows them, by upload id (two queries)."""
+    wanted = [pk for pk in upload_ids if pk is not None]
+    if not wanted:
+        return {}
+    uploads = (
+        Upload.objects.filter(pk__in=wanted)
+        .select_related("thumbnails_job", "analysis_job")
+        .prefetch_related("renditions")
+    )
+    return {upload.pk: picture_payload(upload, room=room) for upload in uploads}
+
+
+def picture_payload(upload: Upload, *, room: Room) -> events.PicturePayload:
+    """An upload as a message's picture: its status, placeholder and renditions, each by the
+    room's members-only URL."""
+    # The smallest first, each size's formats in the settings' order (best first).
+    formats: dict[int, list[str]] = settings.THUMBNAIL_FORMATS
+
+    def rank(rendition: Rendition) -> tuple[int, int]:
+        best = formats.get(rendition.size, [])
+        return rendition.size, best.index(rendition.format) if rendition.format in best else 99
+
+    renditions = sorted(upload.renditions.all(), key=rank)
+
+    def url(rendition: Rendition) -> str:
+        return reverse("chat:picture", args=[room.name, upload.pk, rendition.name])
+
+    return {
+        "upload": upload.pk,
+        "status": upload.status,
+        "progress": upload.progress,
+        "error": upload.error,
+        "width": upload.width,
+        "height": upload.height,
+        "thumbhash": upload.thumbhash,
+        "thumbnail": url(renditions[0]) if renditions else "",
+        "renditions": [
+            {
+                "name": r.name,
+                "width": r.width,
+                "height": r.height,
+                "format": r.format,
+                "url": url(r),
+            }
+            for r in renditions
+        ],
+        "jobs": [job.pk for job in upload.jobs()],
+    }
+
+
 def message_payload(
-    message: Message, *, room: Room | None = None, reactions: Reactions | None = None
+    message: Message,
+    *,
+    room: Room | None = None,
+    reactions: Reactions | None = None,
+    pictures: Pictures | None = None,
 ) -> events.MessagePayload:
     """The message as every client sees it (`room` saves a query when the caller has it,
-    `reactions` one per message)."""
+    `reactions` and `pictures` some per message)."""
+    room = room or message.room
     if reactions is None:
         reactions = reactions_of([message.pk])
+    if pictures is None:
+        pictures = pictures_of([message.picture_id], room=room)
     return {
         "type": events.CHAT_MESSAGE,
         "id": message.pk,
         "seq": int(message.seq or 0),
-        "room": (room or message.room).name,
+        "room": room.name,
         "author": message.author.get_username(),
         "body": message.body,
         "created_at": message.created_at.isoformat(),
@@ -66,11 +128,16 @@ def message_payload(
         "edited_at": message.edited_at.isoformat() if message.edited_at else None,
         "deleted": message.deleted_at is not None,
         "reactions": reactions.get(message.pk, []),
+        "picture": pictures.get(message.picture_id) if message.picture_id else None,
     }
 
 
 def update_payload(
-    event: MessageEvent, *, room: Room, reactions: Reactions | None = None
+    event: MessageEvent,
+    *,
+    room: Room,
+    reactions: Reactions | None = None,
+    pictures: Pictures | None = None,
 ) -> events.UpdatePayload:
     """A change to a message, with the message as it is now."""
     return {
@@ -79,19 +146,27 @@ def update_payload(
         "room": room.name,
         "action": event.action,
         "by": event.actor.get_username(),
-        "message": message_payload(event.message, room=room, reactions=reactions),
+        "message": message_payload(
+            event.message, room=room, reactions=reactions, pictures=pictures
+        ),
     }
 
 
 def sequenced_payloads(
     messages: list[Message], updates: list[MessageEvent], *, room: Room
 ) -> list[events.Sequenced]:
-    """Messages and updates as one list in seq order, their reactions read in one query."""
+    """Messages and updates as one list in seq order, their reactions and pictures read in a
+    few queries."""
     reactions = reactions_of({m.pk for m in messages} | {e.message_id for e in updates})
+    pictures = pictures_of(
+        {m.picture_id for m in messages} | {e.message.picture_id for e in updates}, room=room
+    )
     payloads: list[events.Sequenced] = [
-        message_payload(m, room=room, reactions=reactions) for m in messages
+        message_payload(m, room=room, reactions=reactions, pictures=pictures) for m in messages
     ]
-    payloads += [update_payload(e, room=room, reactions=reactions) for e in updates]
+    payloads += [
+        update_payload(e, room=room, reactions=reactions, pictures=pictures) for e in updates
+    ]
     payloads.sort(key=lambda payload: payload["seq"])
     return payloads
 
@@ -103,7 +178,8 @@ def ack_payload(message: Message) -> events.AckPayload:
 def _payloads(messages: Any, room: Room) -> list[events.MessagePayload]:
     messages = list(messages)
     reactions = reactions_of(m.pk for m in messages)
-    return [message_payload(m, room=room, reactions=reactions) for m in messages]
+    pictures = pictures_of((m.picture_id for m in messages), room=room)
+    return [message_payload(m, room=room, reactions=reactions, pictures=pictures) for m in messages]
 
 
 def _sequenced(room: Room) -> Any:
@@ -294,6 +370,20 @@ def revisions_of(*, message: Message) -> list[events.Revision]:
         .order_by("id")
         .values_list("previous_body", "created_at", "action")
     ]
+
+
+def picture_in(*, room: Room, upload_id: int, name: str) -> Rendition | None:
+    """The rendition `name` of a picture of the room's messages (deleted ones have none)."""
+    return (
+        Rendition.objects.filter(
+            upload_id=upload_id,
+            name=name,
+            upload__chat_message__room=room,
+            upload__chat_message__deleted_at__isnull=True,
+        )
+        .select_related("upload")
+        .first()
+    )
 
 
 def is_owner(*, room: Room, user_id: int) -> bool:

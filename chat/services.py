@@ -10,6 +10,11 @@ transaction, queues the `message_publish` job on the `chat-messages` channel, wh
 numbers and broadcasts it (chat/publishing.py). An edit, a delete or a reaction changes the
 message at once and stores a `MessageEvent` that the same job numbers in the room's sequence
 and broadcasts as a `chat.update`. Every action checks that its user is a member of the room.
+
+A message may carry a picture: one of its author's uploads, accepted and processed by the
+uploads app as any other (its checks, limits, quota and renditions). When the upload's
+processing starts, is done or fails, `picture_moved` records that as a change of the message
+(`MessageEvent.Action.PICTURE`), numbered and broadcast like an edit.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from chat.exceptions import (
     InvalidRoomName,
     MessageNotFound,
     NotAllowed,
+    PictureNotFound,
     RateLimited,
     RoomNotFound,
 )
@@ -48,6 +54,8 @@ from chat.models import (
     Room,
 )
 from chat.tasks import message_publish
+from media_tasks.models import Upload
+from media_tasks.services import uploads_delete
 from wire import ratelimit, sockets
 
 if TYPE_CHECKING:
@@ -234,13 +242,16 @@ class CleanMessage:
     client_id: str
 
 
-def message_clean(*, body: Any, client_id: Any = None) -> CleanMessage:
-    """Check a message as a user sent it; the body is trimmed, a missing client_id made up."""
+def message_clean(*, body: Any, client_id: Any = None, empty_ok: bool = False) -> CleanMessage:
+    """Check a message as a user sent it; the body is trimmed, a missing client_id made up.
+    `empty_ok`: the message has a picture, its text may be left out."""
     limit = int(settings.CHAT["BODY_MAX_CHARS"])
+    if body is None and empty_ok:
+        body = ""
     if not isinstance(body, str):
         raise InvalidMessage("The message needs a body: a string of text.")
     body = body.strip()
-    if not body:
+    if not body and not empty_ok:
         raise InvalidMessage("The message is empty.")
     if len(body) > limit:
         raise InvalidMessage(f"The message is {len(body)} characters long; the limit is {limit}.")
@@ -268,15 +279,23 @@ class PostResult:
 
 
 def message_post(
-    *, room: Room, author: User, body: Any, client_id: Any = None, reply_to: str = ""
+    *,
+    room: Room,
+    author: User,
+    body: Any,
+    client_id: Any = None,
+    reply_to: str = "",
+    picture: Any = None,
 ) -> PostResult:
-    """Store an accepted message and queue its publishing in one transaction.
+    """Store an accepted message and queue its publishing in one transaction; `picture`, the
+    id of one of the author's uploads, goes with it (the body may then be empty).
 
     A retry with the same client_id returns the first message; if that one is still waiting
     for its number, its acknowledgement now goes to `reply_to` (the retrying connection).
     """
-    clean = message_clean(body=body, client_id=client_id)
+    clean = message_clean(body=body, client_id=client_id, empty_ok=picture is not None)
     _member(room, author)
+    upload = None if picture is None else _picture_of(author, picture, client_id=clean.client_id)
     try:
         with transaction.atomic():
             message = Message.objects.create(
@@ -286,6 +305,8 @@ def message_post(
                 client_id=clean.client_id,
                 reply_to=reply_to,
                 mentions=mentions_in(room=room, body=clean.body, author=author),
+                picture=upload,
+                picture_status=upload.status if upload is not None else "",
             )
             message_publish.enqueue(room.pk)
     except IntegrityError:
@@ -296,6 +317,44 @@ def message_post(
             Message.objects.filter(pk=message.pk, seq__isnull=True).update(reply_to=reply_to)
         return PostResult(message=message, created=False)
     return PostResult(message=message, created=True)
+
+
+def _picture_of(author: User, upload_id: Any, *, client_id: str) -> Upload:
+    """The author's upload of that id, if no other message has it (but this client_id's own:
+    a retry, where the first message stands)."""
+    if isinstance(upload_id, bool) or not isinstance(upload_id, int):
+        raise InvalidFrame("'upload' must be the id of one of your uploads (POST /api/uploads/).")
+    upload = (
+        Upload.objects.filter(owner=author, pk=upload_id)
+        .select_related("thumbnails_job", "analysis_job")
+        .first()
+    )
+    if upload is None:
+        raise PictureNotFound(f"You have no upload {upload_id}.")
+    sent = Message.objects.filter(picture=upload).values_list("client_id", flat=True).first()
+    if sent is not None and sent != client_id:
+        raise NotAllowed(f"Your upload {upload_id} is in a message already.")
+    return upload
+
+
+def picture_moved(*, upload_id: int) -> None:
+    """A job of the upload started or finished: if that changed its status, record it as a
+    change of the message whose picture it is (numbered and broadcast like an edit)."""
+    with transaction.atomic():
+        message = (
+            Message.objects.select_for_update(of=("self",))
+            .filter(picture_id=upload_id, deleted_at__isnull=True)
+            .select_related("author", "picture__thumbnails_job", "picture__analysis_job")
+            .first()
+        )
+        if message is None or message.picture is None:
+            return
+        status = message.picture.status
+        if status == message.picture_status:
+            return
+        message.picture_status = status
+        message.save(update_fields=["picture_status"])
+        _event_record(message=message, actor=message.author, action=MessageEvent.Action.PICTURE)
 
 
 def mentions_in(*, room: Room, body: str, author: User) -> list[str]:
@@ -380,11 +439,14 @@ def message_delete(*, room: Room, user: User, message_id: Any) -> Message:
         if message.deleted_at is not None:
             return message
         previous = message.body
+        picture = message.picture_id
         message.body = ""
         message.mentions = []
         message.deleted_at = timezone.now()
-        message.save(update_fields=["body", "mentions", "deleted_at"])
+        message.picture = None
+        message.save(update_fields=["body", "mentions", "deleted_at", "picture"])
         message.reactions.all().delete()
+        uploads_delete(upload_ids=[picture] if picture is not None else [])
         _event_record(
             message=message, actor=user, action=MessageEvent.Action.DELETE, previous_body=previous
         )

@@ -15,4 +15,5 @@ urlpatterns = [
     path("<str:room>/retention", views.room_retention, name="retention"),
     path("<str:room>/search", views.room_search, name="search"),
     path("<str:room>/at/<int:seq>", views.message_in_context, name="at"),
+    path("<str:room>/pictures/<int:upload_id>/<str:name>", views.picture, name="picture"),
 ]

@@ -1,6 +1,6 @@
 """The chat pages: the room list (with a form to make a room), a room (its live part is
-static/chat/chat.js), search in a room and a message in context, and the forms a room's
-members use: invite, leave, remove, rename, retention."""
+static/chat/chat.js), search in a room and a message in context, the pictures of its messages,
+and the forms a room's members use: invite, leave, remove, rename, retention."""
 
 import functools
 from collections.abc import Callable
@@ -9,7 +9,7 @@ from typing import Any, Concatenate
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import User
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
@@ -20,11 +20,13 @@ from chat.models import ROOM_NAME_MAX_LENGTH, Membership, Room
 from chat.selectors import (
     messages_around,
     messages_search,
+    picture_in,
     read_seq,
     room_members,
     rooms_active,
     rooms_with_unread,
 )
+from media_tasks.views import rendition_response
 
 
 def signed_in(request: HttpRequest) -> User:
@@ -99,13 +101,15 @@ def room_detail(request: HttpRequest, room: str) -> HttpResponse:
 
 
 def members_only[**P](
-    view: Callable[Concatenate[HttpRequest, Room, P], HttpResponse],
-) -> Callable[..., HttpResponse]:
+    view: Callable[Concatenate[HttpRequest, Room, P], HttpResponseBase],
+) -> Callable[..., HttpResponseBase]:
     """A view of a room's members, given the room (the URL's `room` is its name); anyone else
     gets the 404 page of a room that does not exist."""
 
     @functools.wraps(view)
-    def wrapped(request: HttpRequest, room: str, *args: P.args, **kwargs: P.kwargs) -> HttpResponse:
+    def wrapped(
+        request: HttpRequest, room: str, *args: P.args, **kwargs: P.kwargs
+    ) -> HttpResponseBase:
         found = services.room_visible(name=room, user=signed_in(request))
         if found is None or not found.memberships.filter(user=signed_in(request)).exists():
             context = list_context(
@@ -178,6 +182,20 @@ def message_in_context(request: HttpRequest, found: Room, seq: int) -> HttpRespo
         context = list_context(request, error=f"There is no message {seq} in this room.")
         return render(request, "chat/room_list.html", context, status=404)
     return render(request, "chat/context.html", {"room": found, "messages": around, "seq": seq})
+
+
+@require_GET
+@login_required
+@members_only
+def picture(request: HttpRequest, found: Room, upload_id: int, name: str) -> HttpResponseBase:
+    """A rendition of a picture of the room's messages, to its members only (anyone else, and
+    a picture that is not the room's, gets the 404 page of no such room or picture). The
+    original is not served here: it keeps its metadata, for its owner's eyes only."""
+    rendition = picture_in(room=found, upload_id=upload_id, name=name)
+    if rendition is None:
+        context = list_context(request, error="There is no such picture in this room.")
+        return render(request, "chat/room_list.html", context, status=404)
+    return rendition_response(rendition)
 
 
 @require_POST

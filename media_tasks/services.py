@@ -234,3 +234,17 @@ def upload_delete(*, upload: Upload) -> None:
     for file in files:
         file.delete(save=False)
     logger.info("upload=%s deleted with %d files", upload.pk, len(files))
+
+
+def uploads_delete(*, upload_ids: Sequence[int]) -> None:
+    """Delete these uploads as `upload_delete` does, once the caller's transaction commits
+    (an app's rows that held them are gone by then: a chat message and its picture)."""
+
+    def delete() -> None:
+        for upload in Upload.objects.filter(pk__in=list(upload_ids)).select_related(
+            "thumbnails_job", "analysis_job"
+        ):
+            upload_delete(upload=upload)
+
+    if upload_ids:
+        transaction.on_commit(delete, robust=True)

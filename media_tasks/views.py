@@ -14,6 +14,7 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.files.storage import FileSystemStorage
 from django.core.paginator import EmptyPage, PageNotAnInteger, Paginator
+from django.db.models.fields.files import FieldFile
 from django.http import FileResponse, HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
 from django.shortcuts import redirect
 from django.utils.http import content_disposition_header
@@ -21,7 +22,8 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from media_tasks import direct, selectors, services
 from media_tasks.exceptions import MediaError, UploadRateLimited, UploadRejected, UploadTooLarge
-from media_tasks.models import Upload
+from media_tasks.models import Rendition, Upload
+from media_tasks.storage import originals_storage
 from wire import errors
 from wire.errors import error_response
 
@@ -212,29 +214,55 @@ def upload_original(request: HttpRequest, upload_id: int) -> HttpResponseBase:
 def original_response(upload: Upload) -> HttpResponseBase:
     """Hand the original over: a signed URL that soon expires (S3), nginx's internal location
     (X-Accel-Redirect), or the file itself (no nginx in front: development)."""
-    disposition = str(
-        content_disposition_header(as_attachment=False, filename=upload.original_name)
+    return stored_file_response(
+        upload.original,
+        content_type=upload.content_type,
+        filename=upload.original_name,
+        accel_prefix=settings.ORIGINALS_X_ACCEL_REDIRECT,
     )
-    storage: Any = upload.original.storage
-    name = str(upload.original.name)
+
+
+def rendition_response(rendition: Rendition) -> HttpResponseBase:
+    """Hand a rendition over from a view that checked who may see it (the chat's, to a
+    room's members), without naming its address under MEDIA_URL: a signed URL that soon
+    expires (S3), nginx's own /media/ location reached internally (X-Accel-Redirect), or the
+    file itself (development)."""
+    return stored_file_response(
+        rendition.file,
+        content_type=f"image/{rendition.format.lower()}",
+        filename=f"{rendition.name}{Upload.EXTENSIONS.get(rendition.format, '')}",
+        accel_prefix=settings.MEDIA_URL if settings.ORIGINALS_X_ACCEL_REDIRECT else "",
+    )
+
+
+def stored_file_response(
+    file: FieldFile, *, content_type: str, filename: str, accel_prefix: str
+) -> HttpResponseBase:
+    """A stored file to the one user a view let through: on S3 a redirect to a URL signed
+    for ORIGINALS_URL_EXPIRE seconds, behind nginx `accel_prefix` + its name, else the
+    bytes."""
+    disposition = str(content_disposition_header(as_attachment=False, filename=filename))
+    storage: Any = file.storage
+    name = str(file.name)
     response: HttpResponseBase
     if not isinstance(storage, FileSystemStorage):
-        # django-storages' S3Storage.url() signs with these.
+        # django-storages' S3Storage.url() signs with these; the originals' storage always
+        # signs, whatever the media's own storage does (a public custom domain).
         return redirect(
-            storage.url(
+            originals_storage().url(  # type: ignore[call-arg]
                 name,
                 parameters={
                     "ResponseContentDisposition": disposition,
-                    "ResponseContentType": upload.content_type,
+                    "ResponseContentType": content_type,
                 },
                 expire=settings.ORIGINALS_URL_EXPIRE,
             )
         )
-    if settings.ORIGINALS_X_ACCEL_REDIRECT:
-        response = HttpResponse(content_type=upload.content_type)
-        response["X-Accel-Redirect"] = settings.ORIGINALS_X_ACCEL_REDIRECT + quote(name)
+    if accel_prefix:
+        response = HttpResponse(content_type=content_type)
+        response["X-Accel-Redirect"] = accel_prefix + quote(name)
     else:
-        response = FileResponse(upload.original.open("rb"), content_type=upload.content_type)
+        response = FileResponse(file.open("rb"), content_type=content_type)
     response["Content-Disposition"] = disposition
     response["Cache-Control"] = "private, no-store"
     response["X-Content-Type-Options"] = "nosniff"

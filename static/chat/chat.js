@@ -4,8 +4,12 @@
 // kept by seq (each shown once, in seq order); what we send waits in a pending list, keyed by
 // its client_id, until it comes back with a seq. Edits, deletes and reactions come as
 // chat.update frames with seqs of their own, carrying the message as it is now: the page
-// draws that message again.
+// draws that message again. A picture goes up as any upload (the uploads API), then as a
+// chat.picture frame naming it; its processing shows from chat.progress frames (not stored)
+// until the chat.update that says it is done or failed.
 
+import { sendFile } from "../media_tasks/api.js";
+import { pictureOf, placeholderOf } from "../media_tasks/picture.js";
 import { el } from "../site/dom.js";
 import { CLOSE, errorText } from "../site/wire.js";
 
@@ -28,6 +32,8 @@ const form = document.getElementById("chat-form");
 const input = document.getElementById("chat-input");
 const presenceList = document.getElementById("chat-presence");
 const typingLine = document.getElementById("chat-typing");
+const fileInput = document.getElementById("chat-file");
+const uploadsApi = root ? root.dataset.uploadsApi : "";
 
 const shown = new Map(); // seq -> <li>
 const pending = new Map(); // client_id -> {body, state, li, label}
@@ -47,6 +53,7 @@ let readTimer = null;
 let typingSent = 0;
 const typing = new Map(); // username -> timer that takes the name out
 const messagesById = new Map(); // message id -> the latest payload drawn
+const progressOf = new Map(); // upload id -> Map(job id -> percent), from chat.progress
 
 function newClientId() {
   if (crypto.randomUUID) return crypto.randomUUID();
@@ -135,7 +142,8 @@ function startEdit(li, message) {
     if (body && body !== message.body) send({ type: "chat.edit", message: message.id, body });
     box.remove();
   });
-  li.querySelector(".chat-body").after(box);
+  // Under the text, or under the picture of a message that has none.
+  (li.querySelector(".chat-body") || li.querySelector(".chat-picture")).after(box);
   area.focus();
 }
 
@@ -152,6 +160,66 @@ function renderReactions(message) {
     bar.append(button);
   }
   return bar;
+}
+
+function pictureProgress(uploadId) {
+  const jobs = progressOf.get(uploadId);
+  if (!jobs || !jobs.size) return 0;
+  let sum = 0;
+  for (const percent of jobs.values()) sum += percent;
+  // An upload has two jobs (thumbnails, analysis): one not heard of yet counts as 0.
+  return Math.round(sum / Math.max(2, jobs.size));
+}
+
+function renderPicture(picture) {
+  const figure = el("figure", "chat-picture");
+  figure.dataset.upload = String(picture.upload);
+  figure.dataset.status = picture.status;
+  figure.dataset.progress = String(Math.max(picture.progress || 0, pictureProgress(picture.upload)));
+  if (picture.status === "done" && picture.renditions.length) {
+    const drawn = pictureOf({ ...picture, name: "picture" });
+    if (drawn) {
+      const link = el("a");
+      const largest = picture.renditions[picture.renditions.length - 1];
+      link.href = largest.url;
+      link.target = "_blank";
+      link.rel = "noopener";
+      link.append(drawn);
+      figure.append(link);
+      return figure;
+    }
+  }
+  // A box of the picture's shape: its ThumbHash once the analysis made one, else neutral.
+  const box = el("div", "chat-picture-box");
+  const ratio = picture.width && picture.height ? picture.width / picture.height : 4 / 3;
+  box.style.aspectRatio = String(Math.min(4, Math.max(0.25, ratio)));
+  const placeholder = placeholderOf(picture);
+  if (placeholder) box.style.backgroundImage = `url("${placeholder.url}")`;
+  if (picture.status === "failed") {
+    figure.append(box, el("figcaption", "chat-picture-error", `The picture failed: ${picture.error}`));
+    return figure;
+  }
+  const bar = el("progress", "chat-picture-progress");
+  bar.max = 100;
+  bar.value = Number(figure.dataset.progress);
+  const label = picture.status === "queued" ? "waiting for a worker…" : "processing…";
+  figure.append(box, bar, el("figcaption", "chat-picture-state", label));
+  return figure;
+}
+
+function onProgress(frame) {
+  const jobs = progressOf.get(frame.upload) || new Map();
+  jobs.set(frame.job, Math.max(jobs.get(frame.job) || 0, Number(frame.progress) || 0));
+  progressOf.set(frame.upload, jobs);
+  const figure = list.querySelector(`figure.chat-picture[data-upload="${Number(frame.upload)}"]`);
+  if (!figure || figure.dataset.status === "done" || figure.dataset.status === "failed") return;
+  const percent = pictureProgress(frame.upload);
+  figure.dataset.progress = String(Math.max(Number(figure.dataset.progress) || 0, percent));
+  figure.dataset.status = "processing";
+  const bar = figure.querySelector("progress");
+  if (bar) bar.value = Number(figure.dataset.progress);
+  const label = figure.querySelector(".chat-picture-state");
+  if (label) label.textContent = frame.message || "processing…";
 }
 
 function renderMessage(message) {
@@ -202,7 +270,10 @@ function renderMessage(message) {
     ? el("p", "chat-body", "This message was deleted.")
     : el("p", "chat-body");
   if (!message.deleted) body.append(...bodyNodes(message));
-  li.append(meta, body, renderReactions(message));
+  li.append(meta);
+  if (message.picture && !message.deleted) li.append(renderPicture(message.picture));
+  if (message.body || message.deleted || !message.picture) li.append(body);
+  li.append(renderReactions(message));
   return li;
 }
 
@@ -286,7 +357,17 @@ function onMention(frame) {
 
 function onRead(frame) {
   if (frame.room === room) {
+    // Read on another of this user's pages: nothing up to there is new here either, so the
+    // "new messages" line moves past it (or goes), and this page need not say it again.
     readSent = Math.max(readSent, frame.seq);
+    if (frame.seq <= readAtOpen) return;
+    readAtOpen = frame.seq;
+    root.dataset.readSeq = String(readAtOpen);
+    const line = list.querySelector(".chat-new-line");
+    if (line && Number(line.dataset.seq) < readAtOpen) {
+      line.remove();
+      markNewLine();
+    }
     return;
   }
   setUnread(frame.room, frame.unread, false);
@@ -412,11 +493,19 @@ function transmit(clientId, entry) {
     setPendingState(entry, "queued", "waiting for the connection…");
     return;
   }
-  socket.send(JSON.stringify({ type: "chat.message", body: entry.body, client_id: clientId }));
+  if (entry.upload === null) {
+    setPendingState(entry, "sending", "uploading…");
+    return; // sendPicture sends the frame once the upload is accepted
+  }
+  const frame =
+    entry.upload === undefined
+      ? { type: "chat.message", body: entry.body, client_id: clientId }
+      : { type: "chat.picture", upload: entry.upload, body: entry.body, client_id: clientId };
+  socket.send(JSON.stringify(frame));
   setPendingState(entry, "sending", "sending…");
 }
 
-function addPending(body) {
+function addPending(body, upload) {
   const clientId = newClientId();
   const li = el("li", "chat-message mine pending");
   const meta = el("div", "chat-meta");
@@ -437,10 +526,40 @@ function addPending(body) {
   meta.append(actions);
   li.append(meta, el("p", "chat-body", body));
   pendingList.append(li);
-  const entry = { body, state: "new", li, label };
+  const entry = { body, state: "new", li, label, upload };
   pending.set(clientId, entry);
   transmit(clientId, entry);
   scrollToBottom();
+  return [clientId, entry];
+}
+
+// A picture: up through the uploads API (its checks, limits and quota), then named in a
+// chat.picture frame. Until the upload is accepted, its entry waits (upload: null).
+function sendPicture(file) {
+  if (!file || !file.type.startsWith("image/")) {
+    showNotice(`${file ? file.name : "That"} is not a picture.`);
+    return;
+  }
+  const body = input.value.trim();
+  input.value = "";
+  const [clientId, entry] = addPending(body || file.name, null);
+  entry.body = body;
+  entry.li.classList.add("picture");
+  sendFile(file, {
+    url: uploadsApi,
+    progress: (percent) => setPendingState(entry, "sending", `uploading ${Math.round(percent)}%…`),
+    load: (status, answer) => {
+      const accepted = status === 202 && answer && answer.uploads && answer.uploads[0];
+      if (!accepted) {
+        setPendingState(entry, "failed", `not sent: ${(answer && answer.error) || `error ${status}`}`);
+        return;
+      }
+      entry.upload = accepted.id;
+      transmit(clientId, entry);
+    },
+    error: () => setPendingState(entry, "failed", "not sent: the upload did not reach the server"),
+    abort: () => setPendingState(entry, "failed", "not sent: the upload was stopped"),
+  });
 }
 
 function onAck(frame) {
@@ -556,6 +675,9 @@ function connect() {
       case "chat.revisions":
         onRevisions(frame);
         break;
+      case "chat.progress":
+        onProgress(frame);
+        break;
       case "chat.ack":
         onAck(frame);
         break;
@@ -624,6 +746,26 @@ if (root) {
     if (!body) return;
     input.value = "";
     addPending(body);
+  });
+
+  fileInput.addEventListener("change", () => {
+    for (const file of fileInput.files) sendPicture(file);
+    fileInput.value = "";
+  });
+  input.addEventListener("paste", (event) => {
+    const files = Array.from(event.clipboardData?.files || []);
+    if (!files.length) return;
+    event.preventDefault();
+    files.forEach(sendPicture);
+  });
+  root.addEventListener("dragover", (event) => {
+    if (event.dataTransfer?.types.includes("Files")) event.preventDefault();
+  });
+  root.addEventListener("drop", (event) => {
+    const files = Array.from(event.dataTransfer?.files || []);
+    if (!files.length) return;
+    event.preventDefault();
+    files.forEach(sendPicture);
   });
 
   input.addEventListener("keydown", (event) => {

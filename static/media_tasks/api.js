@@ -29,14 +29,14 @@ export async function api(url, options = {}) {
   return response;
 }
 
-/** POST `file` as a new upload. `progress(percent)` as its bytes go up; then one of
- * `load(status, body)` (body: the parsed JSON, or null), `error()` or `abort()`.
- * Returns the request, which `abort()` cancels. */
-export function sendFile(file, { progress, load, error, abort }) {
+/** POST `file` as a new upload (to `url`: the API's, which another page names itself).
+ * `progress(percent)` as its bytes go up; then one of `load(status, body)` (body: the parsed
+ * JSON, or null), `error()` or `abort()`. Returns the request, which `abort()` cancels. */
+export function sendFile(file, { url = API, progress, load, error, abort }) {
   const form = new FormData();
   form.append("image", file, file.name);
   const xhr = new XMLHttpRequest();
-  xhr.open("POST", API);
+  xhr.open("POST", url);
   xhr.setRequestHeader("X-CSRFToken", csrfToken());
   xhr.setRequestHeader("Accept", "application/json");
   xhr.upload.addEventListener("progress", (event) => {

@@ -21,6 +21,8 @@ export function setConnection(state, text) {
 
 /** The server no longer knows this session (an HTTP 401, or the socket closed as unauthenticated). */
 export function sessionEnded() {
+  // Another page (the chat's) sends files with api.js and says this its own way.
+  if (!connection) return;
   connection.dataset.state = "ended";
   const text = connection.querySelector(".connection-text");
   text.textContent = "";

@@ -1,5 +1,6 @@
 """Private rooms: a non-member gets, on every path (room list, page, socket, history,
-presence, the members' forms), exactly what they get for a room that does not exist."""
+presence, the members' forms, the pictures), exactly what they get for a room that does not
+exist."""
 
 from __future__ import annotations
 
@@ -13,7 +14,10 @@ from django.test import Client
 from chat.models import Membership, Room
 from chat.publishing import messages_publish, messages_sequence
 from chat.services import message_post, room_create, room_open
+from media_tasks.processing import upload_renditions_make
+from media_tasks.services import upload_create
 from tests.chat.conftest import joined, open_chat
+from tests.media_tasks.uploading import image_file
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("empty_layer")]
 
@@ -107,6 +111,29 @@ def test_the_members_forms_answer_a_non_member_as_for_no_room(
     secret.refresh_from_db()
     assert secret.title == "Secret plans"
     assert list(secret.memberships.values_list("user__username", flat=True)) == ["alice"]
+
+
+def test_a_private_room_s_picture_is_a_404_to_a_non_member_as_for_no_room(
+    secret: Room, user: Any, other_user: Any, password: str, settings: Any, tmp_path: Any
+) -> None:
+    settings.MEDIA_ROOT, settings.ORIGINALS_ROOT = tmp_path / "media", tmp_path / "originals"
+    upload = upload_create(owner=user, files=[image_file("plan.png")])[0]
+    message_post(room=secret, author=user, body="", picture=upload.pk)
+    # The renditions as a worker stores them (the worker itself: tests/chat/test_pictures.py).
+    upload_renditions_make(upload=upload)
+    name = upload.renditions.values_list("name", flat=True).first()
+    path = f"pictures/{upload.pk}/{name}"
+    assert logged_in(user, password).get(f"/chat/{secret.name}/{path}").status_code == 200
+    client = logged_in(other_user, password)
+    hidden, missing = (
+        client.get(f"/chat/{secret.name}/{path}"),
+        client.get(f"/chat/{MISSING}/{path}"),
+    )
+    assert hidden.status_code == missing.status_code == 404
+    assert same_page(hidden.content, secret.name) == same_page(missing.content, MISSING)
+    # Through a public room of bob's, the picture is not found either.
+    room_open(name="general", user=other_user)
+    assert client.get(f"/chat/general/{path}").status_code == 404
 
 
 async def test_an_invited_user_gets_in_and_a_removed_one_is_put_out_at_once(
