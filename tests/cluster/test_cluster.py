@@ -7,6 +7,7 @@ load.py); the figures each test measures are printed (`-s` shows them)."""
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -457,4 +458,73 @@ def test_a_rolling_deploy_loses_nothing(bed: Cluster) -> None:
         f"{len(figures.failed) - len(server_errors)} requests failed without an answer; "
         f"web1 back in the rotation {moments['web1']:.1f} s after its restart, "
         f"web2 {moments['web2']:.1f} s"
+    )
+
+
+def place_thumbnails_instances(bed: Cluster, count: int) -> None:
+    """`count` thumbnails workers over the worker hosts, in turn (work1, work2, work1, ...),
+    the k-th pinned to core k modulo this machine's cores (the hosts share them); the others
+    stopped."""
+    cores = os.cpu_count() or 1
+    hosts = [bed.hosts["work1"], bed.hosts["work2"]]
+    for n in range(1, 3):
+        for index, host in enumerate(hosts):
+            placed = (n - 1) * len(hosts) + index
+            unit = f"pipeline-worker@thumbnails-{n}"
+            dropin = f"/run/systemd/system/{unit}.service.d"
+            if placed < count:
+                host.sh(
+                    f"mkdir -p {dropin} && printf '[Service]\\nCPUAffinity={placed % cores}\\n' "
+                    f">{dropin}/cpu.conf && systemctl daemon-reload && systemctl restart {unit}"
+                )
+                wait_for_active(host, unit)
+            else:
+                host.sh(f"systemctl stop {unit} && rm -rf {dropin} && systemctl daemon-reload")
+
+
+def test_throughput_of_1_2_and_4_thumbnails_workers(bed: Cluster, alice: httpx.Client) -> None:
+    web = bed.hosts["web1"]
+    bed.hosts["work1"].sh("systemctl stop pipeline-autoscale.timer")
+    pictures = [photo_like(640, 480, seed=500 + n, quality=80) for n in range(48)]
+    figures: list[tuple[int, float]] = []
+    try:
+        for count in (1, 2, 4):
+            place_thumbnails_instances(bed, count)
+            web.sh("/opt/pipeline/deploy/bin/pipeline-manage jobs pause thumbnails")
+            accepted: list[int] = []
+            # 12 files a request: nginx's per-address limit on upload requests stays clear.
+            for batch in range(0, len(pictures), 12):
+                response = alice.post(
+                    "/api/uploads/",
+                    files=[
+                        ("image", (f"p{batch + i}.jpg", picture, "image/jpeg"))
+                        for i, picture in enumerate(pictures[batch : batch + 12])
+                    ],
+                )
+                assert response.status_code == 202, response.text
+                accepted += [int(u["id"]) for u in response.json()["uploads"]]
+            ids = ",".join(map(str, accepted))
+            query = (
+                "SELECT count(*) FROM workers_job WHERE channel = 'thumbnails' "  # noqa: S608
+                f"AND status = 'succeeded' AND (meta->>'upload')::int IN ({ids})"
+            )
+            started = time.monotonic()
+            web.sh("/opt/pipeline/deploy/bin/pipeline-manage jobs resume thumbnails")
+            seconds_until(
+                lambda: int(bed.psql(query)) == len(accepted),  # noqa: B023 (used at once)
+                JOB_WAIT * 2,
+                f"48 thumbnails jobs on {count} workers",
+            )
+            figures.append((count, time.monotonic() - started))
+    finally:
+        web.sh("/opt/pipeline/deploy/bin/pipeline-manage jobs resume thumbnails", check=False)
+        place_thumbnails_instances(bed, 2)
+    one = figures[0][1]
+    print(
+        "\ncluster: 48 uploads' thumbnails on "
+        + ", ".join(
+            f"{n} worker{'s' if n > 1 else ''} {took:.1f} s ({48 / took:.2f}/s, x{one / took:.2f})"
+            for n, took in figures
+        )
+        + f" (the worker hosts share this machine's {os.cpu_count()} cores)"
     )
