@@ -11,9 +11,11 @@ and cgroup made here is removed by `Cluster.destroy()`, which also runs on failu
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import secrets
+import shlex
 import shutil
 import signal
 import subprocess
@@ -35,6 +37,9 @@ NETWORK = "10.231.7"
 HOST_ADDRESS = f"{NETWORK}.1"
 SITE = "pipeline.example.com"
 SENTINEL_MASTER = "pipeline"
+# The test's clients, each from an address of its own on the bridge (as users behind the load
+# balancer are), so that the per-address limits count each one apart.
+CLIENT_ADDRESSES = tuple(f"{NETWORK}.{200 + n}" for n in range(1, 13))
 # Sentinel takes the primary for down after this long (30 s by default).
 SENTINEL_DOWN_AFTER_MS = 2000
 CGROUP_ROOT = Path("/sys/fs/cgroup")
@@ -144,6 +149,10 @@ class Host:
     def interface(self) -> str:
         return f"vb-{self.name}"
 
+    @property
+    def freezer(self) -> Path:
+        return CGROUP_ROOT / "freezer" / f"nspawn-{self.name}"
+
     # --- Lifecycle -------------------------------------------------------------------
 
     def mount(self) -> None:
@@ -177,7 +186,10 @@ class Host:
                 for key in ("cpuset.cpus", "cpuset.mems"):
                     (cgroup / key).write_text((cgroup.parent / key).read_text())
         self.log = self.directory / "console.log"
-        names = "\n".join(f"{h.address} {h.name}" for h in self.cluster.hosts.values())
+        # Each host also by its name in README "Several machines" (deploy/nginx/lb.conf).
+        names = "\n".join(
+            f"{h.address} {h.name} {h.name}.internal" for h in self.cluster.hosts.values()
+        )
         self.write("/etc/hosts", f"127.0.0.1 localhost\n{names}\n")
         moves = " ".join(f"echo $$ > {cgroup}/cgroup.procs;" for cgroup in self.cgroups())
         nspawn = [
@@ -255,10 +267,26 @@ class Host:
                 self.popen.wait(30)
         self.clean_after_stop()
 
+    def freeze(self) -> None:
+        """Stop every process of the host where it stands (the cgroup freezer): its kernel
+        still accepts connections, nothing answers them."""
+        (self.freezer / "freezer.state").write_text("FROZEN")
+        wait_for(
+            lambda: (self.freezer / "freezer.state").read_text().strip() == "FROZEN",
+            30,
+            f"{self.name} to freeze",
+            0.1,
+        )
+
+    def thaw(self) -> None:
+        (self.freezer / "freezer.state").write_text("THAWED")
+
     def clean_after_stop(self) -> None:
         shutil.rmtree(PROPAGATE / self.name, ignore_errors=True)
 
     def destroy(self) -> None:
+        if self.freezer.exists():
+            self.thaw()
         self.shut_down()
         if self.root.is_mount():
             run("umount", "-l", str(self.root), check=False)
@@ -350,8 +378,32 @@ class Cluster:
             "postgres": secrets.token_hex(16),
             "redis": secrets.token_hex(16),
         }
+        # One certificate for the site's name, on the load balancer and every web host
+        # (which the load balancer verifies as the site's).
+        tls = self.run_dir / "tls"
+        tls.mkdir()
+        run(
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            f"/CN={SITE}",
+            "-addext",
+            f"subjectAltName=DNS:{SITE}",
+            "-keyout",
+            str(tls / "privkey.pem"),
+            "-out",
+            str(tls / "fullchain.pem"),
+        )
         run("ip", "link", "add", BRIDGE, "type", "bridge")
         run("ip", "addr", "add", f"{HOST_ADDRESS}/24", "dev", BRIDGE)
+        for address in CLIENT_ADDRESSES:
+            run("ip", "addr", "add", f"{address}/24", "dev", BRIDGE)
         run("ip", "link", "set", BRIDGE, "up")
 
     def add(self, name: str, number: int, *roles: str) -> Host:
@@ -376,6 +428,13 @@ class Cluster:
 
     def redis_host(self) -> Host:
         return next(h for h in self.hosts.values() if "redis" in h.roles)
+
+    def web_hosts(self) -> list[Host]:
+        return [h for h in self.hosts.values() if "web" in h.roles]
+
+    def entry(self) -> Host:
+        """Where clients reach the site: the load balancer, or the only web host."""
+        return next((h for h in self.hosts.values() if "lb" in h.roles), self.web_hosts()[0])
 
     def sentinel_hosts(self) -> list[Host]:
         return [h for h in self.hosts.values() if "sentinel" in h.roles]
@@ -460,29 +519,33 @@ class Cluster:
             for unit in (ROOT / "deploy" / "systemd").iterdir():
                 shutil.copy(unit, host.root / "etc/systemd/system" / unit.name)
         if "web" in host.roles:
-            nginx = host.root / "etc/nginx"
-            shutil.copy(ROOT / "deploy/nginx/pipeline.conf", nginx / "sites-available/pipeline")
-            (nginx / "sites-enabled/default").unlink(missing_ok=True)
-            with contextlib.suppress(FileExistsError):
-                (nginx / "sites-enabled/pipeline").symlink_to("/etc/nginx/sites-available/pipeline")
-            live = host.root / "etc/letsencrypt/live" / SITE
-            live.mkdir(parents=True, exist_ok=True)
-            run(
-                "openssl",
-                "req",
-                "-x509",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-days",
-                "2",
-                "-subj",
-                f"/CN={SITE}",
-                "-keyout",
-                str(live / "privkey.pem"),
-                "-out",
-                str(live / "fullchain.pem"),
-            )
+            site = (ROOT / "deploy/nginx/pipeline.conf").read_text()
+            balancer = next((h for h in self.hosts.values() if "lb" in h.roles), None)
+            if balancer is not None:
+                # README "Several machines", behind a load balancer: its address.
+                site = site.replace(
+                    "    # set_real_ip_from 10.0.0.5;", f"    set_real_ip_from {balancer.address};"
+                )
+                site = site.replace("    # real_ip_header", "    real_ip_header")
+                assert f"set_real_ip_from {balancer.address};" in site
+            self.install_site(host, "pipeline", site)
+        if "lb" in host.roles:
+            self.install_site(host, "pipeline-lb", (ROOT / "deploy/nginx/lb.conf").read_text())
+            # The web hosts' certificate is the bed's own: the load balancer trusts it.
+            with (host.root / "etc/ssl/certs/ca-certificates.crt").open("a") as file:
+                file.write((self.run_dir / "tls" / "fullchain.pem").read_text())
+
+    def install_site(self, host: Host, name: str, text: str) -> None:
+        """An nginx site as README "Production" installs one, with the bed's certificate."""
+        nginx = host.root / "etc/nginx"
+        (nginx / "sites-available" / name).write_text(text)
+        (nginx / "sites-enabled/default").unlink(missing_ok=True)
+        with contextlib.suppress(FileExistsError):
+            (nginx / "sites-enabled" / name).symlink_to(f"/etc/nginx/sites-available/{name}")
+        live = host.root / "etc/letsencrypt/live" / SITE
+        live.mkdir(parents=True, exist_ok=True)
+        for pem in ("fullchain.pem", "privkey.pem"):
+            shutil.copy(self.run_dir / "tls" / pem, live / pem)
 
     # --- Running ------------------------------------------------------------------------
 
@@ -504,7 +567,8 @@ class Cluster:
             host.sh("systemctl enable --now redis-sentinel")
         if "web" in host.roles:
             host.sh("usermod -aG pipeline www-data && systemctl daemon-reload")
-            host.sh("systemctl enable --now nginx")
+        if {"web", "lb"} & set(host.roles):
+            host.sh("nginx -t -q && systemctl enable --now nginx")
 
     def migrate(self, host: Host) -> None:
         host.sh("/opt/pipeline/deploy/bin/pipeline-manage migrate --no-input -v 0", timeout=300)
@@ -516,14 +580,28 @@ class Cluster:
             DJANGO_SUPERUSER_PASSWORD=password,
         )
 
-    def client(self, host: Host, username: str, password: str) -> httpx.Client:
-        """A browser-like client of the site through `host`'s nginx, over HTTPS (the
-        production cookies are Secure), logged in through the form."""
+    def create_users(self, host: Host, users: list[tuple[str, str]]) -> None:
+        """Ordinary users (the load's), in one manage.py process."""
+        code = (
+            "import json, os; from django.contrib.auth import get_user_model; "
+            "[get_user_model().objects.create_user(name, password=password) "
+            "for name, password in json.loads(os.environ['PIPELINE_USERS'])]"
+        )
+        host.sh(
+            f"/opt/pipeline/deploy/bin/pipeline-manage shell -c {shlex.quote(code)}",
+            PIPELINE_USERS=json.dumps(users),
+        )
+
+    def client(self, username: str, password: str, *, source: str = HOST_ADDRESS) -> httpx.Client:
+        """A browser-like client of the site through its entry (the load balancer), over
+        HTTPS (the production cookies are Secure), from address `source`, logged in through
+        the form."""
         client = httpx.Client(
-            base_url=f"https://{host.address}",
-            verify=False,  # noqa: S501 (the bed's own self-signed certificate)
+            base_url=f"https://{self.entry().address}",
             headers={"Host": SITE, "Referer": f"https://{SITE}/"},
             timeout=20,
+            # The bed's own self-signed certificate.
+            transport=httpx.HTTPTransport(local_address=source, verify=False),
         )
         return log_in(client, username, password)
 

@@ -3,11 +3,14 @@
 
 from __future__ import annotations
 
+import logging
 import os
 
 import pytest
 
 CLUSTER = os.environ.get("PIPELINE_CLUSTER") == "1"
+# A line per request of the load's twelve users would bury the figures the tests print.
+logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

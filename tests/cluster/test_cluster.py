@@ -1,11 +1,13 @@
-"""Several hosts under real systemd (tests/cluster/bed.py): a database-and-Redis host, a web host
-(nginx + pipeline-web.service) and two worker hosts (pipeline-worker@ instances), the project
-installed as README "Production" says. Uploads go through nginx over HTTPS; faults are real
-(a host's power pulled); the figures each test measures are printed (`-s` shows them)."""
+"""Several hosts under real systemd (tests/cluster/bed.py): a load balancer, two web hosts
+(nginx + pipeline-web.service), two worker hosts (pipeline-worker@ instances), a database-and-
+Redis host and a Redis replica, the project installed as README "Production" says. Clients
+go through the load balancer over HTTPS; faults are real (a host's power pulled, a host
+frozen, Redis killed), with twelve users uploading and chatting meanwhile (tests/cluster/
+load.py); the figures each test measures are printed (`-s` shows them)."""
 
 from __future__ import annotations
 
-import threading
+import os
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -14,6 +16,7 @@ import httpx
 import pytest
 
 from tests.cluster.bed import SENTINEL_MASTER, SITE, Cluster, Host, cluster, seconds_until
+from tests.cluster.load import Figures, Load
 from tests.media_tasks.images import photo_like
 
 pytestmark = pytest.mark.cluster
@@ -22,6 +25,10 @@ PASSWORD = "a-long-cluster-password-42"
 WORKERS = ("thumbnails-1", "compute-1", "chat-messages-1")
 # Bounds of the waits: a job, a recovery after a dead host (JOBS_STALE_AFTER=6 s here).
 JOB_WAIT = 120
+# The twelve users of the load, and how long it runs before and after each fault.
+LOAD_USERS = [(f"user{n}", PASSWORD) for n in range(1, 13)]
+LOAD_BEFORE = 5
+LOAD_AFTER = 10
 
 
 @pytest.fixture(scope="module")
@@ -30,10 +37,13 @@ def bed() -> Iterator[Cluster]:
     with cluster() as bed:
         prepared = time.monotonic()
         # Three Sentinels on three hosts, watching the primary on `data`.
+        # The load balancer first: the web hosts' nginx trusts its address.
         hosts = [
+            bed.add("lb", 5, "lb"),
             bed.add("data", 10, "database", "redis", "sentinel"),
             bed.add("redis2", 12, "replica", "sentinel"),
             bed.add("web1", 11, "web", "sentinel"),
+            bed.add("web2", 13, "web"),
             bed.add("work1", 21, "worker"),
             bed.add("work2", 22, "worker"),
         ]
@@ -44,7 +54,11 @@ def bed() -> Iterator[Cluster]:
         # README "Production": the schema, a first user, then the units.
         bed.migrate(web)
         bed.create_user(web, "alice", PASSWORD)
-        web.sh("systemctl enable --now pipeline-web.service")
+        bed.create_users(web, LOAD_USERS)
+        for host in bed.web_hosts():
+            host.sh("systemctl enable --now pipeline-web.service")
+        for host in bed.web_hosts():
+            wait_for_healthy(host)
         for name in ("work1", "work2"):
             start_workers(bed.hosts[name])
         print(
@@ -63,7 +77,7 @@ def start_workers(host: Host) -> None:
 
 @pytest.fixture(scope="module")
 def alice(bed: Cluster) -> Iterator[httpx.Client]:
-    client = bed.client(bed.hosts["web1"], "alice", PASSWORD)
+    client = bed.client("alice", PASSWORD)
     yield client
     client.close()
 
@@ -119,20 +133,28 @@ def test_an_upload_through_nginx_ends_done_and_its_renditions_are_served(
     done = status(alice, upload_id)
     assert done["renditions"]
     # Made on a worker host, served by the web host's nginx from the shared media directory.
-    rendition = alice.get(done["renditions"][0]["url"])
+    # Whatever its format (AVIF, WebP, JPEG), the file the worker wrote, whole, as an image.
+    made = done["renditions"][0]
+    rendition = alice.get(made["url"])
     assert rendition.status_code == 200
-    assert rendition.content[:4] in {b"RIFF", b"\xff\xd8\xff\xe0", b"\xff\xd8\xff\xe1"} or (
-        rendition.content[:3] == b"\xff\xd8\xff"
-    )
+    assert rendition.headers["content-type"] == f"image/{made['format'].lower()}"
+    assert len(rendition.content) == made["bytes"]
     print(f"\ncluster: one upload done in {took:.1f} s")
 
 
 def test_a_worker_host_powered_off_mid_job_loses_nothing(bed: Cluster, alice: httpx.Client) -> None:
     accepted = [upload(alice, photo_like(2400, 1800, seed=n, quality=70)) for n in range(12)]
-    victim = wait_for_running_on_a_worker_host(bed)
+    moments: dict[str, Any] = {}
+
+    def power_off() -> None:
+        moments["victim"] = wait_for_running_on_a_worker_host(bed)
+        moments["at"] = time.monotonic()
+        moments["victim"].power_off()
+
+    under_load(bed, "worker host powered off mid-job", power_off)
+    victim: Host = moments["victim"]
+    powered_off: float = moments["at"]
     other = bed.hosts["work2" if victim.name == "work1" else "work1"]
-    powered_off = time.monotonic()
-    victim.power_off()
 
     def finished() -> list[dict[str, Any]] | None:
         states = [status(alice, upload_id) for upload_id in accepted]
@@ -257,40 +279,68 @@ def sentinel_primary(host: Host) -> str:
     return answer[0] if answer else ""
 
 
-def healthz(bed: Cluster) -> bool:
+def healthz(host: Host) -> bool:
+    """`host`'s /healthz over plain HTTP, as a probe asks it (by address)."""
     try:
-        response = httpx.get(
-            f"http://{bed.hosts['web1'].address}/healthz", headers={"Host": SITE}, timeout=5
-        )
+        response = httpx.get(f"http://{host.address}/healthz", headers={"Host": SITE}, timeout=5)
     except httpx.HTTPError:
         return False
     return response.status_code == 200
 
 
-def test_the_redis_primary_killed_sentinel_promotes_the_replica(
-    bed: Cluster, alice: httpx.Client
-) -> None:
+def wait_for_healthy(host: Host) -> float:
+    return seconds_until(lambda: healthz(host), JOB_WAIT, f"/healthz of {host.name} to pass")
+
+
+def under_load(bed: Cluster, name: str, fault: Callable[[], None]) -> tuple[Figures, Load, float]:
+    """`fault` with the twelve users at work (LOAD_BEFORE s before it, LOAD_AFTER s after);
+    then every accepted upload must end done and every accepted message reach every member,
+    once and in order. Prints the figures; returns them, the load and when the fault began."""
+    load = Load(bed, LOAD_USERS)
+    load.start()
+    try:
+        time.sleep(LOAD_BEFORE)
+        began = time.monotonic()
+        fault()
+        ended = time.monotonic()
+        time.sleep(LOAD_AFTER)
+    finally:
+        settled = load.settle(JOB_WAIT)
+    figures = load.figures()
+    again = load.succeeding_since(began)
+    print(
+        f"\ncluster: {name}, with 12 users: {figures.line(began)}; the fault lasted "
+        f"{ended - began:.1f} s; requests succeeding for good "
+        + (f"{again:.1f} s after it began" if again is not None else "never")
+        + f"; everything accepted settled {settled:.1f} s after the load stopped"
+    )
+    assert figures.uploads_lost == 0, figures
+    assert figures.messages_lost == 0, figures
+    assert figures.out_of_order == 0, figures
+    assert figures.duplicates == 0, figures
+    return figures, load, began
+
+
+def test_the_redis_primary_killed_sentinel_promotes_the_replica(bed: Cluster) -> None:
     primary, replica = bed.redis_host(), bed.hosts["redis2"]
     assert sentinel_primary(replica) == primary.address
-    killed = time.monotonic()
-    primary.sh("systemctl kill --signal=SIGKILL redis-server && systemctl stop redis-server")
-    promoted = seconds_until(
-        lambda: all(sentinel_primary(h) == replica.address for h in bed.sentinel_hosts()),
-        JOB_WAIT,
-        "the Sentinels to promote the replica",
-    )
-    healthy = seconds_until(lambda: healthz(bed), JOB_WAIT, "/healthz to pass again")
-    accepted = [upload(alice, photo_like(800, 600, seed=200 + n)) for n in range(4)]
-    seconds_until(
-        lambda: all(status(alice, n)["status"] == "done" for n in accepted),
-        JOB_WAIT,
-        "uploads after the failover to be done",
-    )
-    recovered = time.monotonic() - killed
+    moments: dict[str, float] = {}
+
+    def kill() -> None:
+        killed = time.monotonic()
+        primary.sh("systemctl kill --signal=SIGKILL redis-server && systemctl stop redis-server")
+        moments["promoted"] = seconds_until(
+            lambda: all(sentinel_primary(h) == replica.address for h in bed.sentinel_hosts()),
+            JOB_WAIT,
+            "the Sentinels to promote the replica",
+        )
+        moments["healthy"] = max(wait_for_healthy(web) for web in bed.web_hosts())
+        moments["took"] = time.monotonic() - killed
+
+    under_load(bed, "Redis primary killed", kill)
     print(
-        f"\ncluster: Redis primary killed: promoted after {promoted:.1f} s, /healthz passing "
-        f"{healthy:.1f} s later; {len(accepted)} uploads after it done, all within "
-        f"{recovered:.1f} s of the kill"
+        f"\ncluster: Redis primary killed: promoted after {moments['promoted']:.1f} s, "
+        f"/healthz of every web host passing {moments['healthy']:.1f} s later"
     )
     # The old primary comes back as a replica of the new one.
     primary.sh("systemctl start redis-server")
@@ -307,51 +357,12 @@ def test_the_redis_primary_killed_sentinel_promotes_the_replica(
     )
 
 
-def uploads_through(
-    bed: Cluster, client: httpx.Client, fault: Callable[[], None], *, name: str, seed: int
-) -> None:
-    """Uploads before, during and after `fault` (bounded: 3 + 3 + 3); every accepted one must
-    end done. Prints what was accepted, refused and done, and how long /healthz failed."""
-    accepted: list[int] = []
-    refused = 0
-
-    def send(count: int) -> None:
-        nonlocal refused
-        for n in range(count):
-            try:
-                accepted.append(upload(client, photo_like(640, 480, seed=seed + len(accepted) + n)))
-            except (AssertionError, httpx.HTTPError):
-                refused += 1
-
-    send(3)
-    started = time.monotonic()
-    fault_thread = threading.Thread(target=fault)
-    fault_thread.start()
-    send(3)
-    fault_thread.join()
-    restored = time.monotonic()
-    back = seconds_until(lambda: healthz(bed), JOB_WAIT, f"/healthz after {name}")
-    send(3)
-    seconds_until(
-        lambda: all(status(client, n)["status"] == "done" for n in accepted),
-        JOB_WAIT,
-        f"every upload accepted around {name} to be done",
-    )
-    print(
-        f"\ncluster: {name}: uploads accepted {len(accepted)}, refused {refused}, "
-        f"done {len(accepted)}, lost 0; fault lasted {restored - started:.1f} s, "
-        f"/healthz passing {back:.1f} s after it ended; all done "
-        f"{time.monotonic() - restored:.1f} s after it ended"
-    )
-
-
-def test_a_web_host_cut_off_from_redis_for_10_s_loses_no_upload(
-    bed: Cluster, alice: httpx.Client
-) -> None:
+def test_a_web_host_cut_off_from_redis_for_10_s_loses_nothing(bed: Cluster) -> None:
     web = bed.hosts["web1"]
     redis_hosts = ", ".join(
         h.address for h in bed.hosts.values() if {"redis", "replica"} & set(h.roles)
     )
+    moments: dict[str, float] = {}
 
     def cut() -> None:
         web.sh(
@@ -362,16 +373,158 @@ def test_a_web_host_cut_off_from_redis_for_10_s_loses_no_upload(
         )
         time.sleep(10)
         web.sh("nft delete table inet fault")
+        moments["healthy"] = wait_for_healthy(web)
 
-    uploads_through(bed, alice, cut, name="web1 cut off from Redis for 10 s", seed=300)
+    under_load(bed, "web1 cut off from Redis for 10 s", cut)
+    print(f"\ncluster: web1's /healthz passing {moments['healthy']:.1f} s after the cut ended")
 
 
-def test_a_postgresql_restart_loses_no_upload(bed: Cluster, alice: httpx.Client) -> None:
+def test_a_postgresql_restart_loses_nothing(bed: Cluster) -> None:
     database = bed.database_host()
-    uploads_through(
-        bed,
-        alice,
-        lambda: database.sh("systemctl restart postgresql"),
-        name="PostgreSQL restarted",
-        seed=400,
+    under_load(bed, "PostgreSQL restarted", lambda: database.sh("systemctl restart postgresql"))
+
+
+def access_log_lines(host: Host) -> int:
+    return int(host.sh("wc -l < /var/log/nginx/access.log").stdout)
+
+
+def wait_for_serving(host: Host) -> float:
+    """How long until the load balancer sends `host` requests again (its access log grows):
+    up to fail_timeout (10 s) after a failure there."""
+    lines = access_log_lines(host)
+    return seconds_until(
+        lambda: access_log_lines(host) > lines + 5, JOB_WAIT, f"{host.name} to serve again"
+    )
+
+
+def test_a_frozen_web_host_is_passed_by_and_serves_again_once_thawed(bed: Cluster) -> None:
+    web = bed.hosts["web2"]
+    moments: dict[str, float] = {}
+
+    def freeze() -> None:
+        web.freeze()
+        moments["frozen"] = time.monotonic()
+        time.sleep(20)
+        web.thaw()
+        moments["thawed"] = time.monotonic()
+        moments["healthy"] = wait_for_healthy(web)
+        moments["serving"] = wait_for_serving(web)
+
+    figures, load, _ = under_load(bed, "web2 frozen for 20 s", freeze)
+    frozen, thawed = moments["frozen"], moments["thawed"]
+    failed = [f for f in figures.failed if frozen <= f.at <= thawed]
+    answered = load.answered_between(frozen, thawed)
+    slowest = max((a.took for a in answered), default=0.0)
+    print(
+        f"\ncluster: web2 frozen for {thawed - frozen:.1f} s: {len(failed)} requests failed, "
+        f"{len(answered)} sent meanwhile answered (through web1), the slowest in {slowest:.1f} s;"
+        f" after the thaw web2's /healthz passing in {moments['healthy']:.1f} s, web2 serving "
+        f"the load again after {moments['healthy'] + moments['serving']:.1f} s"
+    )
+    assert answered, "nothing succeeded through web1 while web2 was frozen"
+
+
+def test_a_rolling_deploy_loses_nothing(bed: Cluster) -> None:
+    moments: dict[str, float] = {}
+
+    def deploy() -> None:
+        # README "Several machines", an upgrade: one web host at a time, out of the load
+        # balancer's rotation while it restarts, and the next only once the load balancer
+        # sends this one requests again; then the workers, one host at a time.
+        for name in ("web1", "web2"):
+            web = bed.hosts[name]
+            web.sh(
+                "systemctl stop nginx && systemctl restart pipeline-web.service && "
+                f"until curl -sf -H 'Host: {SITE}' http://127.0.0.1:8001/healthz >/dev/null; "
+                "do sleep 1; done && systemctl start nginx",
+                timeout=JOB_WAIT,
+            )
+            moments[name] = wait_for_healthy(web) + wait_for_serving(web)
+        for name in ("work1", "work2"):
+            worker = bed.hosts[name]
+            worker.sh("systemctl restart pipeline-workers.target", timeout=JOB_WAIT)
+            for unit in WORKERS:
+                wait_for_active(worker, f"pipeline-worker@{unit}")
+
+    figures, _, began = under_load(bed, "rolling deploy (web1, web2, work1, work2)", deploy)
+    server_errors = [f for f in figures.failed if isinstance(f.status, int) and f.status >= 500]
+    window = (
+        f"between {server_errors[0].at - began:.1f} and {server_errors[-1].at - began:.1f} s"
+        if server_errors
+        else "no window"
+    )
+    print(
+        f"\ncluster: rolling deploy: {len(server_errors)} answers 5xx ({window} after it began), "
+        f"{len(figures.failed) - len(server_errors)} requests failed without an answer; "
+        f"web1 back in the rotation {moments['web1']:.1f} s after its restart, "
+        f"web2 {moments['web2']:.1f} s"
+    )
+
+
+def place_thumbnails_instances(bed: Cluster, count: int) -> None:
+    """`count` thumbnails workers over the worker hosts, in turn (work1, work2, work1, ...),
+    the k-th pinned to core k modulo this machine's cores (the hosts share them); the others
+    stopped."""
+    cores = os.cpu_count() or 1
+    hosts = [bed.hosts["work1"], bed.hosts["work2"]]
+    for n in range(1, 3):
+        for index, host in enumerate(hosts):
+            placed = (n - 1) * len(hosts) + index
+            unit = f"pipeline-worker@thumbnails-{n}"
+            dropin = f"/run/systemd/system/{unit}.service.d"
+            if placed < count:
+                host.sh(
+                    f"mkdir -p {dropin} && printf '[Service]\\nCPUAffinity={placed % cores}\\n' "
+                    f">{dropin}/cpu.conf && systemctl daemon-reload && systemctl restart {unit}"
+                )
+                wait_for_active(host, unit)
+            else:
+                host.sh(f"systemctl stop {unit} && rm -rf {dropin} && systemctl daemon-reload")
+
+
+def test_throughput_of_1_2_and_4_thumbnails_workers(bed: Cluster, alice: httpx.Client) -> None:
+    web = bed.hosts["web1"]
+    bed.hosts["work1"].sh("systemctl stop pipeline-autoscale.timer")
+    pictures = [photo_like(640, 480, seed=500 + n, quality=80) for n in range(48)]
+    figures: list[tuple[int, float]] = []
+    try:
+        for count in (1, 2, 4):
+            place_thumbnails_instances(bed, count)
+            web.sh("/opt/pipeline/deploy/bin/pipeline-manage jobs pause thumbnails")
+            accepted: list[int] = []
+            # 12 files a request: nginx's per-address limit on upload requests stays clear.
+            for batch in range(0, len(pictures), 12):
+                response = alice.post(
+                    "/api/uploads/",
+                    files=[
+                        ("image", (f"p{batch + i}.jpg", picture, "image/jpeg"))
+                        for i, picture in enumerate(pictures[batch : batch + 12])
+                    ],
+                )
+                assert response.status_code == 202, response.text
+                accepted += [int(u["id"]) for u in response.json()["uploads"]]
+            ids = ",".join(map(str, accepted))
+            query = (
+                "SELECT count(*) FROM workers_job WHERE channel = 'thumbnails' "  # noqa: S608
+                f"AND status = 'succeeded' AND (meta->>'upload')::int IN ({ids})"
+            )
+            started = time.monotonic()
+            web.sh("/opt/pipeline/deploy/bin/pipeline-manage jobs resume thumbnails")
+            seconds_until(
+                lambda: int(bed.psql(query)) == len(accepted),  # noqa: B023 (used at once)
+                JOB_WAIT * 2,
+                f"48 thumbnails jobs on {count} workers",
+            )
+            figures.append((count, time.monotonic() - started))
+    finally:
+        web.sh("/opt/pipeline/deploy/bin/pipeline-manage jobs resume thumbnails", check=False)
+        place_thumbnails_instances(bed, 2)
+    one = figures[0][1]
+    print(
+        "\ncluster: 48 uploads' thumbnails on "
+        + ", ".join(
+            f"{n} worker{'s' if n > 1 else ''} {took:.1f} s ({48 / took:.2f}/s, x{one / took:.2f})"
+            for n, took in figures
+        )
+        + f" (the worker hosts share this machine's {os.cpu_count()} cores)"
     )
