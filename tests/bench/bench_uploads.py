@@ -370,6 +370,9 @@ def measure_uploads(photo: Path, work: Path, logs: Path, vips: ModuleType) -> Up
             "DJANGO_LOG_LEVEL": "INFO",
             # Upload-to-done is measured like for like with pyvips: the three sizes in WebP.
             "THUMBNAIL_FORMATS": "webp",
+            # Hundreds of 12 MB uploads by one user: past a user's limits of a real site.
+            "UPLOADS_PER_HOUR": str(10 * (RUNS + 1 + JOBS)),
+            "UPLOAD_QUOTA_BYTES": str(100 * 1024**3),
         }
         port = free_port()
         base = f"http://127.0.0.1:{port}"
