@@ -68,6 +68,8 @@ test: lint typecheck djangocheck test-embedded test-services
 # Several hosts under real systemd (tests/cluster/): as root, on a machine that can run
 # systemd-nspawn; the Debian image is built once and cached under var/cluster/.
 test-cluster: $(VENV)/.dev
+	@# The image first, outside the tests' time limit (a few minutes on a fresh clone).
+	$(BIN)/python -c 'from tests.cluster.bed import build_image, ensure_tools; ensure_tools(); print(build_image())'
 	PIPELINE_CLUSTER=1 $(BIN)/pytest -p no:cacheprovider -s -m cluster tests/cluster
 
 # pyvips (the upload benchmark's baseline) needs libvips from Debian.
