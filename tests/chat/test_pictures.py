@@ -130,6 +130,8 @@ async def test_a_picture_that_fails_shows_its_reason(
         lambda: Upload.objects.get(pk=upload_id).original.delete(save=False)
     )()
     await alice.send_json_to({"type": "chat.picture", "upload": upload_id, "client_id": "p2"})
+    # The message first (as in the test above): its failure then comes as a change of it.
+    await frames_until(bob, lambda frame: frame["type"] == "chat.message", timeout=30)
     await run_worker_until(
         lambda: finished(upload_id), channels=["thumbnails", "compute"], timeout=60
     )
