@@ -43,7 +43,7 @@ from chat.services import (
     read_rate_check,
     revisions_allowed,
     room_create_rate_check,
-    room_is_new,
+    room_enter,
     room_open,
     typing_due,
 )
@@ -77,9 +77,10 @@ class ChatConsumer(SiteConsumer):
     async def start(self) -> None:
         name = self.scope["url_route"]["kwargs"]["room"]
         try:
-            if await database_sync_to_async(room_is_new)(name=name):
+            room = await database_sync_to_async(room_enter)(name=name, user=self.user)
+            if room is None:
                 await room_create_rate_check(user_id=self.user.pk)
-            room = await database_sync_to_async(room_open)(name=name, user=self.user)
+                room = await database_sync_to_async(room_open)(name=name, user=self.user)
         except InvalidRoomName:
             await self.refuse(Close.BAD_ROOM)
             return

@@ -103,12 +103,16 @@ class RoomHub:
         on the member gets every message the hub releases."""
         self.members[member.connection_id] = member
         await self.subscribed_once()
-        await database_sync_to_async(presence_join)(
+        # One trip to the server's database thread, which every connect of a storm waits for.
+        users: list[str] = await database_sync_to_async(self.enter)(member)
+        self.mark({member.user_id})
+        return users
+
+    def enter(self, member: Member) -> list[str]:
+        presence_join(
             room_id=self.room_id, user_id=member.user_id, connection_id=member.connection_id
         )
-        self.mark({member.user_id})
-        users: list[str] = await database_sync_to_async(presence_users)(room_id=self.room_id)
-        return users
+        return presence_users(room_id=self.room_id)
 
     async def subscribed_once(self) -> None:
         if self.subscribed is None:

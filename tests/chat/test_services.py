@@ -167,6 +167,33 @@ def test_presence_counts_live_connections_and_prunes_expired_ones(
     assert presence_prune(room_id=room.pk) == set()
 
 
+def test_a_connection_joining_again_updates_its_one_row(user: Any, other_user: Any) -> None:
+    room = room_get_or_create(name="general")
+    presence_join(room_id=room.pk, user_id=user.pk, connection_id="a!1")
+    presence_join(room_id=room.pk, user_id=other_user.pk, connection_id="a!1")
+    (row,) = Presence.objects.all()
+    assert row.user_id == other_user.pk
+
+
+@pytest.mark.postgres
+def test_only_presence_commits_without_waiting_for_the_disk() -> None:
+    from django.db import connection
+
+    from chat.services import fleeting_commit
+
+    def synchronous_commit() -> str:
+        with connection.cursor() as cursor:
+            cursor.execute("SHOW synchronous_commit")
+            return str(cursor.fetchone()[0])
+
+    assert synchronous_commit() == "on"
+    with fleeting_commit():
+        assert synchronous_commit() == "off"
+    # SET LOCAL: the next transaction of the connection waits for its commit again.
+    with transaction.atomic():
+        assert synchronous_commit() == "on"
+
+
 def test_a_touch_restores_rows_another_server_pruned(user: Any) -> None:
     room = room_get_or_create(name="general")
     presence_join(room_id=room.pk, user_id=user.pk, connection_id="a!1")
