@@ -1,12 +1,15 @@
 """The SQL the job runtime's hot path needs and Django does not say by itself: a JSON array
 appended to, a subquery locked FOR UPDATE SKIP LOCKED, the job's INSERT worked out once per
-process (with its fair rank computed in the same statement), and a cursor that prepares the
-per-job statements on PostgreSQL."""
+process (with its fair rank computed in the same statement), a statement the ORM compiles once
+and that runs again with the time of each run, and a cursor that prepares the per-job
+statements on PostgreSQL."""
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from django.db import connection, models
@@ -66,6 +69,37 @@ class SkipLocked(Subquery):
             template = "(%(subquery)s FOR UPDATE SKIP LOCKED)"
         sql, params = super().as_sql(compiler, connection, template=template, **extra)
         return sql, tuple(params)
+
+
+# Stands for the time of the run in a statement compiled once (Reused): each run puts its own
+# time where the compiled parameters hold this one. No statement of the runtime has it as a
+# real value.
+NOW = datetime(2000, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Reused:
+    """A statement the ORM built and compiled once, to run many times: building and compiling
+    the claim's UPDATE cost the worker more CPU than running it (2 ms against 0.1 ms per
+    batch, here). Built with NOW for the current time; `params(now)` are a run's."""
+
+    sql: str
+    compiled: tuple[Any, ...]
+    # Where NOW is among the compiled parameters.
+    now_at: tuple[int, ...]
+
+    @classmethod
+    def of(cls, sql: str, params: Sequence[Any], connection: BaseDatabaseWrapper) -> Reused:
+        marker = connection.ops.adapt_datetimefield_value(NOW)
+        now_at = tuple(index for index, param in enumerate(params) if param == marker)
+        return cls(sql, tuple(params), now_at)
+
+    def params(self, now: datetime) -> list[Any]:
+        params = list(self.compiled)
+        value = connection.ops.adapt_datetimefield_value(now)
+        for index in self.now_at:
+            params[index] = value
+        return params
 
 
 def prepared_cursor() -> Any:
