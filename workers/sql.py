@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from typing import TYPE_CHECKING, Any
 
 from django.db import connection, models
@@ -119,9 +119,32 @@ def prepared_cursor() -> Any:
     connection.validate_thread_sharing()
     # (django-stubs types Django's cursor classes as taking no arguments.)
     cursor: Any = ServerBindingCursor(connection.connection)  # type: ignore[call-arg]
+    cursor.adapters.register_loader("timestamptz", _timestamptz_loader(connection.timezone))
     if connection.queries_logged:
         return connection.make_debug_cursor(cursor)
     return connection.make_cursor(cursor)
+
+
+@functools.cache
+def _timestamptz_loader(timezone: tzinfo | None) -> type:
+    """Django's loader of a PostgreSQL timestamptz, parsing with datetime.fromisoformat (C)
+    rather than psycopg's Python parser, which Django's loader extends: a claimed job has
+    eight times, and parsing them was a fifth of the claim's cost to the worker. What
+    fromisoformat does not take (dates BC, infinity, a DateStyle other than ISO) goes to
+    Django's loader."""
+    from django.db.backends.postgresql.psycopg_any import BaseTzLoader
+
+    class Loader(BaseTzLoader):  # type: ignore[misc, valid-type]
+        def load(self, data: Any) -> Any:
+            try:
+                parsed = datetime.fromisoformat(bytes(data).decode())
+            except ValueError:
+                return super().load(data)
+            # As Django's loader: the session's time zone is the connection's.
+            return parsed.replace(tzinfo=self.timezone)
+
+    Loader.timezone = timezone
+    return Loader
 
 
 # What one parameter of the INSERT is, from the job being inserted.
