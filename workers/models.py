@@ -105,13 +105,14 @@ class JobQuerySet(models.QuerySet["Job"]):
 
     def _insert_job(self, values: dict[str, Any], *, unique: bool) -> tuple[Job, bool]:
         job = Job(**values)
-        if connection.vendor != "postgresql":
+        wrapper = connections[self.db]
+        if wrapper.vendor != "postgresql":
             return self._insert_elsewhere(job, unique=unique)
         sql, params = insert_statement(
             Job, frozenset(values), owner_null=job.owner_id is None, unique=unique
         )
         with prepared_cursor() as cursor:
-            cursor.execute(sql, [param(job) for param in params])
+            cursor.execute(sql, [param(job, wrapper) for param in params])
             row = cursor.fetchone()
         if row is None:
             return job, False

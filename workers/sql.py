@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from typing import TYPE_CHECKING, Any
 
-from django.db import connection, models
+from django.db import DEFAULT_DB_ALIAS, connection, connections, models
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Func, Subquery
 from django.db.models.sql.compiler import SQLCompiler
@@ -109,20 +109,23 @@ def prepared_cursor() -> Any:
     connection. Django's own cursors bind client-side: server-side binding caps a statement
     at 65,535 parameters, which Django's delete of that many jobs exceeds. Elsewhere, the
     connection's usual cursor."""
-    if connection.vendor != "postgresql":
-        return connection.cursor()
+    # The thread's connection itself: each attribute of the `connection` proxy is a look-up
+    # of the thread's (asgiref's Local), which the enqueue made twenty times.
+    wrapper = connections[DEFAULT_DB_ALIAS]
+    if wrapper.vendor != "postgresql":
+        return wrapper.cursor()
     from django.db.backends.postgresql.base import ServerBindingCursor
 
     # What connection.cursor() does, with the other cursor class.
-    connection.close_if_health_check_failed()
-    connection.ensure_connection()
-    connection.validate_thread_sharing()
+    wrapper.close_if_health_check_failed()
+    wrapper.ensure_connection()
+    wrapper.validate_thread_sharing()
     # (django-stubs types Django's cursor classes as taking no arguments.)
-    cursor: Any = ServerBindingCursor(connection.connection)  # type: ignore[call-arg]
-    cursor.adapters.register_loader("timestamptz", _timestamptz_loader(connection.timezone))
-    if connection.queries_logged:
-        return connection.make_debug_cursor(cursor)
-    return connection.make_cursor(cursor)
+    cursor: Any = ServerBindingCursor(wrapper.connection)  # type: ignore[call-arg]
+    cursor.adapters.register_loader("timestamptz", _timestamptz_loader(wrapper.timezone))
+    if wrapper.queries_logged:
+        return wrapper.make_debug_cursor(cursor)
+    return wrapper.make_cursor(cursor)
 
 
 @functools.cache
@@ -147,8 +150,8 @@ def _timestamptz_loader(timezone: tzinfo | None) -> type:
     return Loader
 
 
-# What one parameter of the INSERT is, from the job being inserted.
-Param = Callable[["Job"], Any]
+# What one parameter of the INSERT is, from the job being inserted (and the connection).
+Param = Callable[["Job", BaseDatabaseWrapper], Any]
 
 
 def fair_rank_sql(model: type[Job], *, owner_null: bool) -> tuple[str, list[Param]]:
@@ -176,8 +179,8 @@ def fair_rank_sql(model: type[Job], *, owner_null: bool) -> tuple[str, list[Para
     )
     params: list[Param] = []
     if not owner_null:
-        params.append(lambda job: job.owner_id)
-    params += [lambda job: job.channel, lambda job: job.channel]
+        params.append(lambda job, _: job.owner_id)
+    params += [lambda job, _: job.channel, lambda job, _: job.channel]
     return sql, params
 
 
@@ -230,5 +233,7 @@ def insert_statement(
     return sql, params
 
 
-def _prepared_value(field: models.Field[Any, Any], job: Job) -> Any:
+def _prepared_value(
+    field: models.Field[Any, Any], job: Job, connection: BaseDatabaseWrapper
+) -> Any:
     return field.get_db_prep_save(field.pre_save(job, True), connection)

@@ -46,7 +46,9 @@ def rows_read_by_index_scans(owner: Any) -> list[int]:
     job = Job(**values)
     sql, params = insert_statement(Job, frozenset(values), owner_null=owner is None, unique=False)
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + sql, [param(job) for param in params])
+        cursor.execute(
+            "EXPLAIN (ANALYZE, FORMAT JSON) " + sql, [param(job, connection) for param in params]
+        )
         (document,) = cursor.fetchone()
         transaction.set_rollback(True)
     plan = (json.loads(document) if isinstance(document, str) else document)[0]["Plan"]
