@@ -133,8 +133,8 @@ def _timestamptz_loader(timezone: tzinfo | None) -> type:
     """Django's loader of a PostgreSQL timestamptz, parsing with datetime.fromisoformat (C)
     rather than psycopg's Python parser, which Django's loader extends: a claimed job has
     eight times, and parsing them was a fifth of the claim's cost to the worker. What
-    fromisoformat does not take (dates BC, infinity, a DateStyle other than ISO) goes to
-    Django's loader."""
+    fromisoformat does not take (dates BC, a DateStyle other than ISO) goes to Django's
+    loader, which reads it or raises as before."""
     from django.db.backends.postgresql.psycopg_any import BaseTzLoader
 
     class Loader(BaseTzLoader):  # type: ignore[misc, valid-type]
@@ -143,8 +143,10 @@ def _timestamptz_loader(timezone: tzinfo | None) -> type:
                 parsed = datetime.fromisoformat(bytes(data).decode())
             except ValueError:
                 return super().load(data)
-            # As Django's loader: the session's time zone is the connection's.
-            return parsed.replace(tzinfo=self.timezone)
+            # As Django's loader: in the connection's time zone (the session's), or naive.
+            if self.timezone is None:
+                return parsed.replace(tzinfo=None)
+            return parsed.astimezone(self.timezone)
 
     Loader.timezone = timezone
     return Loader
