@@ -56,10 +56,6 @@ def job_enqueue(
         "task_path": task_path,
         "channel": channel,
         "priority": priority,
-        "args": normalize_json(args),
-        "kwargs": normalize_json(kwargs),
-        "owner": owner,
-        "meta": normalize_json(meta or {}),
         "max_attempts": max_attempts,
         "time_limit": time_limit,
         "run_after": run_after or now,
@@ -68,8 +64,18 @@ def job_enqueue(
         "woken_at": now if due else None,
     }
     # Given only when set: the insert statement is worked out per set of fields given, and
-    # the common job's leaves these to their constant defaults.
-    optional = {"task_options": task_options, "unique_key": unique_key, "after": after, **limits}
+    # the common job's leaves these to their constant defaults (an empty list or dict, no
+    # owner), which costs no parameter to send.
+    optional = {
+        "args": normalize_json(args),
+        "kwargs": normalize_json(kwargs),
+        "meta": normalize_json(meta or {}),
+        "owner": owner,
+        "task_options": task_options,
+        "unique_key": unique_key,
+        "after": after,
+        **limits,
+    }
     values.update({name: value for name, value in optional.items() if value})
     if waits:
         values["status"] = Job.Status.WAITING

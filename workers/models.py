@@ -23,30 +23,30 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, connection, models, transaction
+from django.db import IntegrityError, connection, connections, models, transaction
 from django.db.models import Exists, F, ForeignObjectRel, Max, Min, Q, Value
 from django.db.models.functions import Coalesce
 from django.db.models.sql import UpdateQuery
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
-from workers.sql import JSONAppend, SkipLocked, insert_statement, prepared_cursor
+from workers.sql import NOW, JSONAppend, Reused, SkipLocked, insert_statement, prepared_cursor
 
 
 class JobQuerySet(models.QuerySet["Job"]):
-    def ready(self, channel: str | None = None) -> JobQuerySet:
-        """Queued jobs whose time has come, in the order they should run: by priority, then
-        fairly between owners (their fair rank), then by age."""
-        jobs = self.filter(status=Job.Status.QUEUED, run_after__lte=timezone.now())
+    def ready(self, channel: str | None = None, *, now: datetime | None = None) -> JobQuerySet:
+        """Queued jobs whose time has come (by `now`), in the order they should run: by
+        priority, then fairly between owners (their fair rank), then by age."""
+        jobs = self.filter(status=Job.Status.QUEUED, run_after__lte=now or timezone.now())
         if channel is not None:
             jobs = jobs.filter(channel=channel)
         return jobs.order_by("-priority", "fair_rank", "id")
 
-    def claimable(self, channel: str, *, limited: bool) -> JobQuerySet:
+    def claimable(self, channel: str, *, limited: bool, now: datetime | None = None) -> JobQuerySet:
         """Ready jobs of `channel` a worker may take unless it is paused: those with no limit
         (`limited=False`, the fast claim) or those with one (checked one key at a time)."""
         paused = PausedChannel.objects.filter(name=channel)
-        jobs = self.ready(channel).filter(~Exists(paused))
+        jobs = self.ready(channel, now=now).filter(~Exists(paused))
         return jobs.exclude(limit_key="") if limited else jobs.filter(limit_key="")
 
     def stale(self, *, silent_for: float) -> JobQuerySet:
@@ -105,13 +105,14 @@ class JobQuerySet(models.QuerySet["Job"]):
 
     def _insert_job(self, values: dict[str, Any], *, unique: bool) -> tuple[Job, bool]:
         job = Job(**values)
-        if connection.vendor != "postgresql":
+        wrapper = connections[self.db]
+        if wrapper.vendor != "postgresql":
             return self._insert_elsewhere(job, unique=unique)
         sql, params = insert_statement(
             Job, frozenset(values), owner_null=job.owner_id is None, unique=unique
         )
         with prepared_cursor() as cursor:
-            cursor.execute(sql, [param(job) for param in params])
+            cursor.execute(sql, [param(job, wrapper) for param in params])
             row = cursor.fetchone()
         if row is None:
             return job, False
@@ -148,12 +149,11 @@ class JobQuerySet(models.QuerySet["Job"]):
         paused.
 
         Rows locked by another worker's claim are skipped, so two workers never take the same
-        job; on SQLite the IMMEDIATE transaction serialises claims instead.
+        job; on SQLite the IMMEDIATE transaction serialises claims instead. The statement is
+        compiled once per channel, worker and size (`claim_statement`).
         """
-        next_ids = self.claimable(channel, limited=False).values("pk")[:size]
-        claimed = self.filter(pk__in=SkipLocked(next_ids)).update_returning(
-            **Job.claim_changes(worker_id)
-        )
+        statement = claim_statement(self.db, channel=channel, worker_id=worker_id, size=size)
+        claimed = self.returned_jobs(statement.sql, statement.params(timezone.now()))
         # RETURNING gives no order.
         return sorted(claimed, key=lambda job: (-job.priority, job.fair_rank, job.pk))
 
@@ -162,9 +162,10 @@ class JobQuerySet(models.QuerySet["Job"]):
         per key), as many of each key as its limit allows now. One key at a time, under a
         lock of that key (PostgreSQL's advisory lock; SQLite's transactions take turns), so
         that two workers never both take the last place of a key."""
-        candidates = list(
-            self.claimable(channel, limited=True).values_list("pk", "limit_key")[: size * 4]
-        )
+        statement = limited_candidates_statement(self.db, channel=channel, size=size)
+        with prepared_cursor() as cursor:
+            cursor.execute(statement.sql, statement.params(timezone.now()))
+            candidates: list[tuple[int, str]] = cursor.fetchall()
         keys: dict[str, list[int]] = {}
         for pk, key in candidates:
             keys.setdefault(key, []).append(pk)
@@ -202,16 +203,25 @@ class JobQuerySet(models.QuerySet["Job"]):
 
     def update_returning(self, **changes: Any) -> list[Job]:
         """update(**changes), in one statement that returns the changed jobs whole."""
+        return self.returned_jobs(*self.update_returning_sql(**changes))
+
+    def update_returning_sql(self, **changes: Any) -> tuple[str, list[Any]]:
+        """The statement of update_returning(), compiled."""
         query: Any = self.query.chain(UpdateQuery)
         query.add_update_values(changes)
         compiler = query.get_compiler(self.db)
-        fields = Job._meta.concrete_fields
-        compiler.returning_fields = fields
+        compiler.returning_fields = Job._meta.concrete_fields
         sql, params = compiler.as_sql()
+        return sql, list(params)
+
+    def returned_jobs(self, sql: str, params: Sequence[Any]) -> list[Job]:
+        """Run a statement that returns whole jobs (update_returning_sql()'s), as jobs."""
         with prepared_cursor() as cursor:
             cursor.execute(sql, params)
             rows: Any = cursor.fetchall()
         # What Django's own update-returning does, for a cursor of ours.
+        fields = Job._meta.concrete_fields
+        compiler = self.query.get_compiler(self.db)
         converters = compiler.get_converters(
             [field.get_col(Job._meta.db_table) for field in fields]
         )
@@ -287,6 +297,30 @@ class JobQuerySet(models.QuerySet["Job"]):
                     pk=job.pk, status=Job.Status.RUNNING, worker_id=job.worker_id
                 ).update(**Job.hand_back_changes(job))
         return handed
+
+
+# The claim's statements, built once per channel, worker and size: building and compiling
+# them through the ORM is most of a claim's cost to the worker.
+
+
+@functools.lru_cache(maxsize=256)
+def claim_statement(db: str, *, channel: str, worker_id: str, size: int) -> Reused:
+    """JobQuerySet.claim()'s UPDATE ... RETURNING, compiled."""
+    jobs = Job.objects.using(db)
+    next_ids = jobs.claimable(channel, limited=False, now=NOW).values("pk")[:size]
+    sql, params = jobs.filter(pk__in=SkipLocked(next_ids)).update_returning_sql(
+        **Job.claim_changes(worker_id, now=NOW)
+    )
+    return Reused.of(sql, params, connections[db])
+
+
+@functools.lru_cache(maxsize=256)
+def limited_candidates_statement(db: str, *, channel: str, size: int) -> Reused:
+    """JobQuerySet.claim_limited()'s candidates (id, limit key), compiled."""
+    candidates = Job.objects.using(db).claimable(channel, limited=True, now=NOW)
+    query = candidates.values_list("pk", "limit_key")[: size * 4].query
+    sql, params = query.get_compiler(db).as_sql()
+    return Reused.of(sql, params, connections[db])
 
 
 @functools.cache
@@ -457,11 +491,11 @@ class Job(models.Model):
     # worker taken for dead must not overwrite what its successor recorded.
 
     @classmethod
-    def claim_changes(cls, worker_id: str) -> dict[str, Any]:
+    def claim_changes(cls, worker_id: str, *, now: datetime | None = None) -> dict[str, Any]:
         """What claiming a queued job writes (JobQuerySet.claim, for a batch, and claim()).
-        The times are the claim's; the attempt's own start replaces them when it is
+        The times are the claim's (`now`); the attempt's own start replaces them when it is
         recorded."""
-        now = timezone.now()
+        now = now or timezone.now()
         return {
             "status": cls.Status.RUNNING,
             "attempts": F("attempts") + 1,

@@ -60,8 +60,9 @@ LAYER_DB, CELERY_BROKER_DB, CELERY_RESULT_DB = (
 DATABASE = os.environ.get("BENCH_DATABASE", "pipeline_bench_jobs")
 # A finished Celery task leaves one key, its result.
 CELERY_RESULT_KEYS = "celery-task-meta-*"
-# Both runtimes log at INFO: Celery two lines per task (received, succeeded); ours one per
-# quick job (succeeded), two for a job running longer than 50 ms.
+# Both runtimes log at INFO: Celery two lines per task (received, succeeded); ours three per
+# quick job (django.tasks' started and finished, and its own succeeded), four for a job
+# running longer than a watchdog tick.
 LOG_LEVEL = os.environ.get("BENCH_LOG_LEVEL", "INFO")
 
 Enqueue = Callable[[], Any]

@@ -3,6 +3,7 @@ batch paths beside them (insert, claim, record, hand back); the lease."""
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 from typing import Any
 
@@ -41,6 +42,26 @@ def test_a_batch_claim_takes_ready_jobs_in_order_and_returns_them_as_stored() ->
         assert (job.status, job.attempts, job.worker_ids) == ("running", 1, ["w"])
     rest = Job.objects.claim(channel="compute", worker_id="v", size=5)
     assert [job.pk for job in rest] == [int(older[2].id)]
+
+
+def test_a_claim_built_once_runs_at_the_time_of_each_run() -> None:
+    due = timezone.now() + timedelta(seconds=0.5)
+    soon = tasks.trivial.using(run_after=due).enqueue()
+    assert Job.objects.claim(channel="compute", worker_id="w", size=1) == []
+    while timezone.now() <= due:
+        time.sleep(0.05)
+    before = timezone.now()
+    # The same statement as above (channel, worker and size), with this run's time.
+    (job,) = Job.objects.claim(channel="compute", worker_id="w", size=1)
+    assert job.pk == int(soon.id)
+    assert job.last_attempted_at is not None
+    assert job.last_attempted_at >= before
+    assert job.heartbeat_at == job.updated_at == job.last_attempted_at
+    # Its times read as Django reads them.
+    stored = Job.objects.get(pk=job.pk)
+    assert columns(job) == columns(stored)
+    assert stored.last_attempted_at is not None
+    assert job.last_attempted_at.tzinfo == stored.last_attempted_at.tzinfo
 
 
 def test_insert_writes_the_row_that_create_writes(user: Any) -> None:

@@ -7,13 +7,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from django.db import connection, transaction
+from django.db import DataError, connection, transaction
 from django.utils import timezone
 
 from tests import tasks
 from workers.backends import enqueue_for
 from workers.models import Job
-from workers.sql import insert_statement
+from workers.sql import insert_statement, prepared_cursor
 
 pytestmark = [pytest.mark.django_db, pytest.mark.postgres]
 
@@ -46,7 +46,9 @@ def rows_read_by_index_scans(owner: Any) -> list[int]:
     job = Job(**values)
     sql, params = insert_statement(Job, frozenset(values), owner_null=owner is None, unique=False)
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + sql, [param(job) for param in params])
+        cursor.execute(
+            "EXPLAIN (ANALYZE, FORMAT JSON) " + sql, [param(job, connection) for param in params]
+        )
         (document,) = cursor.fetchone()
         transaction.set_rollback(True)
     plan = (json.loads(document) if isinstance(document, str) else document)[0]["Plan"]
@@ -75,3 +77,36 @@ def test_an_enqueue_behind_a_long_queue_of_its_owner_reads_one_row_per_probe(
         # owner's whole queue.
         assert rows, "the fair rank is read through the indexes"
         assert max(rows) <= 1, rows
+
+
+@pytest.mark.parametrize("style", ["ISO, MDY", "ISO, DMY"])
+def test_the_runtimes_statements_read_times_as_django_reads_them(style: str) -> None:
+    job = Job.objects.get(pk=tasks.trivial.enqueue().id)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SET DateStyle = '{style}'")
+    try:
+        with prepared_cursor() as cursor:
+            table = Job._meta.db_table
+            cursor.execute(
+                f"SELECT enqueued_at, run_after FROM {table} WHERE id = %s",  # noqa: S608 (the model's own)
+                [job.pk],
+            )
+            read = cursor.fetchone()
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("SET DateStyle = 'ISO, MDY'")
+    assert read == (job.enqueued_at, job.run_after)
+    assert [value.tzinfo for value in read] == [job.enqueued_at.tzinfo, job.run_after.tzinfo]
+
+
+def test_a_time_the_runtimes_statements_cannot_read_fails_as_djangos_cursor_does() -> None:
+    # A date BC: Python's datetime has none.
+    query = "SELECT '0044-03-15 12:00:00+00 BC'::timestamptz"
+    errors = []
+    for cursor_of in (connection.cursor, prepared_cursor):
+        with cursor_of() as cursor:
+            cursor.execute(query)
+            with pytest.raises(DataError) as raised:
+                cursor.fetchone()
+        errors.append(str(raised.value))
+    assert errors[0] == errors[1]
