@@ -48,7 +48,7 @@ from chat.services import (
     typing_due,
 )
 from wire.close import Close
-from wire.sockets import SiteConsumer
+from wire.sockets import SiteConsumer, connect_db
 
 logger = logging.getLogger(__name__)
 
@@ -77,10 +77,10 @@ class ChatConsumer(SiteConsumer):
     async def start(self) -> None:
         name = self.scope["url_route"]["kwargs"]["room"]
         try:
-            room = await database_sync_to_async(room_enter)(name=name, user=self.user)
+            room = await connect_db(room_enter)(name=name, user=self.user)
             if room is None:
                 await room_create_rate_check(user_id=self.user.pk)
-                room = await database_sync_to_async(room_open)(name=name, user=self.user)
+                room = await connect_db(room_open)(name=name, user=self.user)
         except InvalidRoomName:
             await self.refuse(Close.BAD_ROOM)
             return
@@ -100,8 +100,7 @@ class ChatConsumer(SiteConsumer):
         # history or held here (and dropped by its seq if it is in both).
         self.room_hub = room_hub(self.room, get_channel_layer())
         users = await self.room_hub.join(self)
-        # One trip to the database thread (shared by every connection of the process).
-        replay, others = await database_sync_to_async(self.connect_reads)(self.query_since())
+        replay, others = await connect_db(self.connect_reads)(self.query_since())
         for frame in replay.frames:
             await self.send_json(frame)
         self.cursor = replay.cursor

@@ -44,6 +44,7 @@ from chat.models import Room
 from chat.selectors import messages_between, presence_changes, presence_users, room_last_seq
 from chat.services import presence_join, presence_leave, presence_prune, presence_touch
 from media_tasks.models import Upload
+from wire.sockets import connect_db
 from workers import events as job_events
 
 logger = logging.getLogger(__name__)
@@ -104,7 +105,7 @@ class RoomHub:
         self.members[member.connection_id] = member
         await self.subscribed_once()
         # One trip to the server's database thread, which every connect of a storm waits for.
-        users: list[str] = await database_sync_to_async(self.enter)(member)
+        users: list[str] = await connect_db(self.enter)(member)
         self.mark({member.user_id})
         return users
 
@@ -131,7 +132,7 @@ class RoomHub:
         if self.unused():
             # Taken out at once, so that a new connection makes a new hub, not this closing one.
             _forget(self)
-        await database_sync_to_async(presence_leave)(connection_id=member.connection_id)
+        await connect_db(presence_leave)(connection_id=member.connection_id)
         self.mark({member.user_id})
         if self.unused():
             await self.close()

@@ -29,10 +29,12 @@ import hashlib
 import json
 import logging
 import weakref
+from collections.abc import Awaitable, Callable
 from importlib import import_module
 from typing import Any
 
 from channels.auth import get_user
+from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.layers import get_channel_layer
 from django.conf import settings
@@ -46,6 +48,15 @@ logger = logging.getLogger(__name__)
 SOCKETS_RECHECK = "sockets.recheck"
 # After the layer fails (Redis away), wait this long, doubling up to the maximum, before trying.
 RETRY_FIRST, RETRY_MAX = 0.5, 10.0
+
+
+def connect_db(func: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
+    """`func` run for a socket's connect or close, in a thread of a pool, each thread with its
+    own database connection: Channels' database_sync_to_async runs every call of the process
+    on one thread, so that in a reconnect storm each connect waited for all the others' reads
+    and writes, past daphne's handshake timeout, and the clients' retries made it worse."""
+    run: Callable[..., Awaitable[Any]] = database_sync_to_async(func, thread_sensitive=False)
+    return run
 
 
 def user_group(user_id: int) -> str:
