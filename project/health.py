@@ -14,6 +14,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
 from project.metrics import CONTENT_TYPE, metrics_allowed, metrics_text
+from wire.outage import Outage
 
 logger = logging.getLogger(__name__)
 
@@ -23,6 +24,8 @@ OK = "ok"
 # What the public reads in place of a failing check's reason: reasons name hosts, ports,
 # database roles and versions, and are for those allowed to read /metrics.
 FAIL = "fail"
+# Probes ask every second or two: a failing check is logged when it starts and when it ends.
+_health = Outage("healthz", logger)
 
 
 def database_select_one() -> None:
@@ -79,8 +82,10 @@ async def healthz(request: HttpRequest) -> JsonResponse:
     database, channel_layer = await asyncio.gather(health_database(), health_channel_layer())
     checks = {"database": database, "channel_layer": channel_layer}
     healthy = all(result == OK for result in checks.values())
-    if not healthy:
-        logger.warning("healthz failing: database=%r channel_layer=%r", database, channel_layer)
+    if healthy:
+        _health.answered()
+    else:
+        _health.failed(f"database={database!r} channel_layer={channel_layer!r}")
     if not metrics_allowed(request):
         checks = {name: OK if result == OK else FAIL for name, result in checks.items()}
     return JsonResponse(checks, status=200 if healthy else 503)

@@ -5,20 +5,15 @@ from django.contrib.auth import login
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.forms import UserCreationForm
 from django.contrib.auth.models import User
-from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from project.outages import OUTAGES, request_failed
 from project.throttle import by_address, by_email, by_user, throttled
 from wire import errors
 from wire.errors import error_response
 
-# What a request fails with while PostgreSQL restarts or Redis fails over: a moment's outage,
-# not a bug of the site. The client is told to try again (503, Retry-After), not given a 500.
-OUTAGES = (OperationalError, InterfaceError, RedisConnectionError, RedisTimeoutError)
 RETRY_AFTER = 5
 
 
@@ -75,8 +70,10 @@ password_change = throttled(
 def server_error(request: HttpRequest) -> HttpResponse:
     """The site's `handler500`: 503 with Retry-After while a service it needs does not answer
     (OUTAGES), else 500; JSON for the API, a page otherwise. Called with the exception being
-    handled; its details are in the log (django.request), never in the answer."""
-    outage = isinstance(sys.exc_info()[1], OUTAGES)
+    handled; its details are in the log (django.request; an outage's once, project.outages),
+    never in the answer."""
+    error = sys.exc_info()[1]
+    outage = isinstance(error, OUTAGES)
     status = 503 if outage else 500
     message = (
         "the site cannot reach its database or its message broker just now: try again in a moment"
@@ -94,4 +91,6 @@ def server_error(request: HttpRequest) -> HttpResponse:
         )
     if outage:
         response["Retry-After"] = str(RETRY_AFTER)
+        assert error is not None
+        request_failed(error, response)
     return response

@@ -9,6 +9,7 @@ own), and a Redis that is away costs a caller at most one short wait per RETRY_R
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import time
@@ -17,8 +18,12 @@ from typing import Any
 
 import redis
 import redis.asyncio as aioredis
+import redis.asyncio.sentinel
+import redis.sentinel
 from django.conf import settings
 from redis.exceptions import RedisError
+
+from wire.outage import Outage
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +43,8 @@ _sync_clients: dict[str, redis.Redis] = {}
 _local: dict[str, tuple[int, int]] = {}
 # time.monotonic() until which Redis is not asked.
 _redis_away_until = 0.0
+# Its going away and coming back, one line each (not one per RETRY_REDIS_AFTER).
+_redis = Outage("Redis for the rate limits", logger)
 
 
 async def hit(key: str, *, limit: int, window: float) -> float | None:
@@ -49,8 +56,11 @@ async def hit(key: str, *, limit: int, window: float) -> float | None:
     if _ask_redis():
         try:
             count = await _redis_count(f"{key}:{number}", ttl=math.ceil(window) + 1)
-        except (RedisError, OSError, TimeoutError):
-            _redis_away(key)
+        except (RedisError, OSError, TimeoutError) as error:
+            _redis_away(error)
+        else:
+            if _redis.failing:
+                _redis.answered(_address(await _primary_address(_client())))
     if count is None:
         count = _local_count(key, number)
     return _verdict(count, limit=limit, now=now, number=number, window=window)
@@ -67,8 +77,11 @@ def hit_sync(key: str, *, limit: int, window: float) -> float | None:
                 pipe.incr(f"{key}:{number}")
                 pipe.expire(f"{key}:{number}", math.ceil(window) + 1)
                 count = int(pipe.execute()[0])
-        except (RedisError, OSError, TimeoutError):
-            _redis_away(key)
+        except (RedisError, OSError, TimeoutError) as error:
+            _redis_away(error)
+        else:
+            if _redis.failing:
+                _redis.answered(_address(_sync_primary_address(_sync_client())))
     if count is None:
         count = _local_count(key, number)
     return _verdict(count, limit=limit, now=now, number=number, window=window)
@@ -78,12 +91,35 @@ def _ask_redis() -> bool:
     return bool(settings.REDIS_URL) and time.monotonic() >= _redis_away_until
 
 
-def _redis_away(key: str) -> None:
+def _redis_away(error: BaseException) -> None:
     global _redis_away_until
     _redis_away_until = time.monotonic() + RETRY_REDIS_AFTER
-    logger.warning(
-        "rate limit key=%s counted in this process: Redis unavailable", key, exc_info=True
-    )
+    _redis.failed(error)
+
+
+async def _primary_address(client: aioredis.Redis) -> Any:
+    """The Sentinels' primary the client now uses (None without Sentinels, or if they do
+    not say): asked once, when Redis answers again, for the log."""
+    pool = client.connection_pool
+    if not isinstance(pool, aioredis.sentinel.SentinelConnectionPool):
+        return None
+    with contextlib.suppress(RedisError, OSError, TimeoutError):
+        return await pool.get_master_address()  # type: ignore[no-untyped-call]
+    return None
+
+
+def _sync_primary_address(client: redis.Redis) -> Any:
+    """`_primary_address` for the synchronous client."""
+    pool = client.connection_pool
+    if not isinstance(pool, redis.sentinel.SentinelConnectionPool):
+        return None
+    with contextlib.suppress(RedisError, OSError, TimeoutError):
+        return pool.get_master_address()  # type: ignore[no-untyped-call]
+    return None
+
+
+def _address(address: Any) -> str:
+    return f"{address[0]}:{address[1]}" if address else ""
 
 
 def _verdict(count: int, *, limit: int, now: float, number: int, window: float) -> float | None:

@@ -25,6 +25,7 @@ from django.conf import settings
 from django.db import DatabaseError, close_old_connections, connection
 from django.tasks.signals import task_finished
 
+from wire.outage import Outage
 from workers import chains, events
 from workers.attempt import Attempt
 from workers.models import Job
@@ -141,6 +142,8 @@ class ChannelDrain:
         self.idle_since = 0.0
         self.batch_window: float = settings.JOBS["BATCH_WINDOW"]
         self.max_batch = int(settings.JOBS["MAX_BATCH"])
+        # The database away: one line when a drain first fails on it, one when one works.
+        self.database = Outage(f"channel={channel} drain database", logger)
 
     def new_thread(self) -> ChannelThread:
         return ChannelThread(f"job-{self.channel}")
@@ -149,11 +152,17 @@ class ChannelDrain:
         """Run ready jobs of the channel until there are none (or the worker is stopping)."""
         try:
             await self.run()
-        except DatabaseError:
+        except DatabaseError as error:
             # Most likely a connection the database dropped while the thread was idle (a
-            # restart): the thread has closed it, and a second drain reconnects.
-            logger.warning("channel=%s database error; draining again", self.channel, exc_info=True)
-            await self.run()
+            # restart): the thread has closed it, and a second drain reconnects. If that
+            # fails too, the database is away: the recovery sweep wakes the channel again.
+            self.database.failed(error)
+            try:
+                await self.run()
+            except DatabaseError as again:
+                self.database.failed(again)
+                return
+        self.database.answered()
 
     async def run(self) -> None:
         batch = self.batch = Batch(self.channel)

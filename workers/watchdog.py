@@ -22,6 +22,7 @@ from collections.abc import Iterable
 from channels.db import database_sync_to_async
 from django.conf import settings
 
+from wire.outage import Outage
 from workers.attempt import Attempt
 from workers.claim import Batch, ChannelDrain
 from workers.exceptions import JobCancelled, JobLost, TimeLimitExceeded
@@ -52,6 +53,8 @@ class Watchdog:
         # When each running job was last asked whether it was cancelled.
         self.polls: dict[int, float] = {}
         self.cancel_grace: float = settings.JOBS["CANCEL_GRACE"]
+        # A check fails mostly while the database restarts: one line then, one once it works.
+        self.checks = Outage("watchdog check", logger)
 
     def wake(self) -> None:
         """A batch started: watch again."""
@@ -65,8 +68,10 @@ class Watchdog:
             await asyncio.sleep(TICK)
             try:
                 await self.check()
-            except Exception:
-                logger.exception("watchdog check failed; trying again")
+            except Exception as error:
+                self.checks.failed(error)
+            else:
+                self.checks.answered()
 
     async def check(self) -> None:
         now = time.monotonic()

@@ -33,6 +33,7 @@ from django.conf import settings
 from django.utils import timezone
 from django.utils.crypto import get_random_string
 
+from wire.outage import Outage
 from workers import events, wakeups
 from workers.claim import ChannelDrain
 from workers.exceptions import JobLost
@@ -87,6 +88,9 @@ class Worker(ChannelsWorker):
         }
         self.watchdog = Watchdog(self.drains.values())
         self.watching: asyncio.Task[None] | None = None
+        # The database away (a restart): one line when the heartbeat and sweep start failing,
+        # one when they work again, not one a SWEEP_INTERVAL.
+        self.database = Outage(f"worker={self.worker_id} database", logger)
 
     async def handle(self) -> None:
         loop = asyncio.get_running_loop()
@@ -156,6 +160,7 @@ class Worker(ChannelsWorker):
 
     async def listener(self, channel: str) -> None:
         consumer = self.start_consumer(channel)
+        layer = Outage(f"channel={channel} receive", logger)
         failures = 0
         while True:
             await consumer.free.acquire()
@@ -168,18 +173,16 @@ class Worker(ChannelsWorker):
                 continue
             try:
                 message = await self.channel_layer.receive(channel)
-            except Exception:
+            except Exception as error:
                 # Redis restarting: keep the worker alive and try again; the sweep re-sends
                 # any wake-up lost meanwhile.
                 failures += 1
-                delay = min(30.0, 0.5 * 2**failures)
-                logger.warning(
-                    "channel=%s receive failed; retrying in %.1f s", channel, delay, exc_info=True
-                )
+                layer.failed(error)
                 consumer.free.release()
-                await asyncio.sleep(delay)
+                await asyncio.sleep(min(30.0, 0.5 * 2**failures))
                 continue
             failures = 0
+            layer.answered()
             consumer.queue.put_nowait(message)
 
     async def application_send(self, scope: dict[str, Any], message: dict[str, Any]) -> None:
@@ -213,13 +216,11 @@ class Worker(ChannelsWorker):
         while True:
             try:
                 await database_sync_to_async(self.beat)()
-            except Exception:
-                logger.warning("worker=%s heartbeat not recorded", self.worker_id, exc_info=True)
-            try:
                 swept = await database_sync_to_async(jobs_sweep)(holder=self.worker_id)
-            except Exception:
-                logger.exception("recovery sweep failed; trying again later")
+            except Exception as error:
+                self.database.failed(error)
             else:
+                self.database.answered()
                 if any(swept.values()):
                     counts = " ".join(f"{k}={v}" for k, v in swept.items())
                     logger.info("recovery sweep %s", counts)

@@ -95,6 +95,68 @@ def status(client: httpx.Client, upload_id: int) -> dict[str, Any]:
     return answer
 
 
+# Lines of one host printed per fault (nginx logs one a request it gave up on).
+PRINTED_LINES = 6
+# How long journald may take to have a line a process wrote (the hosts share one clock).
+JOURNAL_WAIT = 30
+
+
+def journal_since(host: Host, since: float, *units: str) -> list[str]:
+    """`host`'s journal lines (of `units`, else all of them) since wall-clock time `since`."""
+    return host.journal(*units, since=f"--since=@{int(since)}").splitlines()
+
+
+def journal_says(
+    host: Host, since: float, *needles: str, units: tuple[str, ...] = (), at_most: int = 0
+) -> list[str]:
+    """The lines of `host`'s journal since `since` that contain every one of `needles`,
+    waited for until there is one; with `at_most`, asserted to be no more than that many
+    (one line per event, not one per retry)."""
+    lines: list[str] = []
+
+    def found() -> bool:
+        lines[:] = [
+            line
+            for line in journal_since(host, since, *units)
+            if all(needle in line for needle in needles)
+        ]
+        return bool(lines)
+
+    seconds_until(found, JOURNAL_WAIT, f"{host.name}'s journal to say {' ... '.join(needles)}")
+    if at_most:
+        assert len(lines) <= at_most, "\n".join(lines)
+    return lines
+
+
+def nginx_errors_since(host: Host, lines_before: int) -> list[str]:
+    """nginx's error log on `host` (a file, as Debian's nginx writes it) past its first
+    `lines_before` lines."""
+    return host.sh(f"tail -n +{lines_before + 1} /var/log/nginx/error.log").stdout.splitlines()
+
+
+def nginx_error_lines(host: Host) -> int:
+    return int(host.sh("wc -l < /var/log/nginx/error.log").stdout)
+
+
+def worker_processes(host: Host) -> int:
+    """The pipeline-worker@ instances running on `host`: each logs its own transitions."""
+    listed = host.sh(
+        "systemctl list-units --plain --no-legend --state=active 'pipeline-worker@*'"
+    ).stdout
+    return len([line for line in listed.splitlines() if line.strip()])
+
+
+def print_journal(fault: str, said: dict[str, list[str]]) -> None:
+    """The lines each host's log has for `fault`, cut short (a first failure carries its
+    traceback on the same line)."""
+    print(f"\ncluster: logs, {fault}:")
+    for where, lines in said.items():
+        for line in lines[:PRINTED_LINES]:
+            print(f"  {where}: {line[:220]}{' ...' if len(line) > 220 else ''}")
+        if len(lines) > PRINTED_LINES:
+            print(f"  {where}: ... and {len(lines) - PRINTED_LINES} more lines like these")
+
+
 def test_the_units_run_sandboxed_with_their_memory_bound_enforced(bed: Cluster) -> None:
     worker = bed.hosts["work1"]
     unit = "pipeline-worker@thumbnails-1.service"
@@ -143,6 +205,7 @@ def test_an_upload_through_nginx_ends_done_and_its_renditions_are_served(
 
 
 def test_a_worker_host_powered_off_mid_job_loses_nothing(bed: Cluster, alice: httpx.Client) -> None:
+    since = time.time()
     accepted = [upload(alice, photo_like(2400, 1800, seed=n, quality=70)) for n in range(12)]
     moments: dict[str, Any] = {}
 
@@ -186,6 +249,12 @@ def test_a_worker_host_powered_off_mid_job_loses_nothing(bed: Cluster, alice: ht
         assert names
         assert len(names) == len(set(names)), state
     assert other.sh("systemctl is-active pipeline-worker@thumbnails-1").stdout.strip() == "active"
+    # The surviving host's sweep says which of the dead host's jobs it queued again: one line
+    # a job.
+    taken = journal_says(other, since, f"worker {victim.name}:", "stopped responding; queued again")
+    jobs = [line.split("job=", 1)[1].split()[0] for line in taken]
+    assert len(jobs) == len(set(jobs)), taken
+    print_journal(f"worker host {victim.name} powered off", {other.name: taken})
 
     # Power back on: the same disk, its enabled workers start again at boot.
     victim.boot()
@@ -234,10 +303,12 @@ def thumbnails_instances(host: Host) -> list[str]:
 
 def test_a_burst_starts_workers_and_they_stop_when_idle(bed: Cluster, alice: httpx.Client) -> None:
     host, other = bed.hosts["work1"], bed.hosts["work2"]
+    since = time.time()
     host.sh("systemctl enable --now pipeline-autoscale.timer")
     assert "pipeline-autoscale.timer" in host.sh("systemctl list-timers --all --no-legend").stdout
-    # The timer's passes would do what the passes below do; these run them at once.
-    host.sh("systemctl stop pipeline-autoscale.timer")
+    # The timer's passes would do what the passes below do; these run them at once. A pass
+    # the timer started may still be running: stopped too, so that only those below run.
+    host.sh("systemctl stop pipeline-autoscale.timer pipeline-autoscale.service")
     # No thumbnails worker anywhere: the burst waits in the queue for the autoscaler.
     for worker in (host, other):
         worker.sh("systemctl stop pipeline-worker@thumbnails-1")
@@ -269,6 +340,18 @@ def test_a_burst_starts_workers_and_they_stop_when_idle(bed: Cluster, alice: htt
         f"burst of {len(accepted)}, then {' -> '.join(map(str, shrinking[1:]))} once idle"
     )
     assert shrinking[-1] == 1
+    # One line a channel a pass: the pass that started instances names them, each pass that
+    # stopped one names it.
+    said = journal_says(
+        host, since, "autoscale channel=thumbnails", units=("pipeline-autoscale.service",)
+    )
+    started = [line.split("started=", 1)[1].split()[0] for line in said if "started=thu" in line]
+    stopped = [line.split("stopped=", 1)[1].split()[0] for line in said if "stopped=thu" in line]
+    assert started == [
+        ",".join(u.removeprefix("pipeline-worker@").removesuffix(".service") for u in during)
+    ], said
+    assert len(stopped) == len(set(stopped)) == len(during) - 1, said
+    print_journal("autoscale", {host.name: [line for line in said if "=thu" in line]})
 
 
 def sentinel_primary(host: Host) -> str:
@@ -324,6 +407,7 @@ def under_load(bed: Cluster, name: str, fault: Callable[[], None]) -> tuple[Figu
 def test_the_redis_primary_killed_sentinel_promotes_the_replica(bed: Cluster) -> None:
     primary, replica = bed.redis_host(), bed.hosts["redis2"]
     assert sentinel_primary(replica) == primary.address
+    since = time.time()
     moments: dict[str, float] = {}
 
     def kill() -> None:
@@ -355,6 +439,28 @@ def test_the_redis_primary_killed_sentinel_promotes_the_replica(bed: Cluster) ->
         JOB_WAIT,
         "the old primary to follow the new one",
     )
+    # Each web host's limiter: Redis failing once, then back at the promoted replica, once
+    # (a daphne process a host); each worker process's receive on its channel, the same.
+    said = {}
+    for web in bed.web_hosts():
+        said[web.name] = redis_outage(web, since, at=f"{replica.address}:6379")
+    for name in ("work1", "work2"):
+        worker = bed.hosts[name]
+        processes = worker_processes(worker)
+        said[name] = journal_says(
+            worker, since, "receive failing", at_most=processes
+        ) + journal_says(worker, since, "receive back after", at_most=processes)
+    print_journal("Redis primary killed", said)
+
+
+def redis_outage(web: Host, since: float, *, at: str) -> list[str]:
+    """The lines of a web host's journal since `since` for its rate limiter's Redis: one
+    failing, one back (at `at`, the primary's address)."""
+    units = ("pipeline-web.service",)
+    failing = journal_says(web, since, "Redis for the rate limits failing", units=units, at_most=1)
+    back = journal_says(web, since, "Redis for the rate limits back after", units=units, at_most=1)
+    assert back[0].endswith(f"calls failed) at {at}"), back
+    return failing + back
 
 
 def test_a_web_host_cut_off_from_redis_for_10_s_loses_nothing(bed: Cluster) -> None:
@@ -363,6 +469,7 @@ def test_a_web_host_cut_off_from_redis_for_10_s_loses_nothing(bed: Cluster) -> N
         h.address for h in bed.hosts.values() if {"redis", "replica"} & set(h.roles)
     )
     moments: dict[str, float] = {}
+    since = time.time()
 
     def cut() -> None:
         web.sh(
@@ -377,11 +484,62 @@ def test_a_web_host_cut_off_from_redis_for_10_s_loses_nothing(bed: Cluster) -> N
 
     under_load(bed, "web1 cut off from Redis for 10 s", cut)
     print(f"\ncluster: web1's /healthz passing {moments['healthy']:.1f} s after the cut ended")
+    # web1 says it once each (the limiter used to say it every 5 s); web2, never cut, not at all.
+    said = {web.name: redis_outage(web, since, at=f"{bed.hosts['redis2'].address}:6379")}
+    assert not [
+        line
+        for line in journal_since(bed.hosts["web2"], since, "pipeline-web.service")
+        if "Redis for the rate limits failing" in line
+    ]
+    print_journal("web1 cut off from Redis", said)
 
 
 def test_a_postgresql_restart_loses_nothing(bed: Cluster) -> None:
     database = bed.database_host()
+    since = time.time()
     under_load(bed, "PostgreSQL restarted", lambda: database.sh("systemctl restart postgresql"))
+    # Each worker process: its database failing, then back, once each (they used to say it
+    # every second, heartbeat and sweep apart); its drains at most once each way too (they
+    # used to say it, and a traceback of the consumer's crash, for every wake-up).
+    said = {}
+    for name in ("work1", "work2"):
+        worker = bed.hosts[name]
+        processes = worker_processes(worker)
+        said[name] = journal_says(
+            worker, since, "worker=", "database failing", at_most=processes
+        ) + journal_says(worker, since, "worker=", "database back after", at_most=processes)
+        lines = journal_since(worker, since)
+        drains = [line for line in lines if "drain database" in line]
+        assert len([line for line in drains if "failing" in line]) <= processes, drains
+        crashed = [line for line in lines if "consumer stopped" in line and "django.db" in line]
+        assert not crashed, crashed
+        said[name] += drains
+    said[database.name] = journal_says(
+        database, since, "Started postgresql@", units=("postgresql@15-main",)
+    )
+    # A web host that answered requests 503 meanwhile: once when the first failed, once when
+    # one was answered again (it used to log each, with its traceback). The load balancer
+    # passes a GET answered 503 on, so one of them may have seen none.
+    outage = "requests' database or message broker"
+
+    def web_lines(web: Host) -> list[str]:
+        return [
+            line for line in journal_since(web, since, "pipeline-web.service") if outage in line
+        ]
+
+    seconds_until(
+        lambda: any(
+            f"{outage} back after" in line for web in bed.web_hosts() for line in web_lines(web)
+        ),
+        JOURNAL_WAIT,
+        "a web host's journal to say its requests were answered again",
+    )
+    for web in bed.web_hosts():
+        lines = said[web.name] = web_lines(web)
+        failing = [line for line in lines if f"{outage} failing" in line]
+        assert len(failing) <= 1, lines
+        assert len(lines) == 2 * len(failing), lines
+    print_journal("PostgreSQL restarted", said)
 
 
 def access_log_lines(host: Host) -> int:
@@ -400,6 +558,8 @@ def wait_for_serving(host: Host) -> float:
 def test_a_frozen_web_host_is_passed_by_and_serves_again_once_thawed(bed: Cluster) -> None:
     web = bed.hosts["web2"]
     moments: dict[str, float] = {}
+    balancer = bed.entry()
+    errors_before = nginx_error_lines(balancer)
 
     def freeze() -> None:
         web.freeze()
@@ -422,10 +582,18 @@ def test_a_frozen_web_host_is_passed_by_and_serves_again_once_thawed(bed: Cluste
         f"the load again after {moments['healthy'] + moments['serving']:.1f} s"
     )
     assert answered, "nothing succeeded through web1 while web2 was frozen"
+    # The load balancer's error log names the frozen host for each request it gave up on
+    # there (then it sends it nothing for fail_timeout).
+    said = [line for line in nginx_errors_since(balancer, errors_before) if "upstream" in line]
+    assert [line for line in said if f"//{web.address}:443" in line], said
+    print_journal("web2 frozen", {f"{balancer.name} (nginx error.log)": said})
 
 
 def test_a_rolling_deploy_loses_nothing(bed: Cluster) -> None:
     moments: dict[str, float] = {}
+    since = time.time()
+    balancer = bed.entry()
+    errors_before = nginx_error_lines(balancer)
 
     def deploy() -> None:
         # README "Several machines", an upgrade: one web host at a time, out of the load
@@ -459,6 +627,27 @@ def test_a_rolling_deploy_loses_nothing(bed: Cluster) -> None:
         f"web1 back in the rotation {moments['web1']:.1f} s after its restart, "
         f"web2 {moments['web2']:.1f} s"
     )
+    # Each web host: its server restarted; the load balancer: each web host refusing while
+    # its nginx was stopped; each worker host: each worker stopped and listening again.
+    said: dict[str, list[str]] = {}
+    for web in bed.web_hosts():
+        said[web.name] = journal_says(
+            web, since, "Started pipeline-web.service", units=("pipeline-web.service",)
+        )
+    refused = [line for line in nginx_errors_since(balancer, errors_before) if "upstream" in line]
+    for web in bed.web_hosts():
+        assert [line for line in refused if f"//{web.address}:443" in line], refused
+    said[f"{balancer.name} (nginx error.log)"] = refused
+    for name in ("work1", "work2"):
+        worker = bed.hosts[name]
+        stopped = journal_says(worker, since, " stopped", "worker=")
+        assert len([line for line in stopped if line.endswith(" stopped")]) >= len(WORKERS)
+        listening = [
+            journal_says(worker, since, "listening on channels " + unit.rsplit("-", 1)[0])[-1]
+            for unit in WORKERS
+        ]
+        said[name] = [line for line in stopped if line.endswith(" stopped")] + listening
+    print_journal("rolling deploy", said)
 
 
 def place_thumbnails_instances(bed: Cluster, count: int) -> None:

@@ -106,6 +106,9 @@ def test_layer_limiter_and_site_follow_a_failover(
     assert (healthz(web.url) or {}).get("channel_layer") == "ok"
 
     group.server_on(primary_port).kill()
+    # Before the promotion the Sentinels still name the dead primary: the limiter counts in
+    # the process.
+    assert probe.ask("limit during") == {"ok": True}
     replica_port = group.servers[1].port
     wait_for(
         lambda: group.primary_port() == replica_port,
@@ -125,6 +128,13 @@ def test_layer_limiter_and_site_follow_a_failover(
         "the rate limiter to count in the new primary",
         0.5,
     )
+    # The process's log says so once each (not once a retry): Redis failing, then back at
+    # the promoted replica.
+    log = probe.log.read_text()
+    assert log.count("Redis for the rate limits failing") == 1, log
+    back = [line for line in log.splitlines() if "Redis for the rate limits back after" in line]
+    assert len(back) == 1, log
+    assert back[0].endswith(f"calls failed) at 127.0.0.1:{replica_port}"), log
     wait_for(
         lambda: (healthz(web.url) or {}).get("channel_layer") == "ok",
         FAILOVER_WAIT,
