@@ -15,6 +15,7 @@ import inspect
 import logging
 from typing import Any, ClassVar
 
+from autobahn.exception import Disconnected
 from django.conf import settings
 from twisted.internet.interfaces import IPushProducer
 from zope.interface import implementer
@@ -162,7 +163,12 @@ def bound_websocket_send_buffers(protocol_class: Any) -> None:
                 )
                 self.sendClose(code=int(Close.TOO_SLOW), reason="too slow: reconnect")
             return
-        server_send(self, content, binary)
+        try:
+            server_send(self, content, binary)
+        except Disconnected:
+            # The client left, or the socket is closing, while the application still sent:
+            # there is no one to deliver to, and the application hears of it on its own.
+            return
 
     protocol_class.onOpen = onOpen
     protocol_class.serverSend = serverSend

@@ -134,6 +134,24 @@ def test_sockets_that_stop_reading_are_cut_off_once_they_hold_the_process_total(
             sock.close()
 
 
+def test_frames_sent_to_a_closing_socket_are_dropped_not_an_application_error(
+    processes: Processes,
+) -> None:
+    server = serve_flood(processes, FLOOD_FRAMES="50", FLOOD_INTERVAL="0.01", FLOOD_CLOSE_FIRST="1")
+    assert server.port is not None
+    # The server closes the socket, and its application goes on sending while the client
+    # has not answered the close yet.
+    closing = RawSocket(server.port, "/ws/flood/")
+    closing.close()
+    crashed = "Exception inside application"
+    wait_for(
+        lambda: "flood ended" in server.output() or crashed in server.output(),
+        30,
+        "the application to end",
+    )
+    assert crashed not in server.output()
+
+
 async def test_replay_on_connect_is_capped_and_older_pages_come_through_history(
     user: Any, password: str, settings: Any
 ) -> None:
