@@ -197,7 +197,7 @@ class ChatConsumer(SiteConsumer):
         except ChatError as error:
             await self.send_chat_error(error, client_id=frame.get("client_id"))
 
-    async def post(self, frame: dict[str, Any]) -> None:
+    async def post(self, frame: dict[str, Any], picture: Any = None) -> None:
         await message_rate_check(user_id=self.user_id)
         result = await database_sync_to_async(message_post)(
             room=self.room,
@@ -205,6 +205,7 @@ class ChatConsumer(SiteConsumer):
             body=frame.get("body"),
             client_id=frame.get("client_id"),
             reply_to=self.connection_id,
+            picture=picture,
         )
         await self.send_json(ack_payload(result.message))
 
@@ -213,16 +214,7 @@ class ChatConsumer(SiteConsumer):
             raise InvalidFrame(
                 "A chat.picture needs 'upload': the id of one of your uploads (POST /api/uploads/)."
             )
-        await message_rate_check(user_id=self.user_id)
-        result = await database_sync_to_async(message_post)(
-            room=self.room,
-            author=self.user,
-            body=frame.get("body"),
-            client_id=frame.get("client_id"),
-            reply_to=self.connection_id,
-            picture=frame.get("upload"),
-        )
-        await self.send_json(ack_payload(result.message))
+        await self.post(frame, picture=frame["upload"])
 
     async def send_older(self, frame: dict[str, Any]) -> None:
         before = frame.get("before")
