@@ -15,6 +15,7 @@ from project.metrics import WebsocketMetricsMiddleware  # noqa: E402
 from project.routing import channel_routes, websocket_urlpatterns  # noqa: E402
 from project.server import tune_daphne  # noqa: E402
 from wire.origin import SameOriginValidator  # noqa: E402
+from wire.sockets import OutageGuard  # noqa: E402
 
 tune_daphne()
 
@@ -22,7 +23,7 @@ application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
         "websocket": WebsocketMetricsMiddleware(
-            SameOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns)))
+            SameOriginValidator(OutageGuard(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))))
         ),
         "channel": ChannelNameRouter(channel_routes),
     }

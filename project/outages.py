@@ -10,19 +10,12 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from asgiref.sync import iscoroutinefunction
-from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse
 from django.utils.decorators import sync_and_async_middleware
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from wire.outage import Outage
 
 logger = logging.getLogger(__name__)
-
-# What a request fails with while PostgreSQL restarts or Redis fails over: a moment's outage,
-# not a bug of the site. The client is told to try again (503, Retry-After), not given a 500.
-OUTAGES = (OperationalError, InterfaceError, RedisConnectionError, RedisTimeoutError)
 
 requests_outage = Outage("requests' database or message broker", logger)
 

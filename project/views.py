@@ -9,12 +9,11 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
-from project.outages import OUTAGES, request_failed
+from project.outages import request_failed
 from project.throttle import by_address, by_email, by_user, throttled
 from wire import errors
 from wire.errors import error_response
-
-RETRY_AFTER = 5
+from wire.outage import OUTAGES, RETRY_AFTER, UNAVAILABLE_MESSAGE
 
 
 def home(request: HttpRequest) -> HttpResponse:
@@ -76,7 +75,7 @@ def server_error(request: HttpRequest) -> HttpResponse:
     outage = isinstance(error, OUTAGES)
     status = 503 if outage else 500
     message = (
-        "the site cannot reach its database or its message broker just now: try again in a moment"
+        UNAVAILABLE_MESSAGE
         if outage
         else "something went wrong on the server: it is logged, and it is not your fault"
     )

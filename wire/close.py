@@ -19,3 +19,6 @@ class Close(IntEnum):
     # Too many sockets of this user on one server, or connects in a short while: the page
     # tries again after a long pause.
     TOO_MANY = 4429
+    # The site's database or message broker is away for a moment (PostgreSQL restarting,
+    # Redis failing over): the page reconnects after its backoff.
+    UNAVAILABLE = 4503

@@ -9,6 +9,21 @@ import logging
 import threading
 import time
 
+from django.db import InterfaceError, OperationalError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+# What a call fails with while PostgreSQL restarts or Redis fails over: a moment's outage, not
+# a bug of the site. A request is answered 503 (project.views.server_error), a websocket frame
+# an `unavailable` error and a websocket connect Close.UNAVAILABLE: try again shortly.
+OUTAGES = (OperationalError, InterfaceError, RedisConnectionError, RedisTimeoutError)
+# How long a client is told to wait before it tries again (Retry-After, `retry_after`).
+RETRY_AFTER = 5
+# What the client is told meanwhile (API, page, websocket frame alike).
+UNAVAILABLE_MESSAGE = (
+    "the site cannot reach its database or its message broker just now: try again in a moment"
+)
+
 
 class Outage:
     """The state of one dependency as one caller sees it: answering, or failing since when."""

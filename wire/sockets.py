@@ -11,6 +11,10 @@ process's registry of its sockets (`SocketHub`).
   closed with Close.UNAUTHENTICATED.
 - A frame from the client must be a JSON object of at most WEBSOCKETS["FRAME_MAX_BYTES"]
   bytes; anything else gets a `bad_frame` error and the socket stays open.
+- While the database or Redis does not answer (wire.outage.OUTAGES), a connect is closed with
+  Close.UNAVAILABLE (`OutageGuard`, around the websockets' application) and a frame gets an
+  `unavailable` error with `retry_after` (the socket stays open); the process's log says so
+  once when it begins and once when it ends, not a traceback a socket.
 - In the server (project/server.py), a socket whose client does not read is closed with
   Close.TOO_SLOW once WEBSOCKETS["SEND_BUFFER_MAX"] bytes wait for it, or once the process's
   sockets that do not read hold WEBSOCKETS["SEND_BUFFER_TOTAL_MAX"] together.
@@ -41,9 +45,12 @@ from django.conf import settings
 
 from wire import ratelimit
 from wire.close import Close
-from wire.errors import BAD_FRAME, ERROR, error_payload
+from wire.errors import BAD_FRAME, ERROR, UNAVAILABLE, error_payload
+from wire.outage import OUTAGES, RETRY_AFTER, UNAVAILABLE_MESSAGE, Outage
 
 logger = logging.getLogger(__name__)
+
+sockets_outage = Outage("websockets' database or message broker", logger)
 
 SOCKETS_RECHECK = "sockets.recheck"
 # After the layer fails (Redis away), wait this long, doubling up to the maximum, before trying.
@@ -155,6 +162,38 @@ def socket_hub() -> SocketHub:
     if hub is None:
         hub = _hubs[loop] = SocketHub(get_channel_layer())
     return hub
+
+
+class OutageGuard:
+    """The websockets' ASGI application wrapped: a socket whose connect fails on an outage
+    (wire.outage.OUTAGES: the session's read in Channels' AuthMiddleware, the room's in a
+    consumer) is closed with Close.UNAVAILABLE, and the outage logged once, instead of the
+    server's "Exception inside application" and traceback a socket. A frame's failure is the
+    consumer's to answer (SiteConsumer.receive); past the connect, one that escapes it closes
+    the socket the same way."""
+
+    def __init__(self, application: Any) -> None:
+        self.application = application
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        accepted = False
+
+        async def sending(message: dict[str, Any]) -> None:
+            nonlocal accepted
+            if message["type"] == "websocket.accept":
+                accepted = True
+                sockets_outage.answered()
+            await send(message)
+
+        try:
+            await self.application(scope, receive, sending)
+        except OUTAGES as error:
+            sockets_outage.failed(error)
+            with contextlib.suppress(Exception):
+                # Accepted first, as SiteConsumer.refuse does, so that the page sees the code.
+                if not accepted:
+                    await send({"type": "websocket.accept"})
+                await send({"type": "websocket.close", "code": int(Close.UNAVAILABLE)})
 
 
 def _session_store(session_key: str | None) -> Any:
@@ -273,7 +312,19 @@ class SiteConsumer(AsyncWebsocketConsumer):
         except BadFrame as bad:
             await self.send_error(code=BAD_FRAME, error=str(bad))
             return
-        await self.receive_frame(frame)
+        try:
+            await self.receive_frame(frame)
+        except OUTAGES as error:
+            sockets_outage.failed(error)
+            client_id = frame.get("client_id")
+            await self.send_error(
+                code=UNAVAILABLE,
+                error=UNAVAILABLE_MESSAGE,
+                retry_after=RETRY_AFTER,
+                **({"client_id": client_id} if isinstance(client_id, str) else {}),
+            )
+        else:
+            sockets_outage.answered()
 
     async def receive_frame(self, frame: dict[str, Any]) -> None:
         await self.send_error(code=BAD_FRAME, error="this socket only sends; nothing to receive")

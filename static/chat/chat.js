@@ -582,9 +582,11 @@ function onError(frame) {
     showNotice(errorText(frame));
     return;
   }
-  if (frame.code === "rate_limited") {
+  if (frame.code === "rate_limited" || frame.code === "unavailable") {
+    // Too fast, or the site's database away for a moment: the same message again, later.
     const wait = Math.max(1, frame.retry_after || 1);
-    setPendingState(entry, "waiting", `slow down: sending again in ${Math.ceil(wait)} s`);
+    const why = frame.code === "rate_limited" ? "slow down" : "the site is busy";
+    setPendingState(entry, "waiting", `${why}: sending again in ${Math.ceil(wait)} s`);
     setTimeout(() => {
       if (pending.get(frame.client_id) === entry && entry.state === "waiting") {
         transmit(frame.client_id, entry);

@@ -14,13 +14,14 @@ class CuttingProxy:
     """Relays 127.0.0.1:<port> to 127.0.0.1:<target>. `sent` counts client-to-server bytes;
     after `cut_after(n)`, the connections are closed once n more bytes went through."""
 
-    def __init__(self, target: int) -> None:
+    def __init__(self, target: int, port: int = 0) -> None:
         self.target = target
         self.sent = 0
         self.cuts = 0
         self._cut_at: int | None = None
         self._lock = threading.Lock()
-        self._listener = socket.create_server(("127.0.0.1", 0))
+        # A given `port`: a relay back where an earlier one was (a service come back).
+        self._listener = socket.create_server(("127.0.0.1", port))
         self.port = self._listener.getsockname()[1]
         self._open: set[socket.socket] = set()
         self._stopped = False
@@ -74,6 +75,9 @@ class CuttingProxy:
 
     def close(self) -> None:
         self._stopped = True
+        # A thread blocked in accept() keeps a closed listener taking connections: woken first.
+        with contextlib.suppress(OSError):
+            self._listener.shutdown(socket.SHUT_RDWR)
         self._listener.close()
         with self._lock:
             self._close_all()
