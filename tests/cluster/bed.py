@@ -73,7 +73,17 @@ def ensure_tools() -> None:
     subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
     # Without recommends: libnss-mymachines would edit this machine's nsswitch.conf.
     subprocess.run(
-        ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *TOOLS],
+        # Waiting for another install that holds dpkg's lock, rather than failing.
+        [
+            "apt-get",
+            "install",
+            "-y",
+            "-qq",
+            "-o",
+            "DPkg::Lock::Timeout=600",
+            "--no-install-recommends",
+            *TOOLS,
+        ],
         check=True,
         env=env,
         stdout=subprocess.DEVNULL,
