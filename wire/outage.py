@@ -57,6 +57,8 @@ class Outage:
     def answered(self, where: str = "") -> None:
         """A call worked: logged if `what` was failing, with for how long (and `where` it
         answered, when that may have changed: a Sentinel's new primary)."""
+        if self.since is None:
+            return  # The common case, called for every answer: no lock taken.
         with self.lock:
             if self.since is None:
                 return
