@@ -651,7 +651,15 @@ def daphne(name: str, app: str, env: dict[str, str], logs: Path) -> tuple[BenchP
     port = free_port()
     process = BenchProcess(
         name,
-        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), app],
+        # The listen backlog of deploy/systemd/pipeline-web.service, for both stacks.
+        [
+            sys.executable,
+            "-m",
+            "daphne",
+            "-e",
+            f"tcp:port={port}:interface=127.0.0.1:backlog=4096",
+            app,
+        ],
         env,
         logs / f"{name}.log",
     )

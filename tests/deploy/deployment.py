@@ -121,7 +121,9 @@ class Deployment:
         assert collect.returncode == 0, collect.stdout + collect.stderr
         argv = command(WEB)
         port = free_port()
-        argv[argv.index("--port") + 1] = str(port)
+        endpoint = argv.index("--endpoint") + 1
+        assert ":port=8001:" in argv[endpoint], argv
+        argv[endpoint] = argv[endpoint].replace(":port=8001:", f":port={port}:")
         process = self.processes.start(name, sandboxed(WEB, argv), port=port, **env)
         client = site_client(process)
 

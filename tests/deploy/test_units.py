@@ -170,7 +170,10 @@ def test_units_restart_stop_gracefully_and_share_one_environment() -> None:
     daphne = command(web)
     assert daphne[0] == to_checkout("/opt/pipeline/.venv/bin/daphne")
     assert "--proxy-headers" in daphne
-    assert daphne[daphne.index("--bind") + 1] == "127.0.0.1"
+    endpoint = daphne[daphne.index("--endpoint") + 1].split(":")
+    assert endpoint[0] == "tcp"
+    listen = dict(field.split("=") for field in endpoint[1:])
+    assert listen == {"port": "8001", "interface": "127.0.0.1", "backlog": "4096"}
     assert daphne[-1] == "project.asgi:application"
 
 
