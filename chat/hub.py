@@ -35,7 +35,6 @@ import logging
 import weakref
 from typing import Any, Protocol
 
-from channels.db import database_sync_to_async
 from django.conf import settings
 
 from chat import events
@@ -179,7 +178,7 @@ class RoomHub:
         """Join the room's group, then read where the room is: later messages come in order."""
         self.channel = await self.layer.new_channel()
         await self.layer.group_add(self.group, self.channel)
-        last_seq: int = await database_sync_to_async(room_last_seq)(room_id=self.room_id)
+        last_seq: int = await connect_db(room_last_seq)(room_id=self.room_id)
         self.sequencer = Sequencer(last_seq)
         self.receiver = asyncio.create_task(self.receive())
 
@@ -252,7 +251,7 @@ class RoomHub:
         """Release the messages after seq `after` (up to `upto`) from the database, in order."""
         async with self.delivery:
             logger.info("room=%s reading seqs after %s from the database", self.room.pk, after)
-            missed = await database_sync_to_async(messages_between)(
+            missed = await connect_db(messages_between)(
                 room=self.room, after=after, upto=upto, limit=int(settings.CHAT["REPLAY_MAX"])
             )
             await self.send_messages(self.sequencer.fill(missed))
@@ -364,7 +363,7 @@ class RoomHub:
         changed, self.changed = self.changed, set()
         self.flusher = None
         try:
-            joined, left = await database_sync_to_async(presence_changes)(
+            joined, left = await connect_db(presence_changes)(
                 room_id=self.room_id, user_ids=changed
             )
             update: events.PresencePayload = {"type": events.CHAT_PRESENCE}
@@ -383,10 +382,10 @@ class RoomHub:
             await asyncio.sleep(interval)
             try:
                 members = {cid: m.user_id for cid, m in self.members.items()}
-                restored = await database_sync_to_async(presence_touch)(
+                restored = await connect_db(presence_touch)(
                     room_id=self.room_id, members=members
                 )
-                gone = await database_sync_to_async(presence_prune)(room_id=self.room_id)
+                gone = await connect_db(presence_prune)(room_id=self.room_id)
                 # Group membership expires in channels-redis, and a restarted Redis forgets
                 # it: renew it, or the room goes quiet for this process.
                 await self.layer.group_add(self.group, self.channel)

@@ -37,10 +37,12 @@ from collections.abc import Awaitable, Callable
 from importlib import import_module
 from typing import Any
 
-from channels.auth import get_user
+from channels.auth import AuthMiddleware, get_user
+from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.layers import get_channel_layer
+from channels.sessions import CookieMiddleware, SessionMiddleware
 from django.conf import settings
 
 from wire import ratelimit
@@ -58,12 +60,31 @@ RETRY_FIRST, RETRY_MAX = 0.5, 10.0
 
 
 def connect_db(func: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
-    """`func` run for a socket's connect or close, in a thread of a pool, each thread with its
-    own database connection: Channels' database_sync_to_async runs every call of the process
-    on one thread, so that in a reconnect storm each connect waited for all the others' reads
-    and writes, past daphne's handshake timeout, and the clients' retries made it worse."""
+    """`func` run for a socket's connect or close (or a room hub's reads and presence), in a
+    thread of a pool, each thread with its own database connection: Channels'
+    database_sync_to_async runs every call of the process on one thread, so that in a
+    reconnect storm each connect waited for all the others' reads and writes, past daphne's
+    handshake timeout, and the clients' retries made it worse."""
     run: Callable[..., Awaitable[Any]] = database_sync_to_async(func, thread_sensitive=False)
     return run
+
+
+# Channels' get_user (the session, then its user), run in that pool.
+pooled_get_user = connect_db(get_user.func)
+
+
+class PooledAuthMiddleware(AuthMiddleware):
+    """Channels' AuthMiddleware, reading the session and the user in the connect pool: on
+    Channels' one database thread, the session reads of a reconnect storm queued behind each
+    other and behind every other socket's database calls."""
+
+    async def resolve_scope(self, scope: Any) -> None:
+        scope["user"]._wrapped = await pooled_get_user(scope)
+
+
+def auth_stack(inner: Any) -> Any:
+    """Channels' AuthMiddlewareStack, with PooledAuthMiddleware."""
+    return CookieMiddleware(SessionMiddleware(PooledAuthMiddleware(inner)))
 
 
 def user_group(user_id: int) -> str:
@@ -238,6 +259,17 @@ class SiteConsumer(AsyncWebsocketConsumer):
         self.rechecker = asyncio.create_task(self.recheck_every(options["SESSION_RECHECK"]))
         await self.start()
 
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        """Channels' dispatch without the close_old_connections it runs before every message
+        (the connect, each frame, the close) on Channels' one database thread: every socket's
+        every frame waited there in one line, behind the others' database calls. This
+        consumer's database calls each run in a thread that closes old connections itself
+        (database_sync_to_async, connect_db)."""
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
+
     async def refuse(self, code: int) -> None:
         # Accept first: a socket closed during the handshake shows the browser a bare 403,
         # while a close code tells the page why (and whether reconnecting will help).
@@ -294,7 +326,7 @@ class SiteConsumer(AsyncWebsocketConsumer):
             still = None
         else:
             try:
-                still = await get_user({"session": _session_store(session_key)})
+                still = await pooled_get_user({"session": _session_store(session_key)})
             except Exception:
                 logger.warning("user=%s session not checked", self.user.pk, exc_info=True)
                 return

@@ -4,17 +4,22 @@ and reactions live and replayed, typing, mentions, activity and read markers."""
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from typing import Any
 
 import pytest
 from channels.db import database_sync_to_async
+from channels.testing import WebsocketCommunicator
 from django.utils import timezone
 
 from chat.models import Message, MessageEvent, Room
 from chat.publishing import messages_sequence
 from chat.selectors import read_seq
 from chat.services import message_edit, room_open
+from project.asgi import application
 from tests.chat.conftest import (
+    SAME_ORIGIN,
     entered,
     frames_for,
     frames_until,
@@ -23,6 +28,7 @@ from tests.chat.conftest import (
     messages_in,
     open_chat,
     post_published,
+    session_cookie,
 )
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("empty_layer")]
@@ -52,6 +58,31 @@ async def test_a_64_character_room_is_created_on_first_use(user: Any, password: 
     assert presence == {"type": "chat.presence", "users": ["alice"]}
     assert await database_sync_to_async(Room.objects.filter(name=name).exists)()
     await communicator.disconnect()
+
+
+async def test_a_connect_does_not_wait_for_channels_one_database_thread(
+    user: Any, password: str
+) -> None:
+    # Every database call of a connect (the session, the user, the room, history, presence)
+    # runs in the connect pool: with Channels' one database thread busy, as with the other
+    # sockets' calls in a reconnect storm, a socket still connects, joins and leaves.
+    cookie = await session_cookie(user, password)
+    release = threading.Event()
+    busy = asyncio.ensure_future(database_sync_to_async(release.wait)(30))
+    try:
+        communicator = WebsocketCommunicator(
+            application, "/ws/chat/general/", headers=[*SAME_ORIGIN, (b"cookie", cookie)]
+        )
+        connected, _ = await communicator.connect(timeout=5)
+        assert connected
+        history, presence = await joined(communicator)
+        assert history["type"] == "chat.history"
+        assert presence == {"type": "chat.presence", "users": ["alice"]}
+        await communicator.disconnect()
+        assert not busy.done()
+    finally:
+        release.set()
+        await busy
 
 
 async def test_connect_sends_the_latest_50_messages_oldest_first(user: Any, password: str) -> None:
