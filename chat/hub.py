@@ -382,9 +382,7 @@ class RoomHub:
             await asyncio.sleep(interval)
             try:
                 members = {cid: m.user_id for cid, m in self.members.items()}
-                restored = await connect_db(presence_touch)(
-                    room_id=self.room_id, members=members
-                )
+                restored = await connect_db(presence_touch)(room_id=self.room_id, members=members)
                 gone = await connect_db(presence_prune)(room_id=self.room_id)
                 # Group membership expires in channels-redis, and a restarted Redis forgets
                 # it: renew it, or the room goes quiet for this process.

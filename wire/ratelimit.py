@@ -32,8 +32,16 @@ REDIS_TIMEOUT = 0.5
 # Once Redis failed, count in this process for this long before asking it again.
 RETRY_REDIS_AFTER = 5.0
 
-# redis.asyncio clients belong to the event loop that created them.
+# Counts asked of Redis at once by one event loop, each on a connection of its own: a
+# reconnect storm's thousand connects opened past the pool's 100 and failed with
+# MaxConnectionsError, and were counted in the process as if Redis were away.
+IN_FLIGHT_MAX = 50
+
+# redis.asyncio clients (and the semaphores) belong to the event loop that created them.
 _clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aioredis.Redis] = (
+    weakref.WeakKeyDictionary()
+)
+_in_flight: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
     weakref.WeakKeyDictionary()
 )
 # One pool for the sync callers of each Redis (REDIS_URL, or the Sentinels'); thread-safe,
@@ -172,7 +180,11 @@ def _primary_options(sentinel: dict[str, Any]) -> dict[str, Any]:
 
 
 async def _redis_count(key: str, *, ttl: int) -> int:
-    async with _client().pipeline(transaction=True) as pipe:
+    loop = asyncio.get_running_loop()
+    slot = _in_flight.get(loop)
+    if slot is None:
+        slot = _in_flight[loop] = asyncio.Semaphore(IN_FLIGHT_MAX)
+    async with slot, _client().pipeline(transaction=True) as pipe:
         pipe.incr(key)
         pipe.expire(key, ttl)
         count, _ = await pipe.execute()

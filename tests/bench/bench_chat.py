@@ -651,13 +651,16 @@ def daphne(name: str, app: str, env: dict[str, str], logs: Path) -> tuple[BenchP
     port = free_port()
     process = BenchProcess(
         name,
-        # The listen backlog of deploy/systemd/pipeline-web.service, for both stacks.
+        # The listen backlog and handshake timeout of deploy/systemd/pipeline-web.service,
+        # for both stacks.
         [
             sys.executable,
             "-m",
             "daphne",
             "-e",
             f"tcp:port={port}:interface=127.0.0.1:backlog=4096",
+            "--websocket_connect_timeout",
+            "30",
             app,
         ],
         env,

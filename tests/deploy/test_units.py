@@ -174,6 +174,7 @@ def test_units_restart_stop_gracefully_and_share_one_environment() -> None:
     assert endpoint[0] == "tcp"
     listen = dict(field.split("=") for field in endpoint[1:])
     assert listen == {"port": "8001", "interface": "127.0.0.1", "backlog": "4096"}
+    assert daphne[daphne.index("--websocket_connect_timeout") + 1] == "30"
     assert daphne[-1] == "project.asgi:application"
 
 

@@ -1,5 +1,6 @@
 """The fixed-window limiter: per key, shared through Redis when it is configured."""
 
+import uuid
 from typing import Any
 
 import pytest
@@ -9,22 +10,45 @@ from wire import ratelimit
 
 
 async def test_the_limit_counts_per_key_and_says_how_long_to_wait() -> None:
-    results = [await ratelimit.hit("k1", limit=3, window=3600) for _ in range(5)]
+    # Keys of their own: Redis keeps a window's count for an hour, past this run.
+    k1, k2 = f"k1-{uuid.uuid4().hex}", f"k2-{uuid.uuid4().hex}"
+    results = [await ratelimit.hit(k1, limit=3, window=3600) for _ in range(5)]
     assert results[:3] == [None, None, None]
     assert all(0 < wait <= 3600 for wait in results[3:] if wait is not None)
     assert None not in results[3:]
-    assert await ratelimit.hit("k2", limit=3, window=3600) is None
+    assert await ratelimit.hit(k2, limit=3, window=3600) is None
 
 
 @pytest.mark.redis
 async def test_with_redis_the_count_lives_in_redis(settings: Any) -> None:
     import redis.asyncio as aioredis
 
+    key = f"shared-{uuid.uuid4().hex}"
     for _ in range(2):
-        await ratelimit.hit("shared", limit=5, window=3600)
+        await ratelimit.hit(key, limit=5, window=3600)
     client = aioredis.Redis.from_url(REDIS_URL)
-    keys = await client.keys("shared:*")
+    keys = await client.keys(f"{key}:*")
     assert len(keys) == 1
     assert int(await client.get(keys[0])) == 2
     assert 0 < await client.ttl(keys[0]) <= 3601
     await client.aclose()
+
+
+@pytest.mark.redis
+async def test_a_thousand_hits_at_once_are_all_counted_in_redis(settings: Any) -> None:
+    # A reconnect storm: more counts at once than the client's pool has connections. They
+    # wait for one instead of failing, and none is counted in the process instead.
+    import asyncio
+
+    import redis.asyncio as aioredis
+
+    key = f"storm-{uuid.uuid4().hex}"
+    results = await asyncio.gather(
+        *(ratelimit.hit(key, limit=5000, window=3600) for _ in range(1000))
+    )
+    assert results == [None] * 1000
+    client = aioredis.Redis.from_url(REDIS_URL)
+    keys = await client.keys(f"{key}:*")
+    assert [int(await client.get(key)) for key in keys] == [1000]
+    await client.aclose()
+    assert not [k for k in ratelimit._local if k.startswith(key)]
