@@ -487,18 +487,48 @@ def test_the_redis_primary_killed_sentinel_promotes_the_replica(bed: Cluster) ->
         JOB_WAIT,
         "the old primary to follow the new one",
     )
+    # The Sentinels say they moved the primary; its host, that Redis was killed.
+    switch = f"+switch-master {SENTINEL_MASTER} {primary.address} 6379 {replica.address} 6379"
+    said = {
+        sentinel.name: [
+            line
+            for line in sentinel.sh("cat /var/log/redis/redis-sentinel.log").stdout.splitlines()
+            if switch in line
+        ]
+        for sentinel in bed.sentinel_hosts()
+    }
+    assert all(said.values()), said
+    said.setdefault(primary.name, []).extend(
+        journal_says(
+            primary, since, "redis-server.service", "status=9/KILL", units=("redis-server",)
+        )
+    )
     # Each web host's limiter: Redis failing once, then back at the promoted replica, once
-    # (a daphne process a host); each worker process's receive on its channel, the same.
-    said = {}
+    # (a daphne process a host). Each worker process's receive on its channel, at most the
+    # same: one that was not waiting on Redis at the kill, or whose client's retries outlasted
+    # the promotion, followed the new primary without a failed call, and has nothing to say.
     for web in bed.web_hosts():
         said[web.name] = redis_outage(web, since, at=f"{replica.address}:6379")
     for name in ("work1", "work2"):
         worker = bed.hosts[name]
-        processes = worker_processes(worker)
-        said[name] = journal_says(
-            worker, since, "receive failing", at_most=processes
-        ) + journal_says(worker, since, "receive back after", at_most=processes)
+        said[name] = outage_lines(
+            worker, since, "receive", at_most=worker_processes(worker), units=()
+        )
     print_journal("Redis primary killed", said)
+
+
+def outage_lines(
+    host: Host, since: float, what: str, *, at_most: int, units: tuple[str, ...]
+) -> list[str]:
+    """`host`'s journal lines for the outage of `what` since `since`: none, if none of its
+    calls failed; else at most `at_most` saying it is failing (one a process), and as many
+    saying it is back."""
+    failing = [line for line in journal_since(host, since, *units) if f"{what} failing" in line]
+    assert len(failing) <= at_most, "\n".join(failing)
+    if not failing:
+        return []
+    back = journal_says(host, since, f"{what} back after", units=units, at_most=at_most)
+    return failing + back
 
 
 def redis_outage(web: Host, since: float, *, at: str) -> list[str]:
@@ -581,16 +611,14 @@ def test_a_postgresql_restart_loses_nothing(bed: Cluster) -> None:
     # ran into leaves no line there.
     units = ("pipeline-web.service",)
     for web in bed.web_hosts():
-        said[web.name] = []
+        said[web.name] = [
+            line
+            for what in ("requests'", "websockets'")
+            for line in outage_lines(
+                web, since, f"{what} database or message broker", at_most=1, units=units
+            )
+        ]
         logged = journal_since(web, since, *units)
-        for what in ("requests'", "websockets'"):
-            outage = f"{what} database or message broker"
-            failing = [line for line in logged if f"{outage} failing: " in line]
-            assert len(failing) <= 1, failing
-            if failing:
-                said[web.name] += failing + journal_says(
-                    web, since, outage, "back after", units=units, at_most=1
-                )
         crashed = [line for line in logged if "Exception inside application" in line]
         assert not crashed, crashed
     print_journal("PostgreSQL restarted", said)
