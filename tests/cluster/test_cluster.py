@@ -508,7 +508,7 @@ def test_the_redis_primary_killed_sentinel_promotes_the_replica(bed: Cluster) ->
     # same: one that was not waiting on Redis at the kill, or whose client's retries outlasted
     # the promotion, followed the new primary without a failed call, and has nothing to say.
     for web in bed.web_hosts():
-        said[web.name] = redis_outage(web, since, at=f"{replica.address}:6379")
+        said.setdefault(web.name, []).extend(redis_outage(web, since, at=f"{replica.address}:6379"))
     for name in ("work1", "work2"):
         worker = bed.hosts[name]
         said[name] = outage_lines(
