@@ -99,15 +99,18 @@ class ChatConsumer(SiteConsumer):
         # Join before reading history: a message released meanwhile is then either in the
         # history or held here (and dropped by its seq if it is in both).
         self.room_hub = room_hub(self.room, get_channel_layer())
-        users = await self.room_hub.join(self)
-        replay, others = await connect_db(self.connect_reads)(self.query_since())
+        since = self.query_since()
+        users, (replay, others) = await self.room_hub.join(
+            self, then=lambda: self.connect_reads(since)
+        )
         for frame in replay.frames:
             await self.send_json(frame)
         self.cursor = replay.cursor
         # This process's hub may be new to the room: pictures still being processed.
-        await self.room_hub.follow_pictures(
-            [m for frame in replay.frames for m in (*frame["messages"], *frame.get("updates", []))]
-        )
+        sequenced: list[events.Sequenced] = []
+        for frame in replay.frames:
+            sequenced += [*frame["messages"], *frame.get("updates", [])]
+        await self.room_hub.follow_pictures(sequenced)
         await self.send_json({"type": events.CHAT_PRESENCE, "users": users})
         self.live = True
         for text, seq in self.held:

@@ -33,6 +33,7 @@ import contextlib
 import json
 import logging
 import weakref
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from django.conf import settings
@@ -98,21 +99,23 @@ class RoomHub:
 
     # Connections.
 
-    async def join(self, member: Member) -> list[str]:
-        """Count the connection in; returns who is in the room, this user included. From now
+    async def join[T](self, member: Member, then: Callable[[], T]) -> tuple[list[str], T]:
+        """Count the connection in; returns who is in the room, this user included, and what
+        `then` (the connection's reads: its history) returns, read after the presence in
+        the same trip to the database (a storm's connects are mostly these trips). From now
         on the member gets every message the hub releases."""
         self.members[member.connection_id] = member
         await self.subscribed_once()
-        # One trip to the server's database thread, which every connect of a storm waits for.
-        users: list[str] = await connect_db(self.enter)(member)
-        self.mark({member.user_id})
-        return users
 
-    def enter(self, member: Member) -> list[str]:
-        presence_join(
-            room_id=self.room_id, user_id=member.user_id, connection_id=member.connection_id
-        )
-        return presence_users(room_id=self.room_id)
+        def enter() -> tuple[list[str], T]:
+            presence_join(
+                room_id=self.room_id, user_id=member.user_id, connection_id=member.connection_id
+            )
+            return presence_users(room_id=self.room_id), then()
+
+        joined: tuple[list[str], T] = await connect_db(enter)()
+        self.mark({member.user_id})
+        return joined
 
     async def subscribed_once(self) -> None:
         if self.subscribed is None:

@@ -31,6 +31,7 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 from django.utils.crypto import get_random_string
 
@@ -98,33 +99,35 @@ def room_visible(*, name: Any, user: User) -> Room | None:
     return Room.objects.visible_to(user.pk).filter(name=room_name_clean(name)).first()
 
 
-def room_is_new(*, name: Any) -> bool:
-    """Whether opening this public room's name would create it (a private room's name never
-    is: those are not made on first use)."""
-    name = room_name_clean(name)
-    return not name.startswith(PRIVATE_PREFIX) and not Room.objects.filter(name=name).exists()
-
-
 def room_enter(*, name: Any, user: User) -> Room | None:
-    """room_open, in one go, for a room that exists (or a private room's name); None for a
+    """room_open for a room that exists, the user joining it if it is public; None for a
     public room's name that would make the room: count it against the user's limit
-    (room_create_rate_check) before room_open makes it."""
-    if room_is_new(name=name):
+    (room_create_rate_check) before room_open makes it. A member's connect reads the room
+    and the membership in one statement (a reconnect storm is mostly these)."""
+    name = room_name_clean(name)
+    member = Membership.objects.filter(room=OuterRef("pk"), user_id=user.pk)
+    found = Room.objects.filter(name=name).annotate(member=Exists(member)).first()
+    is_member = found is not None and found.member  # type: ignore[attr-defined]
+    if found is None and not name.startswith(PRIVATE_PREFIX):
         return None
-    return room_open(name=name, user=user)
+    if found is None or (found.is_private and not is_member):
+        raise RoomNotFound("There is no such room, or you are not one of its members.")
+    if not is_member:
+        membership_add(room=found, user=user)
+    return found
 
 
 def room_open(*, name: Any, user: User) -> Room:
     """The room of that name for this user, who joins it if it is public (a public room is
     made on first use). A private room the user is not a member of is RoomNotFound, exactly
     as a room that does not exist."""
-    room = room_visible(name=name, user=user)
+    room = room_enter(name=name, user=user)
     if room is None:
-        if room_name_clean(name).startswith(PRIVATE_PREFIX):
-            raise RoomNotFound("There is no such room, or you are not one of its members.")
-        room, _ = Room.objects.get_or_create(name=name, defaults={"created_by": user})
-    if not room.is_private:
-        membership_add(room=room, user=user)
+        room, _ = Room.objects.get_or_create(
+            name=room_name_clean(name), defaults={"created_by": user}
+        )
+        if not room.is_private:
+            membership_add(room=room, user=user)
     return room
 
 
