@@ -287,7 +287,10 @@ def history_on_connect(*, room: Room, since: int | None) -> Replay:
     last_seq = room_last_seq(room_id=room.pk)
     if since is not None:
         limit = int(settings.CHAT["REPLAY_MAX"])
-        missed = messages_between(room=room, after=since, limit=limit + 1)
+        # Caught up (most of a reconnect storm after a deploy): nothing more to read.
+        missed = (
+            [] if since == last_seq else messages_between(room=room, after=since, limit=limit + 1)
+        )
         if len(missed) <= limit and since <= last_seq:
             frames: list[events.HistoryPayload] = []
             for start in range(0, max(len(missed), 1), REPLAY_FRAME):

@@ -161,7 +161,10 @@ def _connect(module: Any) -> Any:
             sentinel["sentinels"], sentinel_kwargs=sentinel["sentinel_kwargs"]
         ).master_for(sentinel["master_name"], **_primary_options(sentinel))
     return module.Redis.from_url(
-        settings.REDIS_URL, socket_timeout=REDIS_TIMEOUT, socket_connect_timeout=REDIS_TIMEOUT
+        settings.REDIS_URL,
+        socket_timeout=REDIS_TIMEOUT,
+        socket_connect_timeout=REDIS_TIMEOUT,
+        driver_info=settings.REDIS_DRIVER_INFO,
     )
 
 
@@ -176,6 +179,7 @@ def _primary_options(sentinel: dict[str, Any]) -> dict[str, Any]:
         "password": sentinel["password"],
         "socket_timeout": REDIS_TIMEOUT,
         "socket_connect_timeout": REDIS_TIMEOUT,
+        "driver_info": settings.REDIS_DRIVER_INFO,
     }
 
 

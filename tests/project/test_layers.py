@@ -62,3 +62,20 @@ async def test_expired_messages_are_dropped_and_the_channel_expires() -> None:
         assert (await ours.receive("compute"))["job"] == 2
     finally:
         await client.aclose()
+
+
+async def test_new_connections_do_not_read_package_metadata(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # redis-py otherwise looks its version up in the installed packages for every new
+    # connection, and a reconnect storm grows the pools by hundreds.
+    def scan(name: str) -> str:
+        raise AssertionError(f"package metadata read for {name}")
+
+    monkeypatch.setattr("redis.utils.metadata.version", scan)
+    host = settings.CHANNEL_LAYERS["default"]["CONFIG"]["hosts"][0]
+    layer = RedisChannelLayer(hosts=[host], prefix="layertest")
+    # A new layer, a new pool: twenty commands at once open connections of their own.
+    await asyncio.gather(*(layer.group_add(f"g{n}", "c") for n in range(20)))
+    assert await layer.connection(0).zcard("layertest:group:g19") == 1
+    await layer.flush()
