@@ -10,9 +10,9 @@ connection outlives a Redis restart, since it holds no channel of its own.
 
 Changes to messages (edits, deletes, reactions) come the same way, with seqs of the same
 sequence. Typing notices do not: they are not stored, and the hub sends who is typing to its
-connections at most once per TYPING_BATCH, however many type. Connections of the room's
-members to their other rooms may watch it: they get a short `chat.activity` for each new
-message (the page counts it unread), not the message.
+connections at most once per TYPING_BATCH (less often in a big room), however many type.
+Connections of the room's members to their other rooms may watch it: they get a short
+`chat.activity` for each new message (the page counts it unread), not the message.
 
 A message's picture is processed by an upload's jobs: while it is, the hub follows those jobs'
 own groups (workers/events.py) and hands their progress events to its connections as
@@ -42,7 +42,13 @@ from chat import events
 from chat.delivery import Sequencer
 from chat.models import Room
 from chat.selectors import messages_between, presence_changes, presence_users, room_last_seq
-from chat.services import presence_join, presence_leave, presence_prune, presence_touch
+from chat.services import (
+    presence_join,
+    presence_leave,
+    presence_prune,
+    presence_touch,
+    typing_batch,
+)
 from media_tasks.models import Upload
 from wire.sockets import connect_db
 from workers import events as job_events
@@ -346,7 +352,7 @@ class RoomHub:
 
     async def typing_flush(self) -> None:
         try:
-            await asyncio.sleep(settings.CHAT["TYPING_BATCH"])
+            await asyncio.sleep(typing_batch(connections=len(self.members)))
             users, self.typing = sorted(self.typing), set()
             notice: events.TypingPayload = {"type": events.CHAT_TYPING, "users": users}
             await self.send_all(json.dumps(notice))

@@ -531,6 +531,16 @@ def typing_due(*, last_sent: float, now: float) -> bool:
     return now - last_sent >= float(settings.CHAT["TYPING_INTERVAL"])
 
 
+def typing_batch(*, connections: int) -> float:
+    """How long a room's hub gathers typing notices before it sends who is typing to its
+    `connections`: TYPING_BATCH, longer in a big room so that it sends at most TYPING_SENDS
+    frames a second in all (a room's messages come first), never past TYPING_BATCH_MAX (a
+    typing name must be repeated within the page's TYPING_EXPIRE)."""
+    options = settings.CHAT
+    spread = connections / float(options["TYPING_SENDS"])
+    return min(float(options["TYPING_BATCH_MAX"]), max(float(options["TYPING_BATCH"]), spread))
+
+
 async def message_rate_check(*, user_id: int) -> None:
     """Count one message (or edit, delete, reaction: each takes a seq) against the user's
     limit; RateLimited once it is used up."""

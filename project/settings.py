@@ -706,10 +706,14 @@ CHAT = {
     # the gap from the database.
     "GAP_WAIT": env_float("CHAT_GAP_WAIT", 1.0),
     # Read markers per user per RATE_WINDOW. A connection sends at most one typing notice
-    # per TYPING_INTERVAL; a hub sends who is typing at most every TYPING_BATCH, and a name
-    # not repeated within TYPING_EXPIRE has stopped (the page drops it by itself).
+    # per TYPING_INTERVAL; a hub sends who is typing at most every TYPING_BATCH (in a room
+    # with more than TYPING_SENDS times that many connections here, as often as makes
+    # TYPING_SENDS frames a second, down to one every TYPING_BATCH_MAX), and a name not
+    # repeated within TYPING_EXPIRE has stopped (the page drops it by itself).
     "READ_RATE": int(env_float("CHAT_READ_RATE", 30)),
     "TYPING_INTERVAL": env_float("CHAT_TYPING_INTERVAL", 2.0),
     "TYPING_BATCH": env_float("CHAT_TYPING_BATCH", 0.5),
+    "TYPING_SENDS": env_float("CHAT_TYPING_SENDS", 500),
+    "TYPING_BATCH_MAX": env_float("CHAT_TYPING_BATCH_MAX", 2.0),
     "TYPING_EXPIRE": env_float("CHAT_TYPING_EXPIRE", 5.0),
 }

@@ -45,6 +45,7 @@ from chat.services import (
     room_invite,
     room_name_clean,
     room_open,
+    typing_batch,
     typing_due,
 )
 from workers.models import Job
@@ -331,3 +332,21 @@ def test_typing_notices_are_due_once_per_interval(settings: Any) -> None:
     assert typing_due(last_sent=0.0, now=100.0)
     assert not typing_due(last_sent=100.0, now=101.5)
     assert typing_due(last_sent=100.0, now=102.0)
+
+
+def test_a_big_room_gets_who_is_typing_less_often(settings: Any) -> None:
+    settings.CHAT = {
+        **settings.CHAT,
+        "TYPING_BATCH": 0.5,
+        "TYPING_SENDS": 500,
+        "TYPING_BATCH_MAX": 2.0,
+        "TYPING_EXPIRE": 5.0,
+        "TYPING_INTERVAL": 2.0,
+    }
+    assert typing_batch(connections=3) == 0.5
+    assert typing_batch(connections=500) == 1.0
+    # 1,000 connections: one frame each every 2 s, 500 frames a second in all.
+    assert typing_batch(connections=1000) == 2.0
+    assert typing_batch(connections=50_000) == 2.0
+    # A name typed on (one notice per interval) is repeated before the page drops it.
+    assert settings.CHAT["TYPING_INTERVAL"] + typing_batch(connections=50_000) < 5.0
