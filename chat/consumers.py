@@ -100,7 +100,7 @@ class ChatConsumer(SiteConsumer):
         # history or held here (and dropped by its seq if it is in both).
         self.room_hub = room_hub(self.room, get_channel_layer())
         since = self.query_since()
-        users, (replay, others) = await self.room_hub.join(
+        present, (replay, others) = await self.room_hub.join(
             self, then=lambda: self.connect_reads(since)
         )
         for frame in replay.frames:
@@ -111,7 +111,12 @@ class ChatConsumer(SiteConsumer):
         for frame in replay.frames:
             sequenced += [*frame["messages"], *frame.get("updates", [])]
         await self.room_hub.follow_pictures(sequenced)
-        await self.send_json({"type": events.CHAT_PRESENCE, "users": users})
+        presence: events.PresencePayload = {
+            "type": events.CHAT_PRESENCE,
+            "users": present.names,
+            "count": present.count,
+        }
+        await self.send_json(presence)
         self.live = True
         for text, seq in self.held:
             await self.deliver(text, seq)

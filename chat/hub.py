@@ -41,7 +41,13 @@ from django.conf import settings
 from chat import events
 from chat.delivery import Sequencer
 from chat.models import Room
-from chat.selectors import messages_between, presence_changes, presence_users, room_last_seq
+from chat.selectors import (
+    Present,
+    messages_between,
+    presence_changes,
+    presence_users,
+    room_last_seq,
+)
 from chat.services import (
     presence_join,
     presence_leave,
@@ -105,7 +111,7 @@ class RoomHub:
 
     # Connections.
 
-    async def join[T](self, member: Member, then: Callable[[], T]) -> tuple[list[str], T]:
+    async def join[T](self, member: Member, then: Callable[[], T]) -> tuple[Present, T]:
         """Count the connection in; returns who is in the room, this user included, and what
         `then` (the connection's reads: its history) returns, read after the presence in
         the same trip to the database (a storm's connects are mostly these trips). From now
@@ -113,13 +119,13 @@ class RoomHub:
         self.members[member.connection_id] = member
         await self.subscribed_once()
 
-        def enter() -> tuple[list[str], T]:
+        def enter() -> tuple[Present, T]:
             presence_join(
                 room_id=self.room_id, user_id=member.user_id, connection_id=member.connection_id
             )
             return presence_users(room_id=self.room_id), then()
 
-        joined: tuple[list[str], T] = await connect_db(enter)()
+        joined: tuple[Present, T] = await connect_db(enter)()
         self.mark({member.user_id})
         return joined
 
@@ -372,10 +378,10 @@ class RoomHub:
         changed, self.changed = self.changed, set()
         self.flusher = None
         try:
-            joined, left = await connect_db(presence_changes)(
+            joined, left, count = await connect_db(presence_changes)(
                 room_id=self.room_id, user_ids=changed
             )
-            update: events.PresencePayload = {"type": events.CHAT_PRESENCE}
+            update: events.PresencePayload = {"type": events.CHAT_PRESENCE, "count": count}
             if joined:
                 update["joined"] = joined
             if left:

@@ -16,7 +16,16 @@ from django.db.models.functions import Coalesce
 from django.urls import reverse
 
 from chat import events
-from chat.models import Membership, Message, MessageEvent, Presence, Reaction, ReadMarker, Room
+from chat.models import (
+    Membership,
+    Message,
+    MessageEvent,
+    Presence,
+    PresenceQuerySet,
+    Reaction,
+    ReadMarker,
+    Room,
+)
 from media_tasks.models import Rendition, Upload
 
 # Messages per history frame of a replay: a long absence arrives in several bounded frames.
@@ -405,25 +414,48 @@ def room_members(*, room: Room) -> list[dict[str, str]]:
     ]
 
 
-def presence_users(*, room_id: int) -> list[str]:
-    """The names of the users with a live connection to the room, sorted."""
-    ttl: float = settings.CHAT["PRESENCE_TTL"]
-    user_ids = Presence.objects.filter(room_id=room_id).live(ttl=ttl).values("user_id")
-    return sorted(_usernames(user_ids).values())
+@dataclass(frozen=True, slots=True)
+class Present:
+    """Who is in a room: the first names (PRESENCE_LIST at most, sorted) and how many."""
+
+    names: list[str]
+    count: int
 
 
-def presence_changes(*, room_id: int, user_ids: set[int]) -> tuple[list[str], list[str]]:
-    """Of these users, who is in the room now and who is not: (joined, left), by name."""
-    ttl: float = settings.CHAT["PRESENCE_TTL"]
-    present = set(
-        Presence.objects.filter(room_id=room_id, user_id__in=user_ids)
-        .live(ttl=ttl)
-        .values_list("user_id", flat=True)
+def presence_users(*, room_id: int) -> Present:
+    """The users with a live connection to the room: the first PRESENCE_LIST names, sorted
+    (a connect to a room of thousands reads and sends a page of them, not all), and how many
+    there are (one statement more, and only in a room with more than that many)."""
+    limit = int(settings.CHAT["PRESENCE_LIST"])
+    user_model = get_user_model()
+    field = user_model.USERNAME_FIELD
+    names = list(
+        user_model.objects.filter(pk__in=_present(room_id).values("user_id"))
+        .order_by(field)
+        .values_list(field, flat=True)[: limit + 1]
     )
+    if len(names) <= limit:
+        return Present(names=names, count=len(names))
+    return Present(names=names[:limit], count=presence_count(room_id=room_id))
+
+
+def presence_count(*, room_id: int) -> int:
+    """How many users have a live connection to the room."""
+    return _present(room_id).values("user_id").distinct().count()
+
+
+def presence_changes(*, room_id: int, user_ids: set[int]) -> tuple[list[str], list[str], int]:
+    """Of these users, who is in the room now and who is not: (joined, left), by name; and
+    how many are in the room in all."""
+    present = set(_present(room_id).filter(user_id__in=user_ids).values_list("user_id", flat=True))
     names = _usernames(user_ids)
     joined = sorted(name for pk, name in names.items() if pk in present)
     left = sorted(name for pk, name in names.items() if pk not in present)
-    return joined, left
+    return joined, left, presence_count(room_id=room_id)
+
+
+def _present(room_id: int) -> PresenceQuerySet:
+    return Presence.objects.filter(room_id=room_id).live(ttl=settings.CHAT["PRESENCE_TTL"])
 
 
 def _usernames(user_ids: Any) -> dict[int, str]:

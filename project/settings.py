@@ -702,6 +702,9 @@ CHAT = {
     "PRESENCE_HEARTBEAT": env_float("CHAT_PRESENCE_HEARTBEAT", 20),
     "PRESENCE_TTL": env_float("CHAT_PRESENCE_TTL", 60),
     "PRESENCE_BATCH": env_float("CHAT_PRESENCE_BATCH", 0.5),
+    # The names a connection is sent of who is in the room (with how many in all), then only
+    # the changes.
+    "PRESENCE_LIST": int(env_float("CHAT_PRESENCE_LIST", 100)),
     # How long a server holds a message that arrived ahead of a missing one before it reads
     # the gap from the database.
     "GAP_WAIT": env_float("CHAT_GAP_WAIT", 1.0),

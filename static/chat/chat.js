@@ -38,6 +38,7 @@ const uploadsApi = root ? root.dataset.uploadsApi : "";
 const shown = new Map(); // seq -> <li>
 const pending = new Map(); // client_id -> {body, state, li, label}
 const present = new Set();
+let presentCount = 0; // how many are in the room: `present` names the first of them
 let highest = 0; // the highest seq shown: a reconnect asks for what came after it
 let lowest = null; // the oldest seq shown: scrolling up asks for what came before it
 let hasOlder = false;
@@ -601,18 +602,23 @@ function onError(frame) {
 
 function renderPresence() {
   const names = Array.from(present).sort((a, b) => a.localeCompare(b));
-  presenceList.replaceChildren(
-    ...names.map((name) => el("li", name === me ? "me" : "", name === me ? `${name} (you)` : name)),
+  const items = names.map((name) =>
+    el("li", name === me ? "me" : "", name === me ? `${name} (you)` : name),
   );
+  const more = presentCount - names.length;
+  if (more > 0) items.push(el("li", "more", `and ${more} more`));
+  presenceList.replaceChildren(...items);
 }
 
 function onPresence(frame) {
   if (Array.isArray(frame.users)) {
     present.clear();
     frame.users.forEach((name) => present.add(name));
+    present.add(me); // this page is connected, whether its name is among the first or not
   }
   (frame.joined || []).forEach((name) => present.add(name));
   (frame.left || []).forEach((name) => present.delete(name));
+  if (Number.isInteger(frame.count)) presentCount = frame.count;
   renderPresence();
 }
 

@@ -98,6 +98,36 @@ def test_two_users_chat_and_markup_in_a_message_stays_text(
     expect(alice.locator("#chat-presence li")).to_have_text(["alice (you)"])
 
 
+def test_a_crowded_room_lists_the_first_names_and_how_many_more(
+    processes: Processes,
+    browser: Browser,
+    page: Page,
+    second_page: Page,
+    page_log: PageLog,
+    user: Any,
+    other_user: Any,
+    django_user_model: Any,
+    password: str,
+) -> None:
+    web = processes.runserver("web", CHAT_PRESENCE_LIST="1")
+    carol = django_user_model.objects.create_user("carol", password=password)
+    third_page = new_page(browser, page_log)
+    try:
+        log_in(page, web.url, user.username, password, "general")
+        log_in(second_page, web.url, other_user.username, password, "general")
+        log_in(third_page, web.url, carol.username, password, "general")
+        # carol's page was sent one name (alice's) and the count; her own is always shown.
+        expect(third_page.locator("#chat-presence li")).to_have_text(
+            ["alice", "carol (you)", "and 1 more"]
+        )
+        expect(page.locator("#chat-presence li")).to_have_text(["alice (you)", "bob", "carol"])
+        second_page.close()
+        expect(third_page.locator("#chat-presence li")).to_have_text(["alice", "carol (you)"])
+        assert page_log.errors == []
+    finally:
+        third_page.context.close()
+
+
 def test_older_messages_page_in_when_scrolling_up(
     web: Process, page: Page, page_log: PageLog, user: Any, password: str
 ) -> None:

@@ -50,9 +50,10 @@ async def test_presence_follows_joins_and_leaves(user: Any, other_user: Any, pas
     alice = await entered("/ws/chat/general/", user, password)
     bob = await open_chat("/ws/chat/general/", other_user, password)
     _, bobs_view = await joined(bob)
-    assert bobs_view["users"] == ["alice", "bob"]
+    assert (bobs_view["users"], bobs_view["count"]) == (["alice", "bob"], 2)
     change = await frames_until(alice, lambda f: "bob" in f.get("joined", []))
     assert change[-1]["type"] == "chat.presence"
+    assert change[-1]["count"] == 2
     # A second tab of bob's, closed again, does not make him leave.
     bob_tab = await entered("/ws/chat/general/", other_user, password)
     await bob_tab.disconnect()
@@ -60,6 +61,21 @@ async def test_presence_follows_joins_and_leaves(user: Any, other_user: Any, pas
     await bob.disconnect()
     change = await frames_until(alice, lambda f: "bob" in f.get("left", []))
     assert all("bob" not in f.get("left", []) for f in change[:-1])
+    await alice.disconnect()
+    await asyncio.sleep(0.1)
+
+
+async def test_a_connect_to_a_crowded_room_is_sent_a_page_of_names_and_how_many(
+    settings: Any, user: Any, other_user: Any, password: str
+) -> None:
+    settings.CHAT = {**settings.CHAT, "PRESENCE_LIST": 1}
+    alice = await entered("/ws/chat/general/", user, password)
+    bob = await open_chat("/ws/chat/general/", other_user, password)
+    _, bobs_view = await joined(bob)
+    assert (bobs_view["users"], bobs_view["count"]) == (["alice"], 2)
+    await bob.disconnect()
+    change = await frames_until(alice, lambda f: "bob" in f.get("left", []))
+    assert change[-1]["count"] == 1
     await alice.disconnect()
     await asyncio.sleep(0.1)
 

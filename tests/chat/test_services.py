@@ -21,6 +21,7 @@ from chat.exceptions import (
 from chat.models import Message, MessageEvent, Presence, Room
 from chat.publishing import messages_sequence
 from chat.selectors import (
+    Present,
     presence_changes,
     presence_users,
     reactions_of,
@@ -154,15 +155,20 @@ def test_presence_counts_live_connections_and_prunes_expired_ones(
     presence_join(room_id=room.pk, user_id=user.pk, connection_id="a!1")
     presence_join(room_id=room.pk, user_id=other_user.pk, connection_id="b!1")
     presence_join(room_id=room.pk, user_id=other_user.pk, connection_id="b!2")
-    assert presence_users(room_id=room.pk) == ["alice", "bob"]
+    assert presence_users(room_id=room.pk) == Present(names=["alice", "bob"], count=2)
+    # A room of thousands: a page of names, and how many.
+    settings.CHAT = {**settings.CHAT, "PRESENCE_LIST": 1}
+    assert presence_users(room_id=room.pk) == Present(names=["alice"], count=2)
+    settings.CHAT = {**settings.CHAT, "PRESENCE_LIST": 100}
     long_ago = timezone.now() - timedelta(seconds=settings.CHAT["PRESENCE_TTL"] + 1)
     Presence.objects.filter(connection_id="b!1").update(seen_at=long_ago)
     assert presence_prune(room_id=room.pk) == set(), "bob still has a live connection"
     Presence.objects.filter(connection_id="b!2").update(seen_at=long_ago)
-    assert presence_users(room_id=room.pk) == ["alice"]
+    assert presence_users(room_id=room.pk) == Present(names=["alice"], count=1)
     assert presence_changes(room_id=room.pk, user_ids={user.pk, other_user.pk}) == (
         ["alice"],
         ["bob"],
+        1,
     )
     assert presence_prune(room_id=room.pk) == {other_user.pk}
     assert presence_prune(room_id=room.pk) == set()
@@ -201,7 +207,7 @@ def test_a_touch_restores_rows_another_server_pruned(user: Any) -> None:
     Presence.objects.all().delete()
     assert presence_touch(room_id=room.pk, members={"a!1": user.pk}) == {user.pk}
     assert presence_touch(room_id=room.pk, members={"a!1": user.pk}) == set()
-    assert presence_users(room_id=room.pk) == ["alice"]
+    assert presence_users(room_id=room.pk).names == ["alice"]
 
 
 def sequenced_message(room: Room, author: Any, body: str) -> Message:
