@@ -22,8 +22,8 @@ message, in the room's sequence).
 The hub also keeps presence: the truth is a `Presence` row per connection, shared by all
 servers. The hub touches its connections' rows in one query per heartbeat (rows nobody touches
 for PRESENCE_TTL belong to a dead server, and any hub of the room prunes them), and batches the
-users whose presence may have changed: every PRESENCE_BATCH seconds it reads who of them is in
-the room now and broadcasts that, once.
+users whose presence may have changed: every PRESENCE_BATCH seconds (longer in a big room:
+NOTICE_SENDS) it reads who of them is in the room now and broadcasts that, once.
 """
 
 from __future__ import annotations
@@ -49,11 +49,11 @@ from chat.selectors import (
     room_last_seq,
 )
 from chat.services import (
+    notice_batch,
     presence_join,
     presence_leave,
     presence_prune,
     presence_touch,
-    typing_batch,
 )
 from media_tasks.models import Upload
 from wire.sockets import connect_db
@@ -358,7 +358,14 @@ class RoomHub:
 
     async def typing_flush(self) -> None:
         try:
-            await asyncio.sleep(typing_batch(connections=len(self.members)))
+            options = settings.CHAT
+            await asyncio.sleep(
+                notice_batch(
+                    connections=len(self.members),
+                    least=float(options["TYPING_BATCH"]),
+                    most=float(options["TYPING_BATCH_MAX"]),
+                )
+            )
             users, self.typing = sorted(self.typing), set()
             notice: events.TypingPayload = {"type": events.CHAT_TYPING, "users": users}
             await self.send_all(json.dumps(notice))
@@ -374,7 +381,14 @@ class RoomHub:
             self.flusher = asyncio.create_task(self.flush_later())
 
     async def flush_later(self) -> None:
-        await asyncio.sleep(settings.CHAT["PRESENCE_BATCH"])
+        options = settings.CHAT
+        await asyncio.sleep(
+            notice_batch(
+                connections=len(self.members),
+                least=float(options["PRESENCE_BATCH"]),
+                most=float(options["PRESENCE_BATCH_MAX"]),
+            )
+        )
         changed, self.changed = self.changed, set()
         self.flusher = None
         try:

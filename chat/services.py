@@ -531,14 +531,13 @@ def typing_due(*, last_sent: float, now: float) -> bool:
     return now - last_sent >= float(settings.CHAT["TYPING_INTERVAL"])
 
 
-def typing_batch(*, connections: int) -> float:
-    """How long a room's hub gathers typing notices before it sends who is typing to its
-    `connections`: TYPING_BATCH, longer in a big room so that it sends at most TYPING_SENDS
-    frames a second in all (a room's messages come first), never past TYPING_BATCH_MAX (a
-    typing name must be repeated within the page's TYPING_EXPIRE)."""
-    options = settings.CHAT
-    spread = connections / float(options["TYPING_SENDS"])
-    return min(float(options["TYPING_BATCH_MAX"]), max(float(options["TYPING_BATCH"]), spread))
+def notice_batch(*, connections: int, least: float, most: float) -> float:
+    """How long a room's hub gathers notices of one kind (who came or left, who is typing)
+    before it sends them to its `connections`: `least`, longer in a big room so that it
+    sends at most NOTICE_SENDS frames of the kind a second in all (the room's messages come
+    first), never longer than `most`."""
+    spread = connections / float(settings.CHAT["NOTICE_SENDS"])
+    return min(most, max(least, spread))
 
 
 async def message_rate_check(*, user_id: int) -> None:

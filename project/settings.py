@@ -702,6 +702,10 @@ CHAT = {
     "PRESENCE_HEARTBEAT": env_float("CHAT_PRESENCE_HEARTBEAT", 20),
     "PRESENCE_TTL": env_float("CHAT_PRESENCE_TTL", 60),
     "PRESENCE_BATCH": env_float("CHAT_PRESENCE_BATCH", 0.5),
+    "PRESENCE_BATCH_MAX": env_float("CHAT_PRESENCE_BATCH_MAX", 5.0),
+    # A hub sends a room's notices of one kind (presence, typing) to at most this many of its
+    # connections a second: in a bigger room it gathers them longer, up to the _MAX.
+    "NOTICE_SENDS": int(env_float("CHAT_NOTICE_SENDS", 500)),
     # The names a connection is sent of who is in the room (with how many in all), then only
     # the changes.
     "PRESENCE_LIST": int(env_float("CHAT_PRESENCE_LIST", 100)),
@@ -709,14 +713,12 @@ CHAT = {
     # the gap from the database.
     "GAP_WAIT": env_float("CHAT_GAP_WAIT", 1.0),
     # Read markers per user per RATE_WINDOW. A connection sends at most one typing notice
-    # per TYPING_INTERVAL; a hub sends who is typing at most every TYPING_BATCH (in a room
-    # with more than TYPING_SENDS times that many connections here, as often as makes
-    # TYPING_SENDS frames a second, down to one every TYPING_BATCH_MAX), and a name not
-    # repeated within TYPING_EXPIRE has stopped (the page drops it by itself).
+    # per TYPING_INTERVAL; a hub sends who is typing at most every TYPING_BATCH (less often in
+    # a big room, NOTICE_SENDS), and a name not repeated within TYPING_EXPIRE has stopped (the
+    # page drops it by itself: TYPING_INTERVAL + TYPING_BATCH_MAX must stay below it).
     "READ_RATE": int(env_float("CHAT_READ_RATE", 30)),
     "TYPING_INTERVAL": env_float("CHAT_TYPING_INTERVAL", 2.0),
     "TYPING_BATCH": env_float("CHAT_TYPING_BATCH", 0.5),
-    "TYPING_SENDS": env_float("CHAT_TYPING_SENDS", 500),
     "TYPING_BATCH_MAX": env_float("CHAT_TYPING_BATCH_MAX", 2.0),
     "TYPING_EXPIRE": env_float("CHAT_TYPING_EXPIRE", 5.0),
 }
