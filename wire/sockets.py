@@ -57,6 +57,8 @@ sockets_outage = Outage("websockets' database or message broker", logger)
 SOCKETS_RECHECK = "sockets.recheck"
 # After the layer fails (Redis away), wait this long, doubling up to the maximum, before trying.
 RETRY_FIRST, RETRY_MAX = 0.5, 10.0
+# The users' group joins and leaves one process asks of the layer at once.
+LAYER_IN_FLIGHT = 50
 
 
 def connect_db(func: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
@@ -106,6 +108,10 @@ class SocketHub:
 
     def __init__(self, layer: Any) -> None:
         self.layer = layer
+        # Group joins and leaves asked of the layer at once, each on a connection of its own:
+        # a reconnect storm's thousand opened as many connections to Redis (each a TCP
+        # connect and a handshake, on a loop already behind), and at 5,000 they timed out.
+        self.slots = asyncio.Semaphore(LAYER_IN_FLIGHT)
         self.by_user: dict[int, set[SiteConsumer]] = {}
         self.channel = ""
         self.receiver: asyncio.Task[None] | None = None
@@ -130,7 +136,8 @@ class SocketHub:
             del self.by_user[user_id]
             if self.channel:
                 try:
-                    await self.layer.group_discard(user_group(user_id), self.channel)
+                    async with self.slots:
+                        await self.layer.group_discard(user_group(user_id), self.channel)
                 except Exception:
                     logger.warning("user=%s group not left", user_id, exc_info=True)
 
@@ -144,7 +151,8 @@ class SocketHub:
                 # layer through one key, by its prefix, one receiver at a time.
                 self.channel = await self.layer.new_channel()
                 self.receiver = asyncio.create_task(self.receive())
-            await self.layer.group_add(user_group(user_id), self.channel)
+            async with self.slots:
+                await self.layer.group_add(user_group(user_id), self.channel)
         except Exception:
             logger.warning("user=%s sockets not subscribed to their group", user_id, exc_info=True)
 
