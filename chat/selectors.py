@@ -11,7 +11,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.postgres.search import SearchQuery, SearchVector
 from django.db import connection
-from django.db.models import Count, F, IntegerField, OuterRef, Q, Subquery, Value
+from django.db.models import Count, F, IntegerField, OuterRef, Q, Subquery, Value, Window
 from django.db.models.functions import Coalesce
 from django.urls import reverse
 
@@ -425,18 +425,17 @@ class Present:
 def presence_users(*, room_id: int) -> Present:
     """The users with a live connection to the room: the first PRESENCE_LIST names, sorted
     (a connect to a room of thousands reads and sends a page of them, not all), and how many
-    there are (one statement more, and only in a room with more than that many)."""
+    there are, in one statement."""
     limit = int(settings.CHAT["PRESENCE_LIST"])
     user_model = get_user_model()
     field = user_model.USERNAME_FIELD
-    names = list(
+    rows = list(
         user_model.objects.filter(pk__in=_present(room_id).values("user_id"))
+        .annotate(present=Window(Count("pk")))
         .order_by(field)
-        .values_list(field, flat=True)[: limit + 1]
+        .values_list(field, "present")[:limit]
     )
-    if len(names) <= limit:
-        return Present(names=names, count=len(names))
-    return Present(names=names[:limit], count=presence_count(room_id=room_id))
+    return Present(names=[name for name, _ in rows], count=rows[0][1] if rows else 0)
 
 
 def presence_count(*, room_id: int) -> int:
