@@ -214,6 +214,9 @@ class ClientSide:
                     await asyncio.sleep(0.5 + attempt)
             if self.config.chat:
                 await self.initial_frames(ws, index)
+            # Read from now on: a socket left unread while the others connect stops answering
+            # daphne's pings once its receive queue is full, and daphne drops it after 30 s.
+            self.readers.append(asyncio.create_task(self.read(ws, index)))
             return ws
 
     async def run(self) -> None:
@@ -224,7 +227,6 @@ class ClientSide:
         self.sockets = list(
             await asyncio.gather(*(self.open_one(i, gate) for i in range(len(self.highest))))
         )
-        self.readers = [asyncio.create_task(self.read(ws, i)) for i, ws in enumerate(self.sockets)]
         self.conn.send(("ready", len(self.sockets)))
         loop = asyncio.get_running_loop()
         sending: set[asyncio.Task[None]] = set()
@@ -261,6 +263,7 @@ class ClientSide:
         returns the seconds until the last is back with its history, and how many resets."""
         for task in self.readers:
             task.cancel()
+        self.readers = []
         await asyncio.gather(*(ws.close() for ws in self.sockets), return_exceptions=True)
         self.resets = 0
         began = time.monotonic()
@@ -271,7 +274,6 @@ class ClientSide:
             )
         )
         elapsed = time.monotonic() - began
-        self.readers = [asyncio.create_task(self.read(ws, i)) for i, ws in enumerate(self.sockets)]
         return elapsed, self.resets
 
     async def type(self, ws: Any) -> None:
