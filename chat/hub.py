@@ -358,14 +358,7 @@ class RoomHub:
 
     async def typing_flush(self) -> None:
         try:
-            options = settings.CHAT
-            await asyncio.sleep(
-                notice_batch(
-                    connections=len(self.members),
-                    least=float(options["TYPING_BATCH"]),
-                    most=float(options["TYPING_BATCH_MAX"]),
-                )
-            )
+            await asyncio.sleep(notice_batch(connections=len(self.members), kind="TYPING"))
             users, self.typing = sorted(self.typing), set()
             notice: events.TypingPayload = {"type": events.CHAT_TYPING, "users": users}
             await self.send_all(json.dumps(notice))
@@ -381,14 +374,7 @@ class RoomHub:
             self.flusher = asyncio.create_task(self.flush_later())
 
     async def flush_later(self) -> None:
-        options = settings.CHAT
-        await asyncio.sleep(
-            notice_batch(
-                connections=len(self.members),
-                least=float(options["PRESENCE_BATCH"]),
-                most=float(options["PRESENCE_BATCH_MAX"]),
-            )
-        )
+        await asyncio.sleep(notice_batch(connections=len(self.members), kind="PRESENCE"))
         changed, self.changed = self.changed, set()
         self.flusher = None
         try:

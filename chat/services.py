@@ -531,12 +531,14 @@ def typing_due(*, last_sent: float, now: float) -> bool:
     return now - last_sent >= float(settings.CHAT["TYPING_INTERVAL"])
 
 
-def notice_batch(*, connections: int, least: float, most: float) -> float:
-    """How long a room's hub gathers notices of one kind (who came or left, who is typing)
-    before it sends them to its `connections`: `least`, longer in a big room so that it
-    sends at most NOTICE_SENDS frames of the kind a second in all (the room's messages come
-    first), never longer than `most`."""
-    spread = connections / float(settings.CHAT["NOTICE_SENDS"])
+def notice_batch(*, connections: int, kind: str) -> float:
+    """How long a room's hub gathers notices of one kind ("PRESENCE": who came or left,
+    "TYPING": who is typing) before it sends them to its `connections`: the kind's _BATCH,
+    longer in a big room so that it sends at most NOTICE_SENDS frames of the kind a second in
+    all (the room's messages come first), never longer than its _BATCH_MAX."""
+    options = settings.CHAT
+    spread = connections / float(options["NOTICE_SENDS"])
+    least, most = float(options[f"{kind}_BATCH"]), float(options[f"{kind}_BATCH_MAX"])
     return min(most, max(least, spread))
 
 

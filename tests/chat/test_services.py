@@ -343,16 +343,25 @@ def test_typing_notices_are_due_once_per_interval(settings: Any) -> None:
 
 
 def test_a_big_room_gets_its_notices_less_often(settings: Any) -> None:
-    settings.CHAT = {**settings.CHAT, "NOTICE_SENDS": 500}
+    settings.CHAT = {
+        **settings.CHAT,
+        "NOTICE_SENDS": 500,
+        "TYPING_BATCH": 0.5,
+        "TYPING_BATCH_MAX": 2.0,
+        "PRESENCE_BATCH": 0.5,
+        "PRESENCE_BATCH_MAX": 5.0,
+    }
 
     def typing(connections: int) -> float:
-        return notice_batch(connections=connections, least=0.5, most=2.0)
+        return notice_batch(connections=connections, kind="TYPING")
 
     assert typing(3) == 0.5
     assert typing(500) == 1.0
     # 1,000 connections: one frame each every 2 s, 500 frames a second in all.
     assert typing(1000) == 2.0
     assert typing(50_000) == 2.0
+    assert notice_batch(connections=1000, kind="PRESENCE") == 2.0
+    assert notice_batch(connections=50_000, kind="PRESENCE") == 5.0
     # A name typed on (one notice per interval) is repeated before the page drops it.
     defaults = project_settings.CHAT
     assert defaults["TYPING_INTERVAL"] + defaults["TYPING_BATCH_MAX"] < defaults["TYPING_EXPIRE"]
