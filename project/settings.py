@@ -270,13 +270,13 @@ WAKEUP_CAPACITY = dict.fromkeys(WORKER_CHANNELS, 1)
 
 # Channel layer: in-memory by default (one process), Redis when REDIS_URL is set.
 REDIS_URL = os.environ.get("REDIS_URL", "")
-# Redis behind Sentinel (README "Several machines"): the Sentinels say which server is the
-# primary, and every Redis client here (channel layer, rate limits) asks them again after a
-# failover. REDIS_URL then gives only the primary's password and database number.
 # What redis-py tells Redis it is (CLIENT SETINFO), given to every client: left out, it reads
 # its own version from the installed packages' metadata for every new connection, a scan of
 # sys.path that cost 5 % of daphne's CPU in a reconnect storm (whose connects grow the pools).
 REDIS_DRIVER_INFO = DriverInfo(name="redis-py", lib_version=redis.__version__)
+# Redis behind Sentinel (README "Several machines"): the Sentinels say which server is the
+# primary, and every Redis client here (channel layer, rate limits) asks them again after a
+# failover. REDIS_URL then gives only the primary's password and database number.
 REDIS_SENTINELS = [sentinel_address(item) for item in env_list("REDIS_SENTINELS")]
 REDIS_SENTINEL: dict[str, Any] | None = None
 if REDIS_SENTINELS:
