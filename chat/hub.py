@@ -215,7 +215,7 @@ class RoomHub:
                 if message["type"] == events.CHAT_BROADCAST:
                     await self.publish(message)
                 elif message["type"] == events.CHAT_PRESENCE:
-                    await self.send_all(json.dumps(message), notice=True)
+                    await self.send_all(json.dumps(message))
                 elif message["type"] == events.CHAT_TYPING:
                     self.typing_add(message["user"])
                 elif message["type"] == events.CHAT_MEMBER_GONE:
@@ -286,17 +286,9 @@ class RoomHub:
                 await self.send_all(json.dumps(activity), members=self.watchers)
 
     async def send_all(
-        self,
-        text: str,
-        seq: int | None = None,
-        *,
-        members: dict[str, Member] | None = None,
-        notice: bool = False,
+        self, text: str, seq: int | None = None, *, members: dict[str, Member] | None = None
     ) -> None:
-        """Hand the text to every connection in the room (or to `members`). A `notice` (who
-        is typing, who came or left, a picture's progress) gives way to the room's messages:
-        while one is being sent, the notice waits between its own batches of connections, so
-        that a message is not sent at half speed beside a notice's thousand sends."""
+        """Hand the text to every connection in the room (or to `members`)."""
         for n, member in enumerate(
             list((self.members if members is None else members).values()), 1
         ):
@@ -305,9 +297,6 @@ class RoomHub:
                 # to a thousand connections would hold up everything else on this loop,
                 # including the next message coming in.
                 await asyncio.sleep(0)
-                if notice and self.delivery.locked():
-                    async with self.delivery:
-                        pass
             try:
                 await member.deliver(text, seq)
             except Exception:
@@ -355,7 +344,7 @@ class RoomHub:
         }
         if event["type"] != job_events.JOB_PROGRESS:
             await self.unfollow(job)
-        await self.send_all(json.dumps(progress), notice=True)
+        await self.send_all(json.dumps(progress))
 
     # Typing.
 
@@ -372,7 +361,7 @@ class RoomHub:
             await asyncio.sleep(notice_batch(connections=len(self.members), kind="TYPING"))
             users, self.typing = sorted(self.typing), set()
             notice: events.TypingPayload = {"type": events.CHAT_TYPING, "users": users}
-            await self.send_all(json.dumps(notice), notice=True)
+            await self.send_all(json.dumps(notice))
         finally:
             self.typing_flusher = None
 

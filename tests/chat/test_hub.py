@@ -100,37 +100,3 @@ async def test_a_connection_left_behind_by_a_dead_server_expires(
     assert frames[-1]["type"] == "chat.presence"
     await alice.disconnect()
     await asyncio.sleep(0.1)
-
-
-class Recorder:
-    """A connection that records what it is handed."""
-
-    def __init__(self, n: int, sent: list[tuple[int, str]]) -> None:
-        self.connection_id, self.user_id, self.username = f"c{n}", n, f"u{n}"
-        self.n, self.sent = n, sent
-
-    async def deliver(self, text: str, seq: int | None = None) -> None:
-        self.sent.append((self.n, text))
-
-    async def dismiss(self) -> None:
-        pass
-
-
-async def test_a_notice_gives_way_to_the_rooms_messages() -> None:
-    from chat.hub import YIELD_EVERY, RoomHub
-
-    hub = RoomHub(Room(pk=1, name="crowded"), layer=None)
-    sent: list[tuple[int, str]] = []
-    hub.members = {f"c{n}": Recorder(n, sent) for n in range(3 * YIELD_EVERY)}
-    await hub.delivery.acquire()  # a message is being sent to the room
-    typing = asyncio.create_task(hub.send_all("typing", notice=True))
-    for _ in range(20):
-        await asyncio.sleep(0)
-    # The notice went to its first batch of connections, then waits for the message.
-    assert [n for n, _ in sent] == list(range(YIELD_EVERY - 1))
-    await hub.send_all("message")
-    hub.delivery.release()
-    await typing
-    to_last = [text for n, text in sent if n == 3 * YIELD_EVERY - 1]
-    assert to_last == ["message", "typing"]
-    assert len(sent) == 2 * 3 * YIELD_EVERY
