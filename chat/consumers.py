@@ -269,8 +269,8 @@ class ChatConsumer(SiteConsumer):
         if not typing_due(last_sent=self.typing_sent, now=now):
             return
         self.typing_sent = now
-        notice: events.Typing = {"type": events.CHAT_TYPING, "user": self.username}
-        await get_channel_layer().group_send(events.room_group(self.room.pk), dict(notice))
+        if self.room_hub is not None:
+            self.room_hub.typed(self.username)
 
     async def send_revisions(self, frame: dict[str, Any]) -> None:
         message = await database_sync_to_async(revisions_allowed)(

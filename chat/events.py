@@ -162,10 +162,12 @@ class TypingPayload(TypedDict):
 
 
 class Typing(TypedDict):
-    """Internal: one user is typing, to the room's hubs, which batch it."""
+    """Internal: who typed at one hub's connections (`hub`: its channel), to the room's other
+    hubs, which batch it with their own."""
 
     type: str
-    user: str
+    users: list[str]
+    hub: str
 
 
 class ActivityPayload(TypedDict):

@@ -10,7 +10,9 @@ connection outlives a Redis restart, since it holds no channel of its own.
 
 Changes to messages (edits, deletes, reactions) come the same way, with seqs of the same
 sequence. Typing notices do not: they are not stored, and the hub sends who is typing to its
-connections at most once per TYPING_BATCH (less often in a big room), however many type.
+connections at most once per TYPING_BATCH (less often in a big room), however many type; who
+typed at its own connections it tells the room's other hubs in one layer message per
+TYPING_BATCH, not one per notice.
 Connections of the room's members to their other rooms may watch it: they get a short
 `chat.activity` for each new message (the page counts it unread), not the message.
 
@@ -96,6 +98,9 @@ class RoomHub:
         self.watchers: dict[str, Member] = {}
         self.typing: set[str] = set()
         self.typing_flusher: asyncio.Task[None] | None = None
+        # Who typed at this process's connections, for the room's other hubs.
+        self.typing_here: set[str] = set()
+        self.typing_forwarder: asyncio.Task[None] | None = None
         self.channel = ""
         self.sequencer = Sequencer(0)
         self.subscribed: asyncio.Future[None] | None = None
@@ -174,7 +179,13 @@ class RoomHub:
         flusher = self.flusher
         if flusher is not None:
             await asyncio.shield(flusher)
-        for running in (self.heartbeat, self.receiver, self.gap_filler, self.typing_flusher):
+        for running in (
+            self.heartbeat,
+            self.receiver,
+            self.gap_filler,
+            self.typing_flusher,
+            self.typing_forwarder,
+        ):
             if running is not None:
                 running.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -217,7 +228,9 @@ class RoomHub:
                 elif message["type"] == events.CHAT_PRESENCE:
                     await self.send_all(json.dumps(message))
                 elif message["type"] == events.CHAT_TYPING:
-                    self.typing_add(message["user"])
+                    if message.get("hub") != self.channel:
+                        for username in message.get("users", ()):
+                            self.typing_add(username)
                 elif message["type"] == events.CHAT_MEMBER_GONE:
                     for member in list(self.members.values()):
                         if member.user_id == message["user"]:
@@ -347,6 +360,31 @@ class RoomHub:
         await self.send_all(json.dumps(progress))
 
     # Typing.
+
+    def typed(self, username: str) -> None:
+        """A connection of this process is typing: this hub's connections hear of it in their
+        next batch, the room's other hubs in the next forward."""
+        self.typing_add(username)
+        self.typing_here.add(username)
+        if self.typing_forwarder is None:
+            self.typing_forwarder = asyncio.create_task(self.typing_forward())
+
+    async def typing_forward(self) -> None:
+        """Tell the room's other hubs who typed here, all of them in one layer message."""
+        try:
+            await asyncio.sleep(float(settings.CHAT["TYPING_BATCH"]))
+            users, self.typing_here = sorted(self.typing_here), set()
+            notice: events.Typing = {
+                "type": events.CHAT_TYPING,
+                "users": users,
+                "hub": self.channel,
+            }
+            await self.layer.group_send(self.group, dict(notice))
+        except Exception:
+            # Typing is ephemeral: the next notice says it again.
+            logger.warning("room=%s typing not forwarded", self.room_id, exc_info=True)
+        finally:
+            self.typing_forwarder = None
 
     def typing_add(self, username: Any) -> None:
         """Someone is typing: tell the room's connections in the next batch."""

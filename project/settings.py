@@ -714,8 +714,9 @@ CHAT = {
     "GAP_WAIT": env_float("CHAT_GAP_WAIT", 1.0),
     # Read markers per user per RATE_WINDOW. A connection sends at most one typing notice
     # per TYPING_INTERVAL; a hub sends who is typing at most every TYPING_BATCH (less often in
-    # a big room, NOTICE_SENDS), and a name not repeated within TYPING_EXPIRE has stopped (the
-    # page drops it by itself: TYPING_INTERVAL + TYPING_BATCH_MAX must stay below it).
+    # a big room, NOTICE_SENDS) and tells the room's other hubs who typed at its connections
+    # once per TYPING_BATCH, and a name not repeated within TYPING_EXPIRE has stopped (the page
+    # drops it by itself: TYPING_INTERVAL + TYPING_BATCH + TYPING_BATCH_MAX must stay below it).
     "READ_RATE": int(env_float("CHAT_READ_RATE", 30)),
     "TYPING_INTERVAL": env_float("CHAT_TYPING_INTERVAL", 2.0),
     "TYPING_BATCH": env_float("CHAT_TYPING_BATCH", 0.5),

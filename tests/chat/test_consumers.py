@@ -5,14 +5,17 @@ and reactions live and replayed, typing, mentions, activity and read markers."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from typing import Any
 
 import pytest
 from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 from django.utils import timezone
 
+from chat.events import room_group
 from chat.models import Message, MessageEvent, Room
 from chat.publishing import messages_sequence
 from chat.selectors import read_seq
@@ -429,6 +432,44 @@ async def test_typing_is_batched_bounded_and_not_stored(
     assert typing == [{"type": "chat.typing", "users": ["alice", "bob"]}]
     assert not [f for f in frames if f["type"] == "chat.error"]
     assert not await database_sync_to_async(Message.objects.exists)()
+    await alice.disconnect()
+    await bob.disconnect()
+
+
+async def test_who_typed_here_reaches_the_room_s_other_servers_in_one_layer_message(
+    settings: Any, user: Any, other_user: Any, password: str
+) -> None:
+    settings.CHAT = {**settings.CHAT, "TYPING_BATCH": 0.3, "TYPING_INTERVAL": 10}
+    alice = await entered("/ws/chat/general/", user, password)
+    bob = await entered("/ws/chat/general/", other_user, password)
+    # Another server's hub, as the layer sees it: a channel in the room's group.
+    layer = get_channel_layer()
+    room = await database_sync_to_async(Room.objects.get)(name="general")
+    group = room_group(room.pk)
+    other_server = await layer.new_channel()
+    await layer.group_add(group, other_server)
+
+    async def typing_heard(seconds: float) -> list[dict[str, Any]]:
+        """The typing notices the other server's channel gets within `seconds`."""
+        heard = []
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                while True:
+                    message = await layer.receive(other_server)
+                    if message["type"] == "chat.typing":
+                        heard.append(message)
+        return heard
+
+    await alice.send_json_to({"type": "chat.typing"})
+    await bob.send_json_to({"type": "chat.typing"})
+    forwarded = await typing_heard(1.5)
+    assert [m["users"] for m in forwarded] == [["alice", "bob"]]
+    # What another server forwards reaches the connections here, and is not sent on again.
+    await layer.group_send(group, {"type": "chat.typing", "users": ["carol"], "hub": other_server})
+    typing = await frames_until(alice, lambda f: "carol" in f.get("users", []))
+    assert typing[-1] == {"type": "chat.typing", "users": ["carol"]}
+    assert [m["hub"] for m in await typing_heard(1.0)] == [other_server]
+    await layer.group_discard(group, other_server)
     await alice.disconnect()
     await bob.disconnect()
 

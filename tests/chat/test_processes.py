@@ -171,6 +171,25 @@ def test_presence_spans_servers_and_a_dead_server_s_users_leave(
     asyncio.run(scenario())
 
 
+def test_typing_on_one_server_is_seen_on_the_other(
+    processes: Processes, user: Any, other_user: Any, password: str
+) -> None:
+    server_a, server_b = start_servers(processes)
+    alice = login(server_a.url, user.username, password)
+    bob = login(server_b.url, other_user.username, password)
+
+    async def scenario() -> list[dict[str, Any]]:
+        alice_ws = await connect_ws(server_a.url, "/ws/chat/general/", alice)
+        bob_ws = await connect_ws(server_b.url, "/ws/chat/general/", bob)
+        await receive_until(alice_ws, lambda f: "bob" in f.get("joined", []), 10)
+        await alice_ws.send(json.dumps({"type": "chat.typing"}))
+        frames = await receive_until(bob_ws, lambda f: f["type"] == "chat.typing", 10)
+        await asyncio.gather(alice_ws.close(), bob_ws.close())
+        return frames
+
+    assert asyncio.run(scenario())[-1] == {"type": "chat.typing", "users": ["alice"]}
+
+
 def test_the_rate_limit_is_shared_by_all_servers(
     processes: Processes, user: Any, password: str
 ) -> None:
