@@ -7,6 +7,8 @@ ASGI application is imported (project/asgi.py), and a no-op under another server
 - Each websocket gets a bound on the bytes waiting to be written to its client, and the
   process one on all of them together (`bound_websocket_send_buffers`): a client that stops
   reading would otherwise make daphne buffer every frame sent to it, without limit.
+- A text sent to many sockets in a row (a room's hub hands the same text to each of its
+  connections) is encoded and framed once (`frame_text_once`).
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ def tune_daphne() -> None:
 
     skip_twisted_form_parsing(http_protocol.WebRequest)
     larger_body_chunks(server.Server)
+    # In this order: the send budgets count what is sent, framed once or not.
+    frame_text_once(ws_protocol.WebSocketProtocol)
     bound_websocket_send_buffers(ws_protocol.WebSocketProtocol)
 
 
@@ -75,6 +79,30 @@ def larger_body_chunks(server_class: Any) -> None:
 
     server_class.__init__ = __init__
     server_class._larger_chunks = True
+
+
+def frame_text_once(protocol_class: Any) -> None:
+    """Send a text that is the same as the last one sent (to any socket of the process) as the
+    same bytes: autobahn's prepared message, encoded and framed once, where autobahn would
+    encode, check and frame it again for each of a room's thousand connections. Not for
+    compressed sockets (daphne offers no compression) or one not open yet or any more (the
+    original send accepts it first, or refuses it)."""
+    if getattr(protocol_class, "_frames_once", False):
+        return
+    server_send = protocol_class.serverSend
+    last: dict[str, Any] = {"text": None, "frame": None}
+
+    def serverSend(self: Any, content: Any, binary: bool = False) -> None:
+        if binary or self.state != self.STATE_OPEN or self._perMessageCompress is not None:
+            server_send(self, content, binary)
+            return
+        if content != last["text"]:
+            last["frame"] = self.factory.prepareMessage(content.encode("utf8"))
+            last["text"] = content
+        self.sendPreparedMessage(last["frame"])
+
+    protocol_class.serverSend = serverSend
+    protocol_class._frames_once = True
 
 
 @implementer(IPushProducer)
