@@ -1,10 +1,11 @@
 """An ASGI application for daphne, served with the project's changes to daphne
 (project/server.py) as the site is: once BROADCAST_SOCKETS websockets are open, it hands each
-of TEXTS to every one of them in turn, as a room's hub hands a message to its connections, and
-a binary frame between them; then it waits for the clients to leave."""
+of TEXTS to every one of them in turn, as a room's hub hands a message to its connections (a
+binary frame after the first); then it waits for the clients to leave."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 from typing import Any
 
@@ -21,7 +22,9 @@ SOCKETS = int(os.environ.get("BROADCAST_SOCKETS", "2"))
 # Each length of a websocket frame's header (7-bit, 16-bit and 64-bit lengths), text that is
 # not ASCII, and a text that was sent before (framed again, not the last). Not the empty text:
 # daphne sends none.
-TEXTS = ["hello", "héllo ✓ 👍", "a" * 200, "é" * 40_000, "hello"]
+# Then more than a socket's buffers hold (12 MB), for clients that read only later: what a
+# socket does not take waits in daphne, in order.
+TEXTS = ["hello", "héllo ✓ 👍", "a" * 200, "é" * 40_000, "hello", *(c * 3_000_000 for c in "wxyz")]
 BINARY = b"\x00\xff binary"
 
 sends: list[Any] = []
@@ -37,11 +40,13 @@ async def application(scope: dict[str, Any], receive: Any, send: Any) -> None:
     await send({"type": "websocket.accept"})
     sends.append(send)
     if len(sends) == SOCKETS:
-        for text in TEXTS:
+        for n, text in enumerate(TEXTS):
             for each in sends:
                 await each({"type": "websocket.send", "text": text})
-            if text == TEXTS[0]:
+            if n == 0:
                 for each in sends:
                     await each({"type": "websocket.send", "bytes": BINARY})
+            # The server writes what waits between two texts, as between a room's messages.
+            await asyncio.sleep(0.05)
     while (await receive())["type"] != "websocket.disconnect":
         pass
