@@ -439,7 +439,7 @@ async def test_typing_is_batched_bounded_and_not_stored(
 async def test_who_typed_here_reaches_the_room_s_other_servers_in_one_layer_message(
     settings: Any, user: Any, other_user: Any, password: str
 ) -> None:
-    settings.CHAT = {**settings.CHAT, "TYPING_BATCH": 0.3, "TYPING_INTERVAL": 10}
+    settings.CHAT = {**settings.CHAT, "TYPING_BATCH": 1.0, "TYPING_INTERVAL": 10}
     alice = await entered("/ws/chat/general/", user, password)
     bob = await entered("/ws/chat/general/", other_user, password)
     # Another server's hub, as the layer sees it: a channel in the room's group.
@@ -462,13 +462,13 @@ async def test_who_typed_here_reaches_the_room_s_other_servers_in_one_layer_mess
 
     await alice.send_json_to({"type": "chat.typing"})
     await bob.send_json_to({"type": "chat.typing"})
-    forwarded = await typing_heard(1.5)
+    forwarded = await typing_heard(2.5)
     assert [m["users"] for m in forwarded] == [["alice", "bob"]]
     # What another server forwards reaches the connections here, and is not sent on again.
     await layer.group_send(group, {"type": "chat.typing", "users": ["carol"], "hub": other_server})
     typing = await frames_until(alice, lambda f: "carol" in f.get("users", []))
     assert typing[-1] == {"type": "chat.typing", "users": ["carol"]}
-    assert [m["hub"] for m in await typing_heard(1.0)] == [other_server]
+    assert [m["hub"] for m in await typing_heard(1.5)] == [other_server]
     await layer.group_discard(group, other_server)
     await alice.disconnect()
     await bob.disconnect()
