@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.contrib.auth import get_user_model
 from django.db import transaction
@@ -24,6 +23,7 @@ from chat import events
 from chat.models import Message, MessageEvent, Room
 from chat.selectors import sequenced_payloads
 from wire import sockets
+from workers.wakeups import call_from_sync
 
 logger = logging.getLogger(__name__)
 
@@ -101,7 +101,7 @@ def messages_publish(*, room_id: int) -> int:
                     for p in payloads
                 ],
             }
-            async_to_sync(layer.group_send)(events.room_group(room.pk), dict(broadcast))
+            call_from_sync(layer.group_send, events.room_group(room.pk), dict(broadcast))
             sent = {p["seq"] for p in payloads}
             now = timezone.now()
             Message.objects.filter(room=room, seq__in=sent).update(published_at=now)
@@ -130,6 +130,6 @@ def mentions_notify(*, message: Message, room: Room, layer: Any) -> None:
             "body": message.body[:200],
         }
         try:
-            async_to_sync(layer.group_send)(sockets.user_group(user_id), dict(notice))
+            call_from_sync(layer.group_send, sockets.user_group(user_id), dict(notice))
         except Exception:
             logger.warning("room=%s mention of user=%s not sent", room.pk, user_id)

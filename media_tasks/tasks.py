@@ -9,13 +9,13 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 
 from media_tasks import imaging, partials, processing
 from media_tasks.models import Upload
 from workers import events
 from workers.backends import JobContext, task
+from workers.wakeups import call_from_sync
 
 # Sent to the owner's websocket once an upload's renditions and analysis are both done.
 UPLOAD_READY = "upload.ready"
@@ -66,7 +66,7 @@ def announce_ready(upload_id: int) -> dict[str, Any]:
     if upload is None:
         return {"skipped": "upload deleted"}
     event = {"type": UPLOAD_READY, "upload": upload.pk}
-    async_to_sync(get_channel_layer().group_send)(events.user_group(upload.owner_id), event)
+    call_from_sync(get_channel_layer().group_send, events.user_group(upload.owner_id), event)
     return event
 
 

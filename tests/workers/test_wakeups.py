@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
 import pytest
+import redis
 from channels.layers import channel_layers, get_channel_layer
 from django.conf import settings
 from django.test import override_settings
@@ -18,7 +20,7 @@ from tests import tasks
 from tests.jobs import receive_all, run_worker_until
 from workers import events
 from workers.models import Job
-from workers.wakeups import finish_sends, wake, wake_soon
+from workers.wakeups import call_from_sync, finish_sends, wake, wake_soon
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -64,6 +66,28 @@ def test_a_process_spaces_its_wakeups_the_first_at_once_the_next_when_the_time_i
         # ...but then it goes out, for the newest job.
         assert asyncio.run(next_wakeup(within=3)) == second
         finish_sends()
+
+
+@pytest.mark.redis
+def test_layer_calls_from_a_task_s_thread_reuse_the_process_s_redis_connections() -> None:
+    layer = get_channel_layer()
+    channel = call_from_sync(layer.new_channel)
+    call_from_sync(layer.group_add, "from-sync", channel)
+    watcher = redis.Redis.from_url(settings.REDIS_URL)
+    connections_before = watcher.info("stats")["total_connections_received"]
+
+    def task() -> None:
+        for n in range(20):
+            call_from_sync(layer.group_send, "from-sync", {"type": "test.message", "n": n})
+
+    thread = threading.Thread(target=task)
+    thread.start()
+    thread.join(30)
+    opened = watcher.info("stats")["total_connections_received"] - connections_before
+    watcher.close()
+    assert [call_from_sync(layer.receive, channel)["n"] for _ in range(20)] == list(range(20))
+    # async_to_sync would have started a loop, and opened a connection, for each of the 20.
+    assert opened <= 2
 
 
 def deferred() -> Job:
