@@ -37,6 +37,7 @@ from chat.services import (
     message_post,
     notice_batch,
     presence_join,
+    presence_leave,
     presence_prune,
     presence_touch,
     reaction_set,
@@ -201,6 +202,44 @@ def test_only_presence_commits_without_waiting_for_the_disk() -> None:
     # SET LOCAL: the next transaction of the connection waits for its commit again.
     with transaction.atomic():
         assert synchronous_commit() == "on"
+
+
+@pytest.mark.postgres
+def test_presence_in_one_statement_writes_the_orm_s_row_without_waiting_for_the_disk(
+    user: Any, other_user: Any
+) -> None:
+    from django.db import connection
+
+    room = room_get_or_create(name="general")
+
+    def wal_syncs() -> int:
+        """The server's WAL flushes so far, this connection's included (PostgreSQL 15+)."""
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_stat_force_next_flush()")
+            cursor.execute("SELECT wal_sync FROM pg_stat_wal")
+            return int(cursor.fetchone()[0])
+
+    # One statement outside a transaction; the ORM's upsert inside one.
+    presence_join(room_id=room.pk, user_id=user.pk, connection_id="fast")
+    with transaction.atomic():
+        presence_join(room_id=room.pk, user_id=user.pk, connection_id="orm")
+    fast, orm = (Presence.objects.get(connection_id=c) for c in ("fast", "orm"))
+    assert (fast.room_id, fast.user_id) == (orm.room_id, orm.user_id) == (room.pk, user.pk)
+    assert fast.seen_at <= orm.seen_at
+    # A connection id seen again takes the new user, as the ORM's upsert does.
+    presence_join(room_id=room.pk, user_id=other_user.pk, connection_id="fast")
+    assert Presence.objects.get(connection_id="fast").user_id == other_user.pk
+    presence_leave(connection_id="fast")
+    with transaction.atomic():
+        presence_leave(connection_id="orm")
+    assert not Presence.objects.exists()
+    # A hundred commits, each of which would otherwise wait for the WAL to reach the disk
+    # (the WAL writer's own flushes, every 200 ms, may count).
+    before = wal_syncs()
+    for n in range(50):
+        presence_join(room_id=room.pk, user_id=user.pk, connection_id=f"c{n}")
+        presence_leave(connection_id=f"c{n}")
+    assert wal_syncs() - before < 20
 
 
 def test_a_touch_restores_rows_another_server_pruned(user: Any) -> None:
