@@ -111,7 +111,10 @@ class Processes:
         wait_until_serving(process)
         return process
 
-    def daphne(self, name: str = "daphne", **env: str) -> Process:
+    def daphne(
+        self, name: str = "daphne", application: str = "project.asgi:application", **env: str
+    ) -> Process:
+        """daphne serving `application` on a free port of loopback, once it answers."""
         port = free_port()
         process = self.start(
             name,
@@ -123,7 +126,7 @@ class Processes:
                 "127.0.0.1",
                 "-p",
                 str(port),
-                "project.asgi:application",
+                application,
             ],
             port=port,
             **env,

@@ -5,36 +5,24 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import sys
 
 import websockets
 
-from tests.processes import Processes, free_port, wait_until_serving
+from tests.processes import Processes
 from tests.project.broadcast_app import BINARY, TEXTS
 
 
 def test_a_text_handed_to_every_socket_reaches_each_whole_and_in_order(
     processes: Processes,
 ) -> None:
-    port = free_port()
-    server = processes.start(
+    server = processes.daphne(
         "broadcast",
-        [
-            sys.executable,
-            "-m",
-            "daphne",
-            "-b",
-            "127.0.0.1",
-            "-p",
-            str(port),
-            "tests.project.broadcast_app:application",
-        ],
-        port=port,
+        "tests.project.broadcast_app:application",
         BROADCAST_SOCKETS="3",
         WEBSOCKET_SEND_BUFFER_MAX=str(64 * 1024 * 1024),
         WEBSOCKET_SEND_BUFFER_TOTAL_MAX=str(256 * 1024 * 1024),
     )
-    wait_until_serving(server)
+    port = server.port
 
     async def clients() -> list[list[str | bytes]]:
         sockets = [

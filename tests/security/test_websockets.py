@@ -5,7 +5,6 @@ review; the figures (memory under 200 non-reading sockets) are in tests/bench/be
 from __future__ import annotations
 
 import asyncio
-import sys
 from typing import Any
 
 import pytest
@@ -21,7 +20,7 @@ from chat.services import message_post, room_get_or_create
 from project.asgi import application
 from tests.chat.conftest import frames_until, joined, open_chat
 from tests.clients import SAME_ORIGIN
-from tests.processes import Process, Processes, free_port, wait_for, wait_until_serving
+from tests.processes import Process, Processes, wait_for
 from tests.security.sockets import RawSocket
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("empty_layer")]
@@ -54,24 +53,7 @@ async def opened(communicator: WebsocketCommunicator) -> dict[str, Any]:
 
 
 def serve_flood(processes: Processes, **env: str) -> Process:
-    port = free_port()
-    process = processes.start(
-        "flood",
-        [
-            sys.executable,
-            "-m",
-            "daphne",
-            "-b",
-            "127.0.0.1",
-            "-p",
-            str(port),
-            "tests.security.flood_app:application",
-        ],
-        port=port,
-        **env,
-    )
-    wait_until_serving(process)
-    return process
+    return processes.daphne("flood", "tests.security.flood_app:application", **env)
 
 
 def test_a_client_that_stops_reading_is_cut_off_and_one_that_reads_gets_everything(
