@@ -18,6 +18,7 @@ from collections import defaultdict
 from collections.abc import Callable, Collection
 from typing import TYPE_CHECKING, Any, NotRequired, TypedDict, cast
 
+from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from channels_redis.core import RedisChannelLayer
 
@@ -94,13 +95,11 @@ def job_event_groups(job: Job) -> list[str]:
 
 def broadcast(job: Job, event_type: str) -> None:
     """From sync code: send a job event to its groups; never fails the caller."""
-    from workers.wakeups import call_from_sync  # wakeups imports this module
-
     layer = get_channel_layer()
     event = job_event(job, event_type)
     try:
         for group in job_event_groups(job):
-            call_from_sync(layer.group_send, group, dict(event))
+            async_to_sync(layer.group_send)(group, dict(event))
     except Exception:
         logger.warning("job=%s event=%s not sent", job.pk, event_type, exc_info=True)
 
