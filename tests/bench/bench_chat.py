@@ -16,16 +16,20 @@ channels-redis layer:
   per connection; a stock consumer forwards it.
 * bare fan-out, a channel per process: the floor of the hub's pattern. The same `group_send`
   reaches one channel in daphne, whose reader forwards the frame to the 1,000 connections.
+  Its consumer only accepts: its reconnect storm is the floor of any storm on this machine
+  (daphne's handshakes and the clients').
+
+The bare fan-outs run on this project's daphne (project/server.py), as the chat does.
 
 For each: the latency from send until *every* client has the message (p50/p99 over messages
 sent at a light, paced rate), and the sustained rate of a burst (messages / time from the first
 send until the last client has the last message). Also: daphne's memory per idle connection
 (its RSS growth over the connection storm, divided by N); a reconnect storm (every client
 drops and reconnects at once, the chat's with `?since=` its last seq, until every one is back
-with its history); and, for the chat, the paced latency again while 100 clients send typing
-notices, beside the paced latency without. Loopback only; bounded in clients, messages and
-time. The default run (300 clients, chat and tutorial) takes two or three minutes; the full
-figures:
+with its history; daphne's CPU time over it beside); and, for the chat, the paced latency
+again while 100 clients send typing notices, beside the paced latency without. Loopback
+only; bounded in clients, messages and time. The default run (300 clients, chat and
+tutorial) takes two or three minutes; the full figures:
 
     .venv/bin/python -m tests.bench.bench_chat                      # 300 clients
     .venv/bin/python -m tests.bench.bench_chat --clients 1000       # the delivery figures
@@ -104,6 +108,10 @@ def build_fanout_app(per_process: bool) -> Any:
     import django
 
     django.setup()
+    from project.server import tune_daphne
+
+    # The floors of this project's daphne (the chat's server), not of the stock one.
+    tune_daphne()
     from channels.generic.websocket import AsyncWebsocketConsumer
     from channels.layers import get_channel_layer
     from channels.routing import ProtocolTypeRouter
@@ -485,6 +493,8 @@ class Outcome:
     # Every client reconnecting at once: seconds until the last is back, and how many reset.
     storm_seconds: float | None
     storm_resets: int
+    # daphne's CPU time over the storm: what its connects cost, whatever the clients cost.
+    storm_cpu: float
 
     @property
     def rate(self) -> float:
@@ -515,9 +525,10 @@ def run_stack(
     server: BenchProcess,
 ) -> Outcome:
     """Connect the clients (and weigh them idle), then the paced phase, the paced phase with
-    typing (the chat), the burst, and the reconnect storm (not the bare fan-outs)."""
+    typing (the chat), the burst, and the reconnect storm."""
     typed: Figures | None = None
     storm: tuple[float, int] | None = None
+    storm_cpu = 0.0
     pid = server.popen.pid
     try:
         started = time.monotonic()
@@ -544,10 +555,14 @@ def run_stack(
         cpu_before = cpu_seconds(pid)
         burst, seconds = measure(clients, "burst", args.burst, lambda: send("burst", args.burst, 0))
         cpu = cpu_seconds(pid) - cpu_before
-        if not name.startswith("bare"):
-            time.sleep(1)
-            storm = clients.reconnect()
-            out(f"{name}: {clients.count} reconnected at once in {storm[0]:.1f} s")
+        time.sleep(1)
+        cpu_before = cpu_seconds(pid)
+        storm = clients.reconnect()
+        storm_cpu = cpu_seconds(pid) - cpu_before
+        out(
+            f"{name}: {clients.count} reconnected at once in {storm[0]:.1f} s "
+            f"(daphne's CPU {storm_cpu:.1f} s)"
+        )
     finally:
         clients.close()
     outcome = Outcome(
@@ -560,6 +575,7 @@ def run_stack(
         typed=typed,
         storm_seconds=storm[0] if storm else None,
         storm_resets=storm[1] if storm else 0,
+        storm_cpu=storm_cpu,
     )
     slowest = sorted(paced.items(), key=lambda item: -item[1][1])[:3]
     out(
@@ -653,8 +669,8 @@ def daphne(name: str, app: str, env: dict[str, str], logs: Path) -> tuple[BenchP
     port = free_port()
     process = BenchProcess(
         name,
-        # The listen backlog and handshake timeout of deploy/systemd/pipeline-web.service,
-        # for both stacks.
+        # The listen backlog, handshake timeout and (no) access log of
+        # deploy/systemd/pipeline-web.service, for every stack.
         [
             sys.executable,
             "-m",
@@ -663,6 +679,8 @@ def daphne(name: str, app: str, env: dict[str, str], logs: Path) -> tuple[BenchP
             f"tcp:port={port}:interface=127.0.0.1:backlog=4096",
             "--websocket_connect_timeout",
             "30",
+            "--verbosity",
+            "0",
             app,
         ],
         env,
@@ -824,12 +842,18 @@ def report(args: argparse.Namespace, outcomes: list[Outcome]) -> None:
         label = "chat / " + floor.name.removeprefix("bare, ")
         out(f"{label:31}" + "".join(f"{r:>14.2f}x" for r in ratios))
     out()
-    out(f"{'':31}{'KiB/idle conn':>15}{'storm s':>15}{'storm resets':>15}{'typing p99':>15}")
+    columns = ["KiB/idle conn", "storm s", "storm CPU s", "storm resets", "typing p99"]
+    out(f"{'':31}" + "".join(f"{c:>15}" for c in columns))
     for o in outcomes:
-        storm = f"{o.storm_seconds:.1f}" if o.storm_seconds is not None else "-"
-        typing = f"{o.typed.p99:.1f} ms" if o.typed is not None else "-"
-        resets = str(o.storm_resets) if o.storm_seconds is not None else "-"
-        out(f"{o.name:31}{o.idle_kib:>15.1f}{storm:>15}{resets:>15}{typing:>15}")
+        stormed = o.storm_seconds is not None
+        cells = [
+            f"{o.idle_kib:.1f}",
+            f"{o.storm_seconds:.1f}" if stormed else "-",
+            f"{o.storm_cpu:.1f}" if stormed else "-",
+            str(o.storm_resets) if stormed else "-",
+            f"{o.typed.p99:.1f} ms" if o.typed is not None else "-",
+        ]
+        out(f"{o.name:31}" + "".join(f"{c:>15}" for c in cells))
     for o in outcomes:
         if o.typed is not None and o.paced.p99 > 0:
             rise = (o.typed.p99 / o.paced.p99 - 1) * 100
