@@ -1,11 +1,14 @@
 """An ASGI application for daphne, served with the project's changes to daphne
 (project/server.py) as the site is: once BROADCAST_SOCKETS websockets are open, it hands each
 of TEXTS to every one of them in turn, as a room's hub hands a message to its connections (a
-binary frame after the first); then it waits for the clients to leave."""
+binary frame after the first); then it waits for the clients to leave. `GET /gc` answers how
+its cycle collector is set."""
 
 from __future__ import annotations
 
 import asyncio
+import gc
+import json
 import os
 from typing import Any
 
@@ -33,8 +36,13 @@ sends: list[Any] = []
 async def application(scope: dict[str, Any], receive: Any, send: Any) -> None:
     if scope["type"] == "http":
         await receive()
+        body = b"broadcast"
+        if scope["path"] == "/gc":
+            body = json.dumps(
+                {"thresholds": gc.get_threshold(), "frozen": gc.get_freeze_count()}
+            ).encode()
         await send({"type": "http.response.start", "status": 200, "headers": []})
-        await send({"type": "http.response.body", "body": b"broadcast"})
+        await send({"type": "http.response.body", "body": body})
         return
     assert (await receive())["type"] == "websocket.connect"
     await send({"type": "websocket.accept"})
