@@ -245,16 +245,19 @@ class ReadMarker(models.Model):
         return f"{self.user_id} read {self.room_id} up to {self.seq}"
 
 
+def presence_cutoff(*, ttl: float, now: datetime | None = None) -> datetime:
+    """A connection touched since this is live; one touched before it, its server's is gone."""
+    return (now or timezone.now()) - timedelta(seconds=ttl)
+
+
 class PresenceQuerySet(models.QuerySet["Presence"]):
     def live(self, *, ttl: float, now: datetime | None = None) -> PresenceQuerySet:
         """Connections whose server touched them within `ttl` seconds."""
-        cutoff = (now or timezone.now()) - timedelta(seconds=ttl)
-        return self.filter(seen_at__gte=cutoff)
+        return self.filter(seen_at__gte=presence_cutoff(ttl=ttl, now=now))
 
     def expired(self, *, ttl: float, now: datetime | None = None) -> PresenceQuerySet:
         """Connections of a server that stopped touching them: it died or lost the database."""
-        cutoff = (now or timezone.now()) - timedelta(seconds=ttl)
-        return self.filter(seen_at__lt=cutoff)
+        return self.filter(seen_at__lt=presence_cutoff(ttl=ttl, now=now))
 
 
 class Presence(models.Model):

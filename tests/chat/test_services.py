@@ -151,12 +151,19 @@ def test_bad_bodies_are_refused_with_a_reason(user: Any, body: Any, reason: str)
 
 
 def test_presence_counts_live_connections_and_prunes_expired_ones(
-    settings: Any, user: Any, other_user: Any, django_assert_num_queries: Any
+    settings: Any,
+    user: Any,
+    other_user: Any,
+    django_user_model: Any,
+    django_assert_num_queries: Any,
 ) -> None:
     room = room_get_or_create(name="general")
     presence_join(room_id=room.pk, user_id=user.pk, connection_id="a!1")
     presence_join(room_id=room.pk, user_id=other_user.pk, connection_id="b!1")
     presence_join(room_id=room.pk, user_id=other_user.pk, connection_id="b!2")
+    # A connection to another room is not one to this room.
+    carol = django_user_model.objects.create_user(username="carol")
+    presence_join(room_id=room_get_or_create(name="other").pk, user_id=carol.pk, connection_id="c")
     assert presence_users(room_id=room.pk) == Present(names=["alice", "bob"], count=2)
     # A room of thousands: a page of names, and how many.
     settings.CHAT = {**settings.CHAT, "PRESENCE_LIST": 1}
