@@ -52,9 +52,10 @@ def tune_daphne() -> None:
     bound_websocket_send_buffers(ws_protocol.WebSocketProtocol)
 
 
-# The collector's thresholds in daphne (Python's are 700, 10, 10): a young collection once the
-# tracked objects grew by 10,000, an older one every 10 of those, the full one every 10 of
-# those (and only once what it would scan grew by a quarter, Python's own rule).
+# The collector's thresholds where the ASGI application is loaded (daphne, runserver, the
+# workers; Python's are 700, 10, 10): a young collection once the tracked objects grew by
+# 10,000, an older one every 10 of those, the full one every 10 of those (and only once what
+# it would scan grew by a quarter, Python's own rule).
 GC_THRESHOLDS = (10_000, 10, 10)
 
 
