@@ -432,7 +432,7 @@ def presence_users(*, room_id: int) -> Present:
     with connection.cursor() as cursor:
         cursor.execute(
             presence_users_sql(),
-            [room_id, cutoff, room_id, cutoff, int(settings.CHAT["PRESENCE_LIST"])],
+            {"room": room_id, "cutoff": cutoff, "limit": int(settings.CHAT["PRESENCE_LIST"])},
         )
         rows = cursor.fetchall()
     return Present(names=[name for name, _ in rows], count=rows[0][1] if rows else 0)
@@ -446,12 +446,14 @@ def presence_users(*, room_id: int) -> Present:
 PRESENCE_USERS_SQL = """
     SELECT u.{name}, (
         SELECT COUNT(DISTINCT p.user_id) FROM chat_presence p
-        WHERE p.room_id = %s AND p.seen_at >= %s
+        WHERE p.room_id = %(room)s AND p.seen_at >= %(cutoff)s
     )
     FROM {users} u
-    WHERE u.{pk} IN (SELECT p.user_id FROM chat_presence p WHERE p.room_id = %s AND p.seen_at >= %s)
+    WHERE u.{pk} IN (
+        SELECT p.user_id FROM chat_presence p WHERE p.room_id = %(room)s AND p.seen_at >= %(cutoff)s
+    )
     ORDER BY u.{name}
-    LIMIT %s
+    LIMIT %(limit)s
 """
 
 
