@@ -115,6 +115,7 @@ class ChatConsumer(SiteConsumer):
             "type": events.CHAT_PRESENCE,
             "users": present.names,
             "count": present.count,
+            "limit": present.limit,
         }
         await self.send_json(presence)
         self.live = True

@@ -36,8 +36,8 @@ Frames the server sends:
     chat.revisions the earlier texts of a message (`message`, `revisions`)
     chat.ack       to the sender: "accepted" once stored, and "sequenced" with its seq (the
                    two may cross; "sequenced" always comes before the message itself)
-    chat.presence  who is in the room (`users`: the first PRESENCE_LIST names; `count`: how
-                   many in all), then changes (`joined`, `left`, and `count`)
+    chat.presence  who is in the room (`users`: the first `limit` names, PRESENCE_LIST;
+                   `count`: how many in all), then changes (`joined`, `left`, and `count`)
     chat.error     a refused frame (wire.errors' shape: code, error); the connection stays open
 Close codes: wire.close.
 """
@@ -230,9 +230,10 @@ class AckPayload(TypedDict):
 
 class PresencePayload(TypedDict):
     type: str
-    # How many users are in the room; `users` names the first PRESENCE_LIST of them.
+    # How many users are in the room; `users` names the first `limit` (PRESENCE_LIST) of them.
     count: int
     users: NotRequired[list[str]]
+    limit: NotRequired[int]
     joined: NotRequired[list[str]]
     left: NotRequired[list[str]]
 

@@ -418,10 +418,12 @@ def room_members(*, room: Room) -> list[dict[str, str]]:
 
 @dataclass(frozen=True, slots=True)
 class Present:
-    """Who is in a room: the first names (PRESENCE_LIST at most, sorted) and how many."""
+    """Who is in a room: the first names (`limit`, PRESENCE_LIST, at most, sorted) and how
+    many."""
 
     names: list[str]
     count: int
+    limit: int
 
 
 def presence_users(*, room_id: int) -> Present:
@@ -429,13 +431,11 @@ def presence_users(*, room_id: int) -> Present:
     (a connect to a room of thousands reads and sends a page of them, not all), and how many
     there are, in one statement (PRESENCE_USERS_SQL)."""
     cutoff = presence_cutoff(ttl=settings.CHAT["PRESENCE_TTL"])
+    limit = int(settings.CHAT["PRESENCE_LIST"])
     with connection.cursor() as cursor:
-        cursor.execute(
-            presence_users_sql(),
-            {"room": room_id, "cutoff": cutoff, "limit": int(settings.CHAT["PRESENCE_LIST"])},
-        )
+        cursor.execute(presence_users_sql(), {"room": room_id, "cutoff": cutoff, "limit": limit})
         rows = cursor.fetchall()
-    return Present(names=[name for name, _ in rows], count=rows[0][1] if rows else 0)
+    return Present(names=[name for name, _ in rows], count=rows[0][1] if rows else 0, limit=limit)
 
 
 # Every connect reads it: written out, as the ORM would write it, since the ORM's building of

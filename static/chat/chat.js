@@ -38,7 +38,8 @@ const uploadsApi = root ? root.dataset.uploadsApi : "";
 const shown = new Map(); // seq -> <li>
 const pending = new Map(); // client_id -> {body, state, li, label}
 const present = new Set();
-let presentCount = 0; // how many are in the room: `present` names the first of them
+let presentCount = 0; // how many are in the room: `present` names some of them
+let presentLimit = Infinity; // how many names the server lists (PRESENCE_LIST)
 let highest = 0; // the highest seq shown: a reconnect asks for what came after it
 let lowest = null; // the oldest seq shown: scrolling up asks for what came before it
 let hasOlder = false;
@@ -601,7 +602,13 @@ function onError(frame) {
 // Presence.
 
 function renderPresence() {
-  const names = Array.from(present).sort((a, b) => a.localeCompare(b));
+  // As the server lists them: the first names (of those the page has heard of), and the
+  // page's own. A join told to a page whose list is full is counted, not listed.
+  const names = Array.from(present)
+    .sort((a, b) => a.localeCompare(b))
+    .slice(0, presentLimit);
+  if (!names.includes(me)) names.push(me);
+  names.sort((a, b) => a.localeCompare(b));
   const items = names.map((name) =>
     el("li", name === me ? "me" : "", name === me ? `${name} (you)` : name),
   );
@@ -614,6 +621,7 @@ function onPresence(frame) {
   if (Array.isArray(frame.users)) {
     present.clear();
     frame.users.forEach((name) => present.add(name));
+    if (Number.isInteger(frame.limit)) presentLimit = frame.limit;
     present.add(me); // this page is connected, whether its name is among the first or not
   }
   (frame.joined || []).forEach((name) => present.add(name));

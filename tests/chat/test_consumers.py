@@ -58,7 +58,7 @@ async def test_a_64_character_room_is_created_on_first_use(user: Any, password: 
     communicator = await open_chat(f"/ws/chat/{name}/", user, password)
     history, presence = await joined(communicator)
     assert history == {"type": "chat.history", "messages": [], "has_more": False}
-    assert presence == {"type": "chat.presence", "users": ["alice"], "count": 1}
+    assert presence == {"type": "chat.presence", "users": ["alice"], "count": 1, "limit": 100}
     assert await database_sync_to_async(Room.objects.filter(name=name).exists)()
     await communicator.disconnect()
 
@@ -80,7 +80,7 @@ async def test_a_connect_does_not_wait_for_channels_one_database_thread(
         assert connected
         history, presence = await joined(communicator)
         assert history["type"] == "chat.history"
-        assert presence == {"type": "chat.presence", "users": ["alice"], "count": 1}
+        assert presence == {"type": "chat.presence", "users": ["alice"], "count": 1, "limit": 100}
         await communicator.disconnect()
         assert not busy.done()
     finally:
