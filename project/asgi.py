@@ -10,6 +10,7 @@ django_asgi_app = get_asgi_application()
 
 from channels.routing import ChannelNameRouter, ProtocolTypeRouter, URLRouter  # noqa: E402
 
+from project.db import closing_connections  # noqa: E402
 from project.metrics import WebsocketMetricsMiddleware  # noqa: E402
 from project.routing import channel_routes, websocket_urlpatterns  # noqa: E402
 from project.server import tune_daphne  # noqa: E402
@@ -20,7 +21,7 @@ tune_daphne()
 
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
+        "http": closing_connections(django_asgi_app),
         "websocket": WebsocketMetricsMiddleware(
             SameOriginValidator(OutageGuard(auth_stack(URLRouter(websocket_urlpatterns))))
         ),

@@ -236,6 +236,9 @@ SQLITE_OPTIONS = {
     "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
 }
 if os.environ.get("DATABASE_URL"):
+    # Persistent connections serve the threads that live on (the websockets' database pool,
+    # Channels' database thread, the workers); a request's thread, one a request, has its
+    # connections closed when it ends (project/db.py).
     DATABASES = {
         "default": dj_database_url.parse(
             os.environ["DATABASE_URL"], conn_max_age=60, conn_health_checks=True
