@@ -9,8 +9,16 @@ import pytest
 
 from chat.models import Room
 from chat.publishing import messages_publish, messages_sequence
-from chat.selectors import history_on_connect, messages_around, messages_search, rooms_active
+from chat.selectors import (
+    history_on_connect,
+    messages_around,
+    messages_search,
+    room_last_seq,
+    rooms_active,
+    rooms_of,
+)
 from chat.services import (
+    membership_add,
     message_delete,
     message_post,
     room_get_or_create,
@@ -62,6 +70,31 @@ def test_rooms_active_lists_rooms_with_messages_most_recent_first(user: Any) -> 
     published(newer, user, 1)
     assert [room.name for room in rooms_active()] == ["newer", "older"]
     assert quiet not in rooms_active()
+
+
+def test_rooms_of_a_user_are_theirs_the_most_recently_active_first(
+    user: Any, other_user: Any
+) -> None:
+    quiet_b, quiet_a = room_get_or_create(name="quiet-b"), room_get_or_create(name="quiet-a")
+    older, newer = room_get_or_create(name="older"), room_get_or_create(name="newer")
+    not_theirs = room_get_or_create(name="not-theirs")
+    for room in (quiet_b, quiet_a, older, newer):
+        membership_add(room=room, user=user)
+    membership_add(room=not_theirs, user=other_user)
+    published(older, user, 1)
+    published(newer, user, 2)
+    published(not_theirs, other_user, 1)
+    # Rooms without a message yet come last, by name.
+    assert [room.name for room in rooms_of(user_id=user.pk)] == [
+        "newer",
+        "older",
+        "quiet-a",
+        "quiet-b",
+    ]
+    assert [room.name for room in rooms_of(user_id=other_user.pk)] == ["not-theirs"]
+    assert (room_last_seq(room_id=newer.pk), room_last_seq(room_id=quiet_a.pk)) == (2, 0)
+    with pytest.raises(Room.DoesNotExist):
+        room_last_seq(room_id=not_theirs.pk + 1000)
 
 
 def test_search_finds_the_room_s_messages_with_every_word_newest_first(
