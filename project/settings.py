@@ -446,6 +446,9 @@ ACCOUNTS = {
     "PASSWORD_CHANGE_WINDOW": env_float("ACCOUNTS_PASSWORD_CHANGE_WINDOW", 3600),
 }
 
+# Django's database sessions, their read written out (project/sessions.py).
+SESSION_ENGINE = "project.sessions"
+
 # django-axes: the log-in lockout above. Its backend comes first: a refused attempt stops
 # there, before ModelBackend runs the password hasher.
 AUTHENTICATION_BACKENDS = [
