@@ -94,6 +94,9 @@ class RoomHub:
         self.layer = layer
         self.group = events.room_group(room.pk)
         self.members: dict[str, Member] = {}
+        # Leaves whose presence is being recorded; the hub closes after the last of them.
+        self.leaving = 0
+        self.closed = False
         # Connections to other rooms that count this room's new messages as unread.
         self.watchers: dict[str, Member] = {}
         self.typing: set[str] = set()
@@ -151,10 +154,13 @@ class RoomHub:
         if self.unused():
             # Taken out at once, so that a new connection makes a new hub, not this closing one.
             _forget(self)
-        await connect_db(presence_leave)(connection_id=member.connection_id)
-        self.mark({member.user_id})
-        if self.unused():
-            await self.close()
+        self.leaving += 1
+        try:
+            await connect_db(presence_leave)(connection_id=member.connection_id)
+            self.mark({member.user_id})
+        finally:
+            self.leaving -= 1
+        await self.close_when_done()
 
     async def watch(self, watcher: Member) -> None:
         """Count a connection to another room in: it hears of this room's new messages."""
@@ -169,10 +175,18 @@ class RoomHub:
         self.watchers.pop(watcher.connection_id, None)
         if self.unused():
             _forget(self)
-            await self.close()
+        await self.close_when_done()
 
     def unused(self) -> bool:
         return not self.members and not self.watchers
+
+    async def close_when_done(self) -> None:
+        """Close the hub once it is unused and the last leave is recorded, once: when a
+        whole room left at once (a reconnect storm), every leave found the hub unused and
+        closed it, 2,000 group discards on as many new connections to Redis."""
+        if self.unused() and not self.leaving and not self.closed:
+            self.closed = True
+            await self.close()
 
     async def close(self) -> None:
         """Tell the room who left, then stop listening to it."""

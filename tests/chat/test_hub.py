@@ -10,7 +10,8 @@ import pytest
 from channels.db import database_sync_to_async
 from django.utils import timezone
 
-from chat.models import Message, Room
+from chat.hub import RoomHub
+from chat.models import Message, Presence, Room
 from chat.publishing import messages_sequence
 from chat.services import message_post, room_get_or_create
 from tests.chat.conftest import (
@@ -63,6 +64,33 @@ async def test_presence_follows_joins_and_leaves(user: Any, other_user: Any, pas
     assert all("bob" not in f.get("left", []) for f in change[:-1])
     await alice.disconnect()
     await asyncio.sleep(0.1)
+
+
+async def test_a_room_left_by_everyone_at_once_closes_its_hub_once(
+    monkeypatch: Any, user: Any, other_user: Any, password: str
+) -> None:
+    closes: list[int] = []
+    close = RoomHub.close
+
+    async def counted(hub: RoomHub) -> None:
+        closes.append(hub.room_id)
+        await close(hub)
+
+    monkeypatch.setattr(RoomHub, "close", counted)
+    sockets = [
+        await open_chat("/ws/chat/general/", someone, password)
+        for someone in (user, other_user) * 3
+    ]
+    for socket in sockets:
+        await joined(socket)
+    # As in a reconnect storm: every leave is under way before the first is recorded.
+    await asyncio.gather(*(socket.disconnect() for socket in sockets))
+    assert len(closes) == 1
+    assert not await database_sync_to_async(Presence.objects.exists)()
+    # The room's next connection gets a new hub, which works.
+    again = await entered("/ws/chat/general/", user, password)
+    await again.disconnect()
+    assert len(closes) == 2
 
 
 async def test_a_connect_to_a_crowded_room_is_sent_a_page_of_names_and_how_many(
