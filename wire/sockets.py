@@ -59,6 +59,10 @@ SOCKETS_RECHECK = "sockets.recheck"
 RETRY_FIRST, RETRY_MAX = 0.5, 10.0
 # The users' group joins and leaves one process asks of the layer at once.
 LAYER_IN_FLIGHT = 50
+# A user's group is left this many seconds after their last socket here closed: one that
+# comes back meanwhile (a page reloaded, every page after a network blip) finds it joined,
+# and the layer is asked nothing (in a reconnect storm, three Redis commands a socket).
+GROUP_LEAVE_GRACE = 10.0
 
 
 def connect_db(func: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
@@ -113,6 +117,10 @@ class SocketHub:
         # connect and a handshake, on a loop already behind), and at 5,000 they timed out.
         self.slots = asyncio.Semaphore(LAYER_IN_FLIGHT)
         self.by_user: dict[int, set[SiteConsumer]] = {}
+        # The users whose group the channel is in, and those whose group it is leaving.
+        self.grouped: set[int] = set()
+        self.departures: dict[int, asyncio.Task[None]] = {}
+        self.leave_grace = GROUP_LEAVE_GRACE
         self.channel = ""
         self.receiver: asyncio.Task[None] | None = None
         # Session checks under way, kept referenced until done (the loop holds tasks weakly).
@@ -134,17 +142,35 @@ class SocketHub:
         sockets.discard(socket)
         if not sockets:
             del self.by_user[user_id]
-            if self.channel:
-                try:
-                    async with self.slots:
-                        await self.layer.group_discard(user_group(user_id), self.channel)
-                except Exception:
-                    logger.warning("user=%s group not left", user_id, exc_info=True)
+            if user_id in self.grouped and user_id not in self.departures:
+                self.departures[user_id] = asyncio.create_task(self.depart(user_id))
 
-    async def subscribe(self, user_id: int) -> None:
-        """Join the user's group (again: a group's membership expires in the layer, and a
-        restarted Redis forgets it). A layer that fails is only logged: the sockets' own
-        periodic checks still end a session that ended."""
+    async def depart(self, user_id: int) -> None:
+        """Leave the user's group, unless a socket of theirs came back within the grace."""
+        try:
+            await asyncio.sleep(self.leave_grace)
+            if user_id in self.by_user:
+                return
+            self.grouped.discard(user_id)
+            try:
+                async with self.slots:
+                    await self.layer.group_discard(user_group(user_id), self.channel)
+            except Exception:
+                logger.warning("user=%s group not left", user_id, exc_info=True)
+        finally:
+            del self.departures[user_id]
+
+    async def subscribe(self, user_id: int, *, renew: bool = True) -> None:
+        """Join the user's group; again if `renew` (a group's membership expires in the
+        layer, and a restarted Redis forgets it), else only if the channel is not in it. A
+        layer that fails is only logged: the sockets' own periodic checks still end a
+        session that ended."""
+        departing = self.departures.get(user_id)
+        if departing is not None and user_id not in self.grouped:
+            # Being left: joined again once that is done, not before.
+            await asyncio.shield(departing)
+        if user_id in self.grouped and not renew:
+            return
         try:
             if not self.channel:
                 # The default prefix: channels-redis receives every process-local channel of a
@@ -153,6 +179,7 @@ class SocketHub:
                 self.receiver = asyncio.create_task(self.receive())
             async with self.slots:
                 await self.layer.group_add(user_group(user_id), self.channel)
+            self.grouped.add(user_id)
         except Exception:
             logger.warning("user=%s sockets not subscribed to their group", user_id, exc_info=True)
 
@@ -263,7 +290,7 @@ class SiteConsumer(AsyncWebsocketConsumer):
             await self.refuse(Close.TOO_MANY)
             return
         self.hub = hub
-        await hub.subscribe(user.pk)
+        await hub.subscribe(user.pk, renew=False)
         self.rechecker = asyncio.create_task(self.recheck_every(options["SESSION_RECHECK"]))
         await self.start()
 
