@@ -58,7 +58,7 @@ from chat.services import (
     presence_touch,
 )
 from media_tasks.models import Upload
-from wire.sockets import connect_db
+from wire.sockets import Batched, connect_db
 from workers import events as job_events
 
 logger = logging.getLogger(__name__)
@@ -97,6 +97,8 @@ class RoomHub:
         # Leaves whose presence is being recorded; the hub closes after the last of them.
         self.leaving = 0
         self.closed = False
+        # Their presence rows, deleted together (a room's connections often close at once).
+        self.leaves: Batched[str] = Batched(lambda ids: presence_leave(connection_ids=ids))
         # Connections to other rooms that count this room's new messages as unread.
         self.watchers: dict[str, Member] = {}
         self.typing: set[str] = set()
@@ -156,7 +158,7 @@ class RoomHub:
             _forget(self)
         self.leaving += 1
         try:
-            await connect_db(presence_leave)(connection_id=member.connection_id)
+            await self.leaves.add(member.connection_id)
             self.mark({member.user_id})
         finally:
             self.leaving -= 1

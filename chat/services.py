@@ -623,7 +623,7 @@ PRESENCE_JOIN_SQL = """
 """
 PRESENCE_LEAVE_SQL = """
     WITH fleeting AS (SELECT set_config('synchronous_commit', 'off', true))
-    DELETE FROM chat_presence USING fleeting WHERE connection_id = %s
+    DELETE FROM chat_presence USING fleeting WHERE connection_id = ANY(%s)
 """
 
 
@@ -654,13 +654,14 @@ def presence_join(*, room_id: int, user_id: int, connection_id: str) -> None:
         )
 
 
-def presence_leave(*, connection_id: str) -> None:
+def presence_leave(*, connection_ids: list[str]) -> None:
+    """Forget these connections (closed), in one statement."""
     if _fleeting_statement():
         with transaction.get_connection().cursor() as cursor:
-            cursor.execute(PRESENCE_LEAVE_SQL, [connection_id])
+            cursor.execute(PRESENCE_LEAVE_SQL, [connection_ids])
         return
     with fleeting_commit():
-        Presence.objects.filter(connection_id=connection_id).delete()
+        Presence.objects.filter(connection_id__in=connection_ids).delete()
 
 
 def presence_touch(*, room_id: int, members: dict[str, int]) -> set[int]:

@@ -75,6 +75,55 @@ def connect_db(func: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
     return run
 
 
+class Batched[T]:
+    """`func(items)` run in the connect pool (connect_db) for the items added while the call
+    before was under way, all in one call (`most` items at most): the leaves of a room's
+    connections that close at once (a reconnect storm) are one statement, not one each,
+    each with a thread's hop and a health check. add() returns, or raises, once the call
+    that took its item is done."""
+
+    def __init__(self, func: Callable[[list[T]], Any], most: int = 1000) -> None:
+        self.call = connect_db(func)
+        self.most = most
+        # The calls to make, in order: each with its items and the future of its outcome.
+        self.waiting: list[tuple[list[T], asyncio.Future[None]]] = []
+        self.drainer: asyncio.Task[None] | None = None
+
+    async def add(self, item: T) -> None:
+        if not self.waiting or len(self.waiting[-1][0]) >= self.most:
+            done = asyncio.get_running_loop().create_future()
+            # Retrieved here, so that a call whose waiters were cancelled logs nothing.
+            done.add_done_callback(lambda done: done.cancelled() or done.exception())
+            self.waiting.append(([], done))
+        items, done = self.waiting[-1]
+        items.append(item)
+        if self.drainer is None:
+            self.drainer = asyncio.create_task(self.drain())
+        await asyncio.shield(done)
+
+    async def drain(self) -> None:
+        calling: list[asyncio.Future[None]] = []
+        try:
+            await asyncio.sleep(0)  # the items added in this turn of the loop come along
+            while self.waiting:
+                # Taken out first: what is added meanwhile goes in the next call.
+                items, done = self.waiting.pop(0)
+                calling = [done]
+                try:
+                    await self.call(items)
+                except Exception as error:
+                    done.set_exception(error)
+                else:
+                    done.set_result(None)
+        finally:
+            # Cancelled (the loop is stopping): no waiter is left waiting.
+            for done in [*calling, *(done for _, done in self.waiting)]:
+                if not done.done():
+                    done.cancel()
+            self.waiting.clear()
+            self.drainer = None
+
+
 # Channels' get_user (the session, then its user), run in that pool.
 pooled_get_user = connect_db(get_user.func)
 

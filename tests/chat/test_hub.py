@@ -10,6 +10,7 @@ import pytest
 from channels.db import database_sync_to_async
 from django.utils import timezone
 
+from chat import hub, services
 from chat.hub import RoomHub
 from chat.models import Message, Presence, Room
 from chat.publishing import messages_sequence
@@ -77,6 +78,13 @@ async def test_a_room_left_by_everyone_at_once_closes_its_hub_once(
         await close(hub)
 
     monkeypatch.setattr(RoomHub, "close", counted)
+    deletes: list[list[str]] = []
+
+    def presence_leave(*, connection_ids: list[str]) -> None:
+        deletes.append(connection_ids)
+        services.presence_leave(connection_ids=connection_ids)
+
+    monkeypatch.setattr(hub, "presence_leave", presence_leave)
     sockets = [
         await open_chat("/ws/chat/general/", someone, password)
         for someone in (user, other_user) * 3
@@ -86,6 +94,9 @@ async def test_a_room_left_by_everyone_at_once_closes_its_hub_once(
     # As in a reconnect storm: every leave is under way before the first is recorded.
     await asyncio.gather(*(socket.disconnect() for socket in sockets))
     assert len(closes) == 1
+    # Their presence rows deleted together, not in a statement each.
+    assert sorted(len(ids) for ids in deletes)[-1] > 1
+    assert sum(len(ids) for ids in deletes) == 6
     assert not await database_sync_to_async(Presence.objects.exists)()
     # The room's next connection gets a new hub, which works.
     again = await entered("/ws/chat/general/", user, password)

@@ -236,16 +236,16 @@ def test_presence_in_one_statement_writes_the_orm_s_row_without_waiting_for_the_
     # A connection id seen again takes the new user, as the ORM's upsert does.
     presence_join(room_id=room.pk, user_id=other_user.pk, connection_id="fast")
     assert Presence.objects.get(connection_id="fast").user_id == other_user.pk
-    presence_leave(connection_id="fast")
+    presence_leave(connection_ids=["fast"])
     with transaction.atomic():
-        presence_leave(connection_id="orm")
+        presence_leave(connection_ids=["orm"])
     assert not Presence.objects.exists()
     # A hundred commits, each of which would otherwise wait for the WAL to reach the disk
     # (the WAL writer's own flushes, every 200 ms, may count).
     before = wal_syncs()
     for n in range(50):
         presence_join(room_id=room.pk, user_id=user.pk, connection_id=f"c{n}")
-        presence_leave(connection_id=f"c{n}")
+        presence_leave(connection_ids=[f"c{n}"])
     assert wal_syncs() - before < 20
 
 

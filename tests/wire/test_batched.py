@@ -1,0 +1,66 @@
+"""Calls in the connect pool made once for the items that arrive together (wire.sockets.Batched)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+
+from wire.sockets import Batched
+
+
+async def test_items_added_together_are_one_call_in_order() -> None:
+    calls: list[list[int]] = []
+    batched = Batched(calls.append)
+    await asyncio.gather(*(batched.add(n) for n in range(10)))
+    assert calls == [list(range(10))]
+
+
+async def test_what_is_added_during_a_call_goes_in_the_next_and_at_most_most_in_one() -> None:
+    calls: list[list[int]] = []
+    release = threading.Event()
+
+    def call(items: list[int]) -> None:
+        calls.append(items)
+        if len(calls) == 1:
+            assert release.wait(10)
+
+    batched = Batched(call, most=2)
+    first = asyncio.ensure_future(batched.add(0))
+    while not calls:  # the first call is under way, holding its thread
+        await asyncio.sleep(0.01)
+    later = [asyncio.ensure_future(batched.add(n)) for n in range(1, 6)]
+    await asyncio.sleep(0.05)
+    assert not first.done()
+    release.set()
+    await asyncio.gather(first, *later)
+    assert calls == [[0], [1, 2], [3, 4], [5]]
+
+
+async def test_a_failed_call_raises_in_its_waiters_only() -> None:
+    calls: list[list[str]] = []
+
+    def call(items: list[str]) -> None:
+        calls.append(items)
+        if "bad" in items:
+            raise ValueError("refused")
+
+    batched = Batched(call)
+    outcomes = await asyncio.gather(batched.add("bad"), batched.add("x"), return_exceptions=True)
+    assert [type(o) for o in outcomes] == [ValueError, ValueError]
+    await batched.add("good")
+    assert calls == [["bad", "x"], ["good"]]
+
+
+async def test_a_cancelled_waiter_leaves_its_item_in_the_call() -> None:
+    calls: list[list[int]] = []
+    batched = Batched(calls.append)
+    waiter = asyncio.ensure_future(batched.add(1))
+    other = asyncio.ensure_future(batched.add(2))
+    await asyncio.sleep(0)
+    waiter.cancel()
+    await other
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
+    assert calls == [[1, 2]]
