@@ -93,7 +93,7 @@ class Batched[T]:
         if not self.waiting or len(self.waiting[-1][0]) >= self.most:
             done = asyncio.get_running_loop().create_future()
             # Retrieved here, so that a call whose waiters were cancelled logs nothing.
-            done.add_done_callback(lambda done: done.cancelled() or done.exception())
+            done.add_done_callback(lambda future: future.cancelled() or future.exception())
             self.waiting.append(([], done))
         items, done = self.waiting[-1]
         items.append(item)
@@ -102,13 +102,12 @@ class Batched[T]:
         await asyncio.shield(done)
 
     async def drain(self) -> None:
-        calling: list[asyncio.Future[None]] = []
+        done: asyncio.Future[None] | None = None
         try:
             await asyncio.sleep(0)  # the items added in this turn of the loop come along
             while self.waiting:
                 # Taken out first: what is added meanwhile goes in the next call.
                 items, done = self.waiting.pop(0)
-                calling = [done]
                 try:
                     await self.call(items)
                 except Exception as error:
@@ -117,9 +116,9 @@ class Batched[T]:
                     done.set_result(None)
         finally:
             # Cancelled (the loop is stopping): no waiter is left waiting.
-            for done in [*calling, *(done for _, done in self.waiting)]:
-                if not done.done():
-                    done.cancel()
+            for unanswered in [done, *(later for _, later in self.waiting)]:
+                if unanswered is not None and not unanswered.done():
+                    unanswered.cancel()
             self.waiting.clear()
             self.drainer = None
 

@@ -604,11 +604,12 @@ function onError(frame) {
 function renderPresence() {
   // As the server lists them: the first names (of those the page has heard of), and the
   // page's own. A join told to a page whose list is full is counted, not listed.
-  const names = Array.from(present)
-    .sort((a, b) => a.localeCompare(b))
-    .slice(0, presentLimit);
-  if (!names.includes(me)) names.push(me);
-  names.sort((a, b) => a.localeCompare(b));
+  const byName = (a, b) => a.localeCompare(b);
+  const names = Array.from(present).sort(byName).slice(0, presentLimit);
+  if (!names.includes(me)) {
+    names.push(me);
+    names.sort(byName);
+  }
   const items = names.map((name) =>
     el("li", name === me ? "me" : "", name === me ? `${name} (you)` : name),
   );

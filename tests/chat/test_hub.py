@@ -73,9 +73,9 @@ async def test_a_room_left_by_everyone_at_once_closes_its_hub_once(
     closes: list[int] = []
     close = RoomHub.close
 
-    async def counted(hub: RoomHub) -> None:
-        closes.append(hub.room_id)
-        await close(hub)
+    async def counted(closing: RoomHub) -> None:
+        closes.append(closing.room_id)
+        await close(closing)
 
     monkeypatch.setattr(RoomHub, "close", counted)
     deletes: list[list[str]] = []
