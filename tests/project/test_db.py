@@ -35,4 +35,7 @@ def test_page_views_leave_no_connection_open(
         assert client.get("/chat/").status_code == 200
         assert client.get("/api/uploads/").status_code == 200
     # Without project/db.py: 26 connections left open here, until the cycle collector ran.
-    assert open_connections() <= before
+    # A thread that lives on (the default executor's, which runs some of Django's async
+    # calls) keeps its one connection, as it should: these requests, one after another,
+    # use one or two such threads at most.
+    assert open_connections() <= before + 2
