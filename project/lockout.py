@@ -29,7 +29,7 @@ LIMITS = {
 class LockoutBackend(AxesStandaloneBackend):
     """axes' backend (it refuses a locked-out attempt before any password is checked), for
     log-ins that come with a request, as every log-in form's does. One without (the test
-    client's `login()`, a shell) has no address to count by and is left to ModelBackend."""
+    client's `login()`, a shell) has no address to count by and is left to UserBackend."""
 
     def authenticate(
         self,

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.contrib.auth import BACKEND_SESSION_KEY
 from django.contrib.sessions.backends import db
 from django.db import connections, router
 from django.utils import timezone
+
+from project.auth import MODEL_BACKEND, USER_BACKEND
 
 # Django's Session model (django_session), whose get() by key and expiry this is.
 SESSION_READ_SQL = (
@@ -19,6 +22,13 @@ class SessionStore(db.SessionStore):
     logged-in request and every websocket connect makes is written out, as the ORM would
     write it: the ORM's building of it cost 0.5 ms of the server's CPU more (a reconnect
     storm is thousands of them)."""
+
+    def decode(self, session_data: bytes | str) -> dict[str, Any]:
+        session: dict[str, Any] = super().decode(session_data)
+        if session.get(BACKEND_SESSION_KEY) == MODEL_BACKEND:
+            # Logged in before UserBackend took ModelBackend's place: the same users.
+            session[BACKEND_SESSION_KEY] = USER_BACKEND
+        return session
 
     def _get_session_from_db(self) -> Any:
         if self.session_key is None:  # not a key (SessionBase checked it): nothing to read

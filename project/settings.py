@@ -450,10 +450,10 @@ ACCOUNTS = {
 SESSION_ENGINE = "project.sessions"
 
 # django-axes: the log-in lockout above. Its backend comes first: a refused attempt stops
-# there, before ModelBackend runs the password hasher.
+# there, before UserBackend (Django's ModelBackend, project/auth.py) runs the password hasher.
 AUTHENTICATION_BACKENDS = [
     "project.lockout.LockoutBackend",
-    "django.contrib.auth.backends.ModelBackend",
+    "project.auth.UserBackend",
 ]
 AXES_HANDLER = "project.lockout.LockoutHandler"
 AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]

@@ -9,6 +9,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
+from project.auth import USER_BACKEND
 from project.outages import request_failed
 from project.throttle import by_address, by_email, by_user, throttled
 from wire import errors
@@ -43,7 +44,7 @@ def signup(request: HttpRequest) -> HttpResponse:
     form: UserCreationForm[User] = UserCreationForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         user = form.save()
-        login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+        login(request, user, backend=USER_BACKEND)
         return redirect("home")
     return render(request, "registration/signup.html", {"form": form})
 

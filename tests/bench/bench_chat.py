@@ -641,7 +641,7 @@ def make_users(count: int) -> list[str]:
     for user in users:
         data = {
             "_auth_user_id": str(user.pk),
-            "_auth_user_backend": "django.contrib.auth.backends.ModelBackend",
+            "_auth_user_backend": "project.auth.UserBackend",
             "_auth_user_hash": user.get_session_auth_hash(),
         }
         sessions.append(

@@ -114,7 +114,7 @@ if command == "users":
         user = User.objects.create_user(f"bench{n}", password=None)
         session = store()
         session[SESSION_KEY] = str(user.pk)
-        session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
+        session[BACKEND_SESSION_KEY] = "project.auth.UserBackend"
         session[HASH_SESSION_KEY] = user.get_session_auth_hash()
         session.save()
         keys.append(session.session_key)
