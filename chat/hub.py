@@ -85,6 +85,10 @@ class Member(Protocol):
         """The user is no longer a member of the room: close the connection."""
 
 
+# A connection joining the hub, with its reads (RoomHub.join).
+type Joining = tuple[Member, Callable[[], Any]]
+
+
 class RoomHub:
     """This process's connections to one room."""
 
@@ -97,8 +101,10 @@ class RoomHub:
         # Leaves whose presence is being recorded; the hub closes after the last of them.
         self.leaving = 0
         self.closed = False
-        # Their presence rows, deleted together (a room's connections often close at once).
-        self.leaves: Batched[str] = Batched(lambda ids: presence_leave(connection_ids=ids))
+        # Their presence rows, written and deleted together (a room's connections often come
+        # and go at once).
+        self.joins: Batched[Joining, tuple[Present, dict[str, Any]]] = Batched(self.enter)
+        self.leaves: Batched[str, None] = Batched(lambda ids: presence_leave(connection_ids=ids))
         # Connections to other rooms that count this room's new messages as unread.
         self.watchers: dict[str, Member] = {}
         self.typing: set[str] = set()
@@ -124,20 +130,32 @@ class RoomHub:
     async def join[T](self, member: Member, then: Callable[[], T]) -> tuple[Present, T]:
         """Count the connection in; returns who is in the room, this user included, and what
         `then` (the connection's reads: its history) returns, read after the presence in
-        the same trip to the database (a storm's connects are mostly these trips). From now
-        on the member gets every message the hub releases."""
+        the same trip to the database. From now on the member gets every message the hub
+        releases."""
         self.members[member.connection_id] = member
         await self.subscribed_once()
-
-        def enter() -> tuple[Present, T]:
-            presence_join(
-                room_id=self.room_id, user_id=member.user_id, connection_id=member.connection_id
-            )
-            return presence_users(room_id=self.room_id), then()
-
-        joined: tuple[Present, T] = await connect_db(enter)()
+        present, reads = await self.joins.add((member, then))
+        read = reads[member.connection_id]
+        if isinstance(read, Exception):
+            raise read
         self.mark({member.user_id})
-        return joined
+        return present, read
+
+    def enter(self, joining: list[Joining]) -> tuple[Present, dict[str, Any]]:
+        """The presence rows of the connections joining together (a storm's connects are
+        mostly these trips: one for all, not one each) and one read of who is present (at
+        5,000 present, 2 ms of the database's CPU each); then each connection's reads, each
+        its own outcome."""
+        members = {member.connection_id: member.user_id for member, _ in joining}
+        presence_join(room_id=self.room_id, members=members)
+        present = presence_users(room_id=self.room_id)
+        reads: dict[str, Any] = {}
+        for member, then in joining:
+            try:
+                reads[member.connection_id] = then()
+            except Exception as error:
+                reads[member.connection_id] = error
+        return present, reads
 
     async def subscribed_once(self) -> None:
         if self.subscribed is None:

@@ -617,7 +617,8 @@ def fleeting_commit() -> Iterator[None]:
 PRESENCE_JOIN_SQL = """
     WITH fleeting AS (SELECT set_config('synchronous_commit', 'off', true))
     INSERT INTO chat_presence (room_id, user_id, connection_id, seen_at)
-    SELECT %s, %s, %s, %s FROM fleeting
+    SELECT %s, joining.user_id, joining.connection_id, %s
+    FROM fleeting, unnest(%s::bigint[], %s::text[]) AS joining (user_id, connection_id)
     ON CONFLICT (connection_id) DO UPDATE
     SET room_id = EXCLUDED.room_id, user_id = EXCLUDED.user_id, seen_at = EXCLUDED.seen_at
 """
@@ -634,20 +635,21 @@ def _fleeting_statement() -> bool:
     return connection.vendor == "postgresql" and not connection.in_atomic_block
 
 
-def presence_join(*, room_id: int, user_id: int, connection_id: str) -> None:
-    """Record a connection to the room (it counts as present until left or expired)."""
-    row = Presence(
-        room_id=room_id, user_id=user_id, connection_id=connection_id, seen_at=timezone.now()
-    )
+def presence_join(*, room_id: int, members: dict[str, int]) -> None:
+    """Record connections to the room (by connection id, with their users), in one
+    statement; each counts as present until left or expired."""
+    now = timezone.now()
     if _fleeting_statement():
         with transaction.get_connection().cursor() as cursor:
-            cursor.execute(
-                PRESENCE_JOIN_SQL, [row.room_id, row.user_id, row.connection_id, row.seen_at]
-            )
+            cursor.execute(PRESENCE_JOIN_SQL, [room_id, now, list(members.values()), list(members)])
         return
+    rows = [
+        Presence(room_id=room_id, user_id=user_id, connection_id=connection_id, seen_at=now)
+        for connection_id, user_id in members.items()
+    ]
     with fleeting_commit():
         Presence.objects.bulk_create(
-            [row],
+            rows,
             update_conflicts=True,
             unique_fields=["connection_id"],
             update_fields=["room", "user", "seen_at"],
@@ -674,12 +676,10 @@ def presence_touch(*, room_id: int, members: dict[str, int]) -> set[int]:
         )
     )
     Presence.objects.filter(connection_id__in=touched).update(seen_at=now)
-    restored: set[int] = set()
-    for connection_id, user_id in members.items():
-        if connection_id not in touched:
-            presence_join(room_id=room_id, user_id=user_id, connection_id=connection_id)
-            restored.add(user_id)
-    return restored
+    missing = {key: user_id for key, user_id in members.items() if key not in touched}
+    if missing:
+        presence_join(room_id=room_id, members=missing)
+    return set(missing.values())
 
 
 def presence_prune(*, room_id: int) -> set[int]:

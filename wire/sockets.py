@@ -75,23 +75,23 @@ def connect_db(func: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
     return run
 
 
-class Batched[T]:
+class Batched[T, R]:
     """`func(items)` run in the connect pool (connect_db) for the items added while the call
-    before was under way, all in one call (`most` items at most): the leaves of a room's
-    connections that close at once (a reconnect storm) are one statement, not one each,
-    each with a thread's hop and a health check. add() returns, or raises, once the call
-    that took its item is done."""
+    before was under way, all in one call (`most` items at most): the joins, or the leaves,
+    of a room's connections that come at once (a reconnect storm) are one statement, not one
+    each, each with a thread's hop and a health check. add() returns what the call that
+    took its item returned, or raises what it raised, once it is done."""
 
-    def __init__(self, func: Callable[[list[T]], Any], most: int = 1000) -> None:
+    def __init__(self, func: Callable[[list[T]], R], most: int = 1000) -> None:
         self.call = connect_db(func)
         self.most = most
         # The calls to make, in order: each with its items and the future of its outcome.
-        self.waiting: list[tuple[list[T], asyncio.Future[None]]] = []
+        self.waiting: list[tuple[list[T], asyncio.Future[R]]] = []
         self.drainer: asyncio.Task[None] | None = None
 
-    async def add(self, item: T) -> None:
+    async def add(self, item: T) -> R:
         if not self.waiting or len(self.waiting[-1][0]) >= self.most:
-            done = asyncio.get_running_loop().create_future()
+            done: asyncio.Future[R] = asyncio.get_running_loop().create_future()
             # Retrieved here, so that a call whose waiters were cancelled logs nothing.
             done.add_done_callback(lambda future: future.cancelled() or future.exception())
             self.waiting.append(([], done))
@@ -99,21 +99,21 @@ class Batched[T]:
         items.append(item)
         if self.drainer is None:
             self.drainer = asyncio.create_task(self.drain())
-        await asyncio.shield(done)
+        return await asyncio.shield(done)
 
     async def drain(self) -> None:
-        done: asyncio.Future[None] | None = None
+        done: asyncio.Future[R] | None = None
         try:
             await asyncio.sleep(0)  # the items added in this turn of the loop come along
             while self.waiting:
                 # Taken out first: what is added meanwhile goes in the next call.
                 items, done = self.waiting.pop(0)
                 try:
-                    await self.call(items)
+                    result = await self.call(items)
                 except Exception as error:
                     done.set_exception(error)
                 else:
-                    done.set_result(None)
+                    done.set_result(result)
         finally:
             # Cancelled (the loop is stopping): no waiter is left waiting.
             for unanswered in [done, *(later for _, later in self.waiting)]:

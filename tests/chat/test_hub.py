@@ -4,10 +4,13 @@ presence batched and expired."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
 from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
 from django.utils import timezone
 
 from chat import hub, services
@@ -104,6 +107,66 @@ async def test_a_room_left_by_everyone_at_once_closes_its_hub_once(
     assert len(closes) == 2
 
 
+@dataclass
+class Joiner:
+    """A connection as the hub needs it (chat.hub.Member)."""
+
+    connection_id: str
+    user_id: int
+    username: str
+
+    async def deliver(self, text: str, seq: int | None = None) -> None:
+        pass
+
+    async def dismiss(self) -> None:
+        pass
+
+
+async def test_connections_joining_at_once_write_their_presence_together(
+    monkeypatch: Any, user: Any, other_user: Any
+) -> None:
+    writes: list[dict[str, int]] = []
+
+    def presence_join(*, room_id: int, members: dict[str, int]) -> None:
+        writes.append(members)
+        services.presence_join(room_id=room_id, members=members)
+
+    monkeypatch.setattr(hub, "presence_join", presence_join)
+    room = await database_sync_to_async(room_get_or_create)(name="general")
+    room_hub = RoomHub(room, get_channel_layer())
+    joiners = [
+        Joiner(f"c{n}", someone.pk, someone.username)
+        for n, someone in enumerate([user, other_user] * 3)
+    ]
+
+    def reads(n: int) -> Callable[[], int]:
+        def read() -> int:
+            if n == 4:
+                raise LookupError("this connection's read failed")
+            return n * 10
+
+        return read
+
+    # As in a reconnect storm: every join under way before the first is written.
+    outcomes = await asyncio.gather(
+        *(room_hub.join(joiner, then=reads(n)) for n, joiner in enumerate(joiners)),
+        return_exceptions=True,
+    )
+    assert writes == [{joiner.connection_id: joiner.user_id for joiner in joiners}]
+    # One read of who is present, which counts them all; each connection's own reads its own.
+    for n, outcome in enumerate(outcomes):
+        if n == 4:
+            assert isinstance(outcome, LookupError)
+            continue
+        assert not isinstance(outcome, BaseException)
+        present, own = outcome
+        assert (present.names, present.count, own) == (["alice", "bob"], 2, n * 10)
+    assert await database_sync_to_async(Presence.objects.count)() == 6
+    for joiner in joiners:
+        await room_hub.leave(joiner)
+    assert not await database_sync_to_async(Presence.objects.exists)()
+
+
 async def test_a_connect_to_a_crowded_room_is_sent_a_page_of_names_and_how_many(
     settings: Any, user: Any, other_user: Any, password: str
 ) -> None:
@@ -129,7 +192,7 @@ async def test_a_connection_left_behind_by_a_dead_server_expires(
     def ghost() -> None:
         from chat.services import presence_join
 
-        presence_join(room_id=room.pk, user_id=other_user.pk, connection_id="dead-server!ghost")
+        presence_join(room_id=room.pk, members={"dead-server!ghost": other_user.pk})
 
     await ghost()
     alice = await open_chat("/ws/chat/general/", user, password)

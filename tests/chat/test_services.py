@@ -158,12 +158,12 @@ def test_presence_counts_live_connections_and_prunes_expired_ones(
     django_assert_num_queries: Any,
 ) -> None:
     room = room_get_or_create(name="general")
-    presence_join(room_id=room.pk, user_id=user.pk, connection_id="a!1")
-    presence_join(room_id=room.pk, user_id=other_user.pk, connection_id="b!1")
-    presence_join(room_id=room.pk, user_id=other_user.pk, connection_id="b!2")
+    presence_join(room_id=room.pk, members={"a!1": user.pk})
+    presence_join(room_id=room.pk, members={"b!1": other_user.pk})
+    presence_join(room_id=room.pk, members={"b!2": other_user.pk})
     # A connection to another room is not one to this room.
     carol = django_user_model.objects.create_user(username="carol")
-    presence_join(room_id=room_get_or_create(name="other").pk, user_id=carol.pk, connection_id="c")
+    presence_join(room_id=room_get_or_create(name="other").pk, members={"c": carol.pk})
     assert presence_users(room_id=room.pk) == Present(names=["alice", "bob"], count=2, limit=100)
     # A room of thousands: a page of names, and how many.
     settings.CHAT = {**settings.CHAT, "PRESENCE_LIST": 1}
@@ -186,8 +186,8 @@ def test_presence_counts_live_connections_and_prunes_expired_ones(
 
 def test_a_connection_joining_again_updates_its_one_row(user: Any, other_user: Any) -> None:
     room = room_get_or_create(name="general")
-    presence_join(room_id=room.pk, user_id=user.pk, connection_id="a!1")
-    presence_join(room_id=room.pk, user_id=other_user.pk, connection_id="a!1")
+    presence_join(room_id=room.pk, members={"a!1": user.pk})
+    presence_join(room_id=room.pk, members={"a!1": other_user.pk})
     (row,) = Presence.objects.all()
     assert row.user_id == other_user.pk
 
@@ -213,7 +213,7 @@ def test_only_presence_commits_without_waiting_for_the_disk() -> None:
 
 @pytest.mark.postgres
 def test_presence_in_one_statement_writes_the_orm_s_row_without_waiting_for_the_disk(
-    user: Any, other_user: Any
+    user: Any, other_user: Any, django_assert_num_queries: Any
 ) -> None:
     from django.db import connection
 
@@ -227,31 +227,40 @@ def test_presence_in_one_statement_writes_the_orm_s_row_without_waiting_for_the_
             return int(cursor.fetchone()[0])
 
     # One statement outside a transaction; the ORM's upsert inside one.
-    presence_join(room_id=room.pk, user_id=user.pk, connection_id="fast")
+    presence_join(room_id=room.pk, members={"fast": user.pk})
     with transaction.atomic():
-        presence_join(room_id=room.pk, user_id=user.pk, connection_id="orm")
+        presence_join(room_id=room.pk, members={"orm": user.pk})
     fast, orm = (Presence.objects.get(connection_id=c) for c in ("fast", "orm"))
     assert (fast.room_id, fast.user_id) == (orm.room_id, orm.user_id) == (room.pk, user.pk)
     assert fast.seen_at <= orm.seen_at
     # A connection id seen again takes the new user, as the ORM's upsert does.
-    presence_join(room_id=room.pk, user_id=other_user.pk, connection_id="fast")
+    presence_join(room_id=room.pk, members={"fast": other_user.pk})
     assert Presence.objects.get(connection_id="fast").user_id == other_user.pk
     presence_leave(connection_ids=["fast"])
     with transaction.atomic():
         presence_leave(connection_ids=["orm"])
     assert not Presence.objects.exists()
+    # Connections joining together (RoomHub.join): a row each, in one statement.
+    together = {"t1": user.pk, "t2": other_user.pk, "t3": user.pk}
+    with django_assert_num_queries(1):
+        presence_join(room_id=room.pk, members=together)
+    with transaction.atomic():
+        presence_join(room_id=room.pk, members={f"orm-{key}": pk for key, pk in together.items()})
+    rows = dict(Presence.objects.filter(room_id=room.pk).values_list("connection_id", "user_id"))
+    assert rows == {**together, **{f"orm-{key}": pk for key, pk in together.items()}}
+    presence_leave(connection_ids=list(rows))
     # A hundred commits, each of which would otherwise wait for the WAL to reach the disk
     # (the WAL writer's own flushes, every 200 ms, may count).
     before = wal_syncs()
     for n in range(50):
-        presence_join(room_id=room.pk, user_id=user.pk, connection_id=f"c{n}")
+        presence_join(room_id=room.pk, members={f"c{n}": user.pk})
         presence_leave(connection_ids=[f"c{n}"])
     assert wal_syncs() - before < 20
 
 
 def test_a_touch_restores_rows_another_server_pruned(user: Any) -> None:
     room = room_get_or_create(name="general")
-    presence_join(room_id=room.pk, user_id=user.pk, connection_id="a!1")
+    presence_join(room_id=room.pk, members={"a!1": user.pk})
     Presence.objects.all().delete()
     assert presence_touch(room_id=room.pk, members={"a!1": user.pk}) == {user.pk}
     assert presence_touch(room_id=room.pk, members={"a!1": user.pk}) == set()

@@ -64,3 +64,12 @@ async def test_a_cancelled_waiter_leaves_its_item_in_the_call() -> None:
     with pytest.raises(asyncio.CancelledError):
         await waiter
     assert calls == [[1, 2]]
+
+
+async def test_each_waiter_gets_what_its_call_returned() -> None:
+    def call(items: list[int]) -> dict[int, int]:
+        return {item: item * 2 for item in items}
+
+    batched = Batched(call, most=2)
+    outcomes = await asyncio.gather(*(batched.add(n) for n in range(3)))
+    assert outcomes == [{0: 0, 1: 2}, {0: 0, 1: 2}, {2: 4}]
