@@ -516,6 +516,17 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def postgres_cpu_seconds() -> float:
+    """The CPU time so far of this machine's PostgreSQL processes that are still running
+    (daphne's connections to it are kept open, so theirs counts whole)."""
+    total = 0.0
+    for comm in Path("/proc").glob("[0-9]*/comm"):
+        with contextlib.suppress(OSError, ValueError):
+            if comm.read_text().strip() == "postgres":
+                total += cpu_seconds(int(comm.parent.name))
+    return total
+
+
 def run_stack(
     name: str,
     args: argparse.Namespace,
@@ -556,12 +567,13 @@ def run_stack(
         burst, seconds = measure(clients, "burst", args.burst, lambda: send("burst", args.burst, 0))
         cpu = cpu_seconds(pid) - cpu_before
         time.sleep(1)
-        cpu_before = cpu_seconds(pid)
+        cpu_before, postgres_before = cpu_seconds(pid), postgres_cpu_seconds()
         storm = clients.reconnect()
         storm_cpu = cpu_seconds(pid) - cpu_before
         out(
             f"{name}: {clients.count} reconnected at once in {storm[0]:.1f} s "
-            f"(daphne's CPU {storm_cpu:.1f} s)"
+            f"(daphne's CPU {storm_cpu:.1f} s, PostgreSQL's "
+            f"{postgres_cpu_seconds() - postgres_before:.1f} s)"
         )
     finally:
         clients.close()
