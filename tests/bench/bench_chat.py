@@ -516,15 +516,21 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def postgres_cpu_seconds() -> float:
-    """The CPU time so far of this machine's PostgreSQL processes that are still running
-    (daphne's connections to it are kept open, so theirs counts whole)."""
-    total = 0.0
+def postgres_cpu() -> dict[int, float]:
+    """The CPU time so far of each of this machine's PostgreSQL processes."""
+    seconds: dict[int, float] = {}
     for comm in Path("/proc").glob("[0-9]*/comm"):
         with contextlib.suppress(OSError, ValueError):
             if comm.read_text().strip() == "postgres":
-                total += cpu_seconds(int(comm.parent.name))
-    return total
+                pid = int(comm.parent.name)
+                seconds[pid] = cpu_seconds(pid)
+    return seconds
+
+
+def postgres_cpu_since(before: dict[int, float]) -> float:
+    """PostgreSQL's CPU time since `before`, of the processes running now (daphne keeps its
+    connections open: what a backend that ended meanwhile spent is not counted)."""
+    return sum(seconds - before.get(pid, 0.0) for pid, seconds in postgres_cpu().items())
 
 
 def run_stack(
@@ -567,13 +573,14 @@ def run_stack(
         burst, seconds = measure(clients, "burst", args.burst, lambda: send("burst", args.burst, 0))
         cpu = cpu_seconds(pid) - cpu_before
         time.sleep(1)
-        cpu_before, postgres_before = cpu_seconds(pid), postgres_cpu_seconds()
+        out(f"{name}: the reconnect storm begins (daphne's pid {pid})")
+        cpu_before, postgres_before = cpu_seconds(pid), postgres_cpu()
         storm = clients.reconnect()
         storm_cpu = cpu_seconds(pid) - cpu_before
         out(
             f"{name}: {clients.count} reconnected at once in {storm[0]:.1f} s "
             f"(daphne's CPU {storm_cpu:.1f} s, PostgreSQL's "
-            f"{postgres_cpu_seconds() - postgres_before:.1f} s)"
+            f"{postgres_cpu_since(postgres_before):.1f} s)"
         )
     finally:
         clients.close()
