@@ -23,7 +23,7 @@ from chat import events
 from chat.models import Message, MessageEvent, Room
 from chat.selectors import sequenced_payloads
 from wire import sockets
-from workers.wakeups import call_from_sync
+from workers.sender import call_from_sync
 
 logger = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from media_tasks import imaging, partials, processing
 from media_tasks.models import Upload
 from workers import events
 from workers.backends import JobContext, task
-from workers.wakeups import call_from_sync
+from workers.sender import call_from_sync
 
 # Sent to the owner's websocket once an upload's renditions and analysis are both done.
 UPLOAD_READY = "upload.ready"

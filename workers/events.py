@@ -18,9 +18,10 @@ from collections import defaultdict
 from collections.abc import Callable, Collection
 from typing import TYPE_CHECKING, Any, NotRequired, TypedDict, cast
 
-from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from channels_redis.core import RedisChannelLayer
+
+from workers.sender import call_from_sync
 
 if TYPE_CHECKING:
     from workers.models import Job
@@ -99,7 +100,7 @@ def broadcast(job: Job, event_type: str) -> None:
     event = job_event(job, event_type)
     try:
         for group in job_event_groups(job):
-            async_to_sync(layer.group_send)(group, dict(event))
+            call_from_sync(layer.group_send, group, dict(event))
     except Exception:
         logger.warning("job=%s event=%s not sent", job.pk, event_type, exc_info=True)
 

@@ -17,11 +17,10 @@ A wake-up that cannot be sent is logged and the job's `woken_at` cleared, so tha
 recovery sweep sends it again.
 
 Sends leave from an event loop of this process: for a layer that crosses processes (Redis),
-one long-lived loop thread per process, since `async_to_sync` from a thread without a loop
-would start a loop, and channels-redis a Redis connection, per call; for the in-memory layer,
-which lives on one loop, the loop of the worker that runs in this process (`serving`). Other
-calls on the layer from a task's thread (a chat broadcast, an event to a user's pages) leave
-from the same long-lived loop (`call_from_sync`).
+the process's long-lived sender loop (workers/sender.py), since `async_to_sync` from a thread
+without a loop would start a loop, and channels-redis a Redis connection, per call; for the
+in-memory layer, which lives on one loop, the loop of the worker that runs in this process
+(`serving`).
 """
 
 from __future__ import annotations
@@ -32,7 +31,7 @@ import concurrent.futures
 import contextlib
 import logging
 import threading
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,14 +43,15 @@ from django.db import connection
 
 from workers import events
 from workers.models import Job
+from workers.sender import sender_loop
 
 logger = logging.getLogger(__name__)
 
 SEND_TIMEOUT = 5.0
 
 _lock = threading.Lock()
-# The loop sends to a cross-process layer leave from, on a thread of its own.
-_sender_loop: asyncio.AbstractEventLoop | None = None
+# The sender loop (workers/sender.py) the state below was made on.
+_sender_seen: asyncio.AbstractEventLoop | None = None
 # The loops of this process's workers: where the in-memory layer's consumers are.
 _worker_loops: list[asyncio.AbstractEventLoop] = []
 
@@ -173,31 +173,18 @@ def serving(loop: asyncio.AbstractEventLoop) -> Iterator[None]:
 def _loop_for(layer: Any) -> asyncio.AbstractEventLoop | None:
     """The loop to send on; None to send from the calling thread (an in-memory layer with no
     worker in this process: a test, or a script whose wake-ups nobody here would take)."""
-    global _sender_loop
-    with _lock:
-        if isinstance(layer, InMemoryChannelLayer):
+    global _sender_seen
+    if isinstance(layer, InMemoryChannelLayer):
+        with _lock:
             return _worker_loops[-1] if _worker_loops else None
-        if _sender_loop is None or _sender_loop.is_closed():
-            _sender_loop = asyncio.new_event_loop()
+    loop = sender_loop()
+    with _lock:
+        if loop is not _sender_seen:
+            # A new loop: what belonged to the one before never runs now.
+            _sender_seen = loop
             _channel_locks.clear()
             _waiting.clear()
-            threading.Thread(
-                target=_sender_loop.run_forever, name="wakeup-sender", daemon=True
-            ).start()
-        return _sender_loop
-
-
-def call_from_sync[T](method: Callable[..., Coroutine[Any, Any, T]], *args: Any) -> T:
-    """`async_to_sync(method)(*args)` for a method of the channel layer, from a thread with no
-    loop of its own (a task's): for a layer that crosses processes, run on the long-lived
-    loop, where async_to_sync would start a thread, a loop and a Redis connection for each
-    call (a quarter of a chat broadcast's time); for the in-memory layer, as before."""
-    layer = getattr(method, "__self__", None)
-    if layer is None or isinstance(layer, InMemoryChannelLayer):
-        return async_to_sync(method)(*args)
-    loop = _loop_for(layer)
-    assert loop is not None
-    return asyncio.run_coroutine_threadsafe(method(*args), loop).result()
+    return loop
 
 
 def _on_loop_thread(loop: asyncio.AbstractEventLoop) -> bool:

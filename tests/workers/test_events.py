@@ -16,6 +16,7 @@ from workers import events
 from workers.backends import enqueue_for
 from workers.events import EventSender, groups_with_members
 from workers.models import Job
+from workers.sender import call_from_sync
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -173,3 +174,25 @@ async def test_a_jobs_events_go_to_its_own_group_and_its_owners_only(
     assert [e["job"] for e in await receive_all(mine, quiet=0.2)] == [owned.pk]
     assert [e["job"] for e in await receive_all(watcher, quiet=0.2)] == [owned.pk, ownerless.pk]
     assert await receive_all(theirs, quiet=0.2) == []
+
+
+@pytest.mark.redis
+def test_job_events_from_sync_code_reuse_the_process_s_redis_connections(user: Any) -> None:
+    # A cancel, or a chain's dependents failing in a worker's thread, broadcasts from sync code.
+    import redis
+
+    layer = get_channel_layer()
+    listener = call_from_sync(layer.new_channel)
+    with enqueue_for(owner=user):
+        job = Job.objects.get(pk=tasks.trivial.enqueue().id)
+    call_from_sync(layer.group_add, events.job_group(job.pk), listener)
+    watcher = redis.Redis.from_url(settings.REDIS_URL)
+    connections_before = watcher.info("stats")["total_connections_received"]
+    for _ in range(20):
+        events.broadcast(job, events.JOB_PROGRESS)
+    opened = watcher.info("stats")["total_connections_received"] - connections_before
+    watcher.close()
+    assert [call_from_sync(layer.receive, listener)["job"] for _ in range(20)] == [job.pk] * 20
+    # async_to_sync would have started a loop, and opened a connection, for each of the 40
+    # sends (the job's group and its owner's).
+    assert opened <= 2

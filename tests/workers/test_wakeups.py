@@ -20,7 +20,8 @@ from tests import tasks
 from tests.jobs import receive_all, run_worker_until
 from workers import events
 from workers.models import Job
-from workers.wakeups import call_from_sync, finish_sends, wake, wake_soon
+from workers.sender import call_from_sync
+from workers.wakeups import finish_sends, wake, wake_soon
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
