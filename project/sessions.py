@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection, Iterable
 from typing import Any
 
 from django.contrib.auth import BACKEND_SESSION_KEY
@@ -11,9 +12,11 @@ from django.utils import timezone
 
 from project.auth import MODEL_BACKEND, USER_BACKEND
 
-# Django's Session model (django_session), whose get() by key and expiry this is.
-SESSION_READ_SQL = (
-    "SELECT session_data FROM django_session WHERE session_key = %s AND expire_date > %s"
+# Django's Session model (django_session), whose get() by key and expiry this is, for the
+# keys in place of `{}`.
+SESSIONS_READ_SQL = (
+    "SELECT session_key, session_data FROM django_session"
+    " WHERE session_key IN ({}) AND expire_date > %s"
 )
 
 
@@ -33,16 +36,43 @@ class SessionStore(db.SessionStore):
     def _get_session_from_db(self) -> Any:
         if self.session_key is None:  # not a key (SessionBase checked it): nothing to read
             return None
-        model = self.model
-        connection = connections[router.db_for_read(model)]
-        with connection.cursor() as cursor:
-            cursor.execute(
-                SESSION_READ_SQL,
-                [self.session_key, connection.ops.adapt_datetimefield_value(timezone.now())],
-            )
-            row = cursor.fetchone()
-        if row is None:
+        data = self.read_data([self.session_key]).get(self.session_key)
+        if data is None:
             # As Django's: an unknown or expired key is not reused for the new session.
             self._session_key = None
             return None
-        return model(session_key=self.session_key, session_data=row[0])
+        return self.model(session_key=self.session_key, session_data=data)
+
+    @classmethod
+    def load_many(cls, stores: Iterable[Any]) -> None:
+        """load() for each of these stores (of this class; any other is left to load itself),
+        their rows read in one statement: each then holds its session's data or, for a key
+        that is unknown or expired, no data and no key, as load() leaves it. A store already
+        loaded is left as it is. (wire.sockets reads the sessions of websockets that connect
+        at once this way.)"""
+        due = [
+            (store, store.session_key)
+            for store in stores
+            if isinstance(store, cls)
+            and store.session_key is not None
+            and not hasattr(store, "_session_cache")
+        ]
+        if not due:
+            return
+        found = cls.read_data({key for _, key in due})
+        for store, key in due:
+            data = found.get(key)
+            if data is None:
+                store._session_key = None
+            store._session_cache = {} if data is None else store.decode(data)  # type: ignore[attr-defined]
+
+    @classmethod
+    def read_data(cls, keys: Collection[str]) -> dict[str, str]:
+        """The encoded data of the sessions of these keys that have not expired, by key."""
+        connection = connections[router.db_for_read(cls.get_model_class())]
+        with connection.cursor() as cursor:
+            cursor.execute(
+                SESSIONS_READ_SQL.format(", ".join(["%s"] * len(keys))),
+                [*keys, connection.ops.adapt_datetimefield_value(timezone.now())],
+            )
+            return dict(cursor.fetchall())

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import hashlib
 import json
 import logging
@@ -37,13 +38,23 @@ from collections.abc import Awaitable, Callable
 from importlib import import_module
 from typing import Any
 
-from channels.auth import AuthMiddleware, get_user
+from channels.auth import AuthMiddleware
 from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.layers import get_channel_layer
 from channels.sessions import CookieMiddleware, SessionMiddleware
 from django.conf import settings
+from django.contrib.auth import (
+    BACKEND_SESSION_KEY,
+    HASH_SESSION_KEY,
+    SESSION_KEY,
+    get_user_model,
+    load_backend,
+)
+from django.contrib.auth.models import AnonymousUser
+from django.core.exceptions import ValidationError
+from django.utils.crypto import constant_time_compare
 
 from wire import ratelimit
 from wire.close import Close
@@ -63,6 +74,8 @@ LAYER_IN_FLIGHT = 50
 # comes back meanwhile (a page reloaded, every page after a network blip) finds it joined,
 # and the layer is asked nothing (in a reconnect storm, three Redis commands a socket).
 GROUP_LEAVE_GRACE = 10.0
+# The sessions read in one statement at most (SQLite takes 999 values a statement).
+LOGINS_AT_ONCE = 500
 
 
 def connect_db(func: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
@@ -123,17 +136,80 @@ class Batched[T, R]:
             self.drainer = None
 
 
-# Channels' get_user (the session, then its user), run in that pool.
-pooled_get_user = connect_db(get_user.func)
+def logins_of(sessions: list[Any]) -> dict[Any, Any]:
+    """Channels' get_user for each of these session stores (the user whose id the session
+    holds, if their backend is still one of AUTHENTICATION_BACKENDS and the session's hash
+    still matches theirs; else nobody, and a session whose hash does not match is flushed),
+    with the reads of them all made together where the session engine and the backends can:
+    a SessionStore with `load_many(stores)` and a backend with `get_users(ids)` (a reconnect
+    storm's connects arriving at once cost two statements, not two each). Returns the user
+    of each store that logs one in, by store."""
+    load_many = getattr(import_module(settings.SESSION_ENGINE).SessionStore, "load_many", None)
+    if load_many is not None:
+        load_many(sessions)
+    claims: dict[Any, tuple[str, Any]] = {}
+    for session in sessions:
+        try:
+            path = session[BACKEND_SESSION_KEY]
+            claims[session] = (path, get_user_model()._meta.pk.to_python(session[SESSION_KEY]))
+        except (KeyError, ValidationError):
+            continue
+    wanted: dict[str, set[Any]] = {}
+    for path, user_id in claims.values():
+        if path in settings.AUTHENTICATION_BACKENDS:
+            wanted.setdefault(path, set()).add(user_id)
+    found: dict[tuple[str, Any], Any] = {}
+    for path, user_ids in wanted.items():
+        backend = load_backend(path)
+        if hasattr(backend, "get_users"):
+            users = backend.get_users(user_ids)
+        else:
+            users = {user_id: backend.get_user(user_id) for user_id in user_ids}
+        found.update(((path, user_id), user) for user_id, user in users.items())
+    logins: dict[Any, Any] = {}
+    handed: set[int] = set()
+    for session, claim in claims.items():
+        user = found.get(claim)
+        if user is None:
+            continue
+        if hasattr(user, "get_session_auth_hash"):
+            session_hash = session.get(HASH_SESSION_KEY)
+            if not (
+                session_hash and constant_time_compare(session_hash, user.get_session_auth_hash())
+            ):
+                session.flush()
+                continue
+        # Each socket its own instance, as each request has.
+        logins[session] = copy.copy(user) if id(user) in handed else user
+        handed.add(id(user))
+    return logins
+
+
+# The reads of logins_of, per event loop.
+_logins: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Batched[Any, dict[Any, Any]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+async def login_of(session: Any) -> Any:
+    """The user this session store logs in (else AnonymousUser), as Channels' get_user, read
+    in the connect pool together with the other sessions' that come meanwhile."""
+    loop = asyncio.get_running_loop()
+    reads = _logins.get(loop)
+    if reads is None:
+        reads = _logins[loop] = Batched(logins_of, most=LOGINS_AT_ONCE)
+    logins = await reads.add(session)
+    return logins.get(session) or AnonymousUser()
 
 
 class PooledAuthMiddleware(AuthMiddleware):
-    """Channels' AuthMiddleware, reading the session and the user in the connect pool: on
-    Channels' one database thread, the session reads of a reconnect storm queued behind each
-    other and behind every other socket's database calls."""
+    """Channels' AuthMiddleware, reading the session and the user in the connect pool with
+    the other connects' that come at once (login_of): on Channels' one database thread, the
+    session reads of a reconnect storm queued behind each other and behind every other
+    socket's database calls."""
 
     async def resolve_scope(self, scope: Any) -> None:
-        scope["user"]._wrapped = await pooled_get_user(scope)
+        scope["user"]._wrapped = await login_of(scope["session"]._wrapped)
 
 
 def auth_stack(inner: Any) -> Any:
@@ -409,7 +485,7 @@ class SiteConsumer(AsyncWebsocketConsumer):
             still = None
         else:
             try:
-                still = await pooled_get_user({"session": _session_store(session_key)})
+                still = await login_of(_session_store(session_key))
             except Exception:
                 logger.warning("user=%s session not checked", self.user.pk, exc_info=True)
                 return

@@ -13,15 +13,16 @@ from django.contrib.auth.models import User
 from django.contrib.sessions.backends.db import SessionStore as DjangoSessionStore
 from django.test import Client
 
-from project.auth import MODEL_BACKEND, USER_BACKEND, USER_READ_SQL, UserBackend
+from project.auth import MODEL_BACKEND, USER_BACKEND, USERS_READ_SQL, UserBackend
 from project.sessions import SessionStore
+from wire.sockets import logins_of
 
 pytestmark = pytest.mark.django_db
 
 
 def test_the_written_out_read_names_every_column_of_the_user_in_order() -> None:
     # A Django that adds a field to User fails here, not in a login.
-    columns, source = USER_READ_SQL.removeprefix("SELECT ").split(" FROM ")
+    columns, source = USERS_READ_SQL.removeprefix("SELECT ").split(" FROM ")
     assert [column.strip() for column in columns.split(",")] == [
         field.column for field in User._meta.concrete_fields
     ]
@@ -84,11 +85,14 @@ def test_a_session_logged_in_by_model_backend_still_logs_its_user_in(user: Any) 
     response = client.get("/chat/")
     assert response.status_code == 200
     assert response.wsgi_request.user == user
-    # A websocket: Channels' get_user, as wire.sockets runs it in the connect pool.
+    # A websocket: Channels' get_user, and the sockets' reads of many at once.
     socket_user = channels_get_user.func({"session": SessionStore(key)})
     assert socket_user.is_authenticated
     assert socket_user.pk == user.pk
+    store = SessionStore(key)
+    assert logins_of([store])[store].pk == user.pk
     # Not when its password changed since (the session's hash no longer matches).
     user.set_password("another-long-password-7")
     user.save()
     assert not channels_get_user.func({"session": SessionStore(key)}).is_authenticated
+    assert logins_of([SessionStore(key)]) == {}
