@@ -93,7 +93,9 @@ class Batched[T, R]:
     before was under way, all in one call (`most` items at most): the joins, or the leaves,
     of a room's connections that come at once (a reconnect storm) are one statement, not one
     each, each with a thread's hop and a health check. add() returns what the call that
-    took its item returned, or raises what it raised, once it is done."""
+    took its item returned, or raises what it raised, once it is done; for a func that
+    returns one outcome per item, in order, add_one() returns its item's (raises it if it
+    is an exception)."""
 
     def __init__(self, func: Callable[[list[T]], R], most: int = 1000) -> None:
         self.call = connect_db(func)
@@ -103,6 +105,19 @@ class Batched[T, R]:
         self.drainer: asyncio.Task[None] | None = None
 
     async def add(self, item: T) -> R:
+        _, done = self.put(item)
+        return await asyncio.shield(done)
+
+    async def add_one(self, item: T) -> Any:
+        index, done = self.put(item)
+        outcomes: Any = await asyncio.shield(done)
+        outcome = outcomes[index]
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    def put(self, item: T) -> tuple[int, asyncio.Future[R]]:
+        """The item in the next call: its place among the call's items, the call's future."""
         if not self.waiting or len(self.waiting[-1][0]) >= self.most:
             done: asyncio.Future[R] = asyncio.get_running_loop().create_future()
             # Retrieved here, so that a call whose waiters were cancelled logs nothing.
@@ -112,7 +127,7 @@ class Batched[T, R]:
         items.append(item)
         if self.drainer is None:
             self.drainer = asyncio.create_task(self.drain())
-        return await asyncio.shield(done)
+        return len(items) - 1, done
 
     async def drain(self) -> None:
         done: asyncio.Future[R] | None = None
@@ -136,26 +151,40 @@ class Batched[T, R]:
             self.drainer = None
 
 
-def logins_of(sessions: list[Any]) -> dict[Any, Any]:
+def per_loop[V](make: Callable[[], V]) -> Callable[[], V]:
+    """A function returning make()'s value for the running event loop, made there on its
+    first use: what holds futures and tasks (a Batched) belongs to the loop that runs them."""
+    values: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, V] = weakref.WeakKeyDictionary()
+
+    def value() -> V:
+        loop = asyncio.get_running_loop()
+        if loop not in values:
+            values[loop] = make()
+        return values[loop]
+
+    return value
+
+
+def logins_of(sessions: list[Any]) -> list[Any]:
     """Channels' get_user for each of these session stores (the user whose id the session
     holds, if their backend is still one of AUTHENTICATION_BACKENDS and the session's hash
     still matches theirs; else nobody, and a session whose hash does not match is flushed),
     with the reads of them all made together where the session engine and the backends can:
     a SessionStore with `load_many(stores)` and a backend with `get_users(ids)` (a reconnect
-    storm's connects arriving at once cost two statements, not two each). Returns the user
-    of each store that logs one in, by store."""
+    storm's connects arriving at once cost two statements, not two each). Returns each
+    store's user, in order (None for nobody)."""
     load_many = getattr(import_module(settings.SESSION_ENGINE).SessionStore, "load_many", None)
     if load_many is not None:
         load_many(sessions)
-    claims: dict[Any, tuple[str, Any]] = {}
+    claims: list[tuple[str, Any] | None] = []
     for session in sessions:
         try:
             path = session[BACKEND_SESSION_KEY]
-            claims[session] = (path, get_user_model()._meta.pk.to_python(session[SESSION_KEY]))
+            claims.append((path, get_user_model()._meta.pk.to_python(session[SESSION_KEY])))
         except (KeyError, ValidationError):
-            continue
+            claims.append(None)
     wanted: dict[str, set[Any]] = {}
-    for path, user_id in claims.values():
+    for path, user_id in filter(None, claims):
         if path in settings.AUTHENTICATION_BACKENDS:
             wanted.setdefault(path, set()).add(user_id)
     found: dict[tuple[str, Any], Any] = {}
@@ -166,40 +195,36 @@ def logins_of(sessions: list[Any]) -> dict[Any, Any]:
         else:
             users = {user_id: backend.get_user(user_id) for user_id in user_ids}
         found.update(((path, user_id), user) for user_id, user in users.items())
-    logins: dict[Any, Any] = {}
-    handed: set[int] = set()
-    for session, claim in claims.items():
-        user = found.get(claim)
-        if user is None:
-            continue
-        if hasattr(user, "get_session_auth_hash"):
-            session_hash = session.get(HASH_SESSION_KEY)
-            if not (
-                session_hash and constant_time_compare(session_hash, user.get_session_auth_hash())
-            ):
-                session.flush()
-                continue
-        # Each socket its own instance, as each request has.
-        logins[session] = copy.copy(user) if id(user) in handed else user
-        handed.add(id(user))
+    logins: list[Any] = []
+    handed: set[tuple[str, Any]] = set()
+    for session, claim in zip(sessions, claims, strict=True):
+        user = found.get(claim) if claim is not None else None
+        if user is not None and not _hash_matches(session, user):
+            session.flush()
+            user = None
+        if user is not None and claim is not None:
+            # Each socket its own instance, as each request has.
+            user = copy.copy(user) if claim in handed else user
+            handed.add(claim)
+        logins.append(user)
     return logins
 
 
-# The reads of logins_of, per event loop.
-_logins: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Batched[Any, dict[Any, Any]]] = (
-    weakref.WeakKeyDictionary()
-)
+def _hash_matches(session: Any, user: Any) -> bool:
+    """Whether the session still holds the user's hash (not after a password change)."""
+    if not hasattr(user, "get_session_auth_hash"):
+        return True
+    session_hash = session.get(HASH_SESSION_KEY)
+    return bool(session_hash) and constant_time_compare(session_hash, user.get_session_auth_hash())
+
+
+login_reads = per_loop(lambda: Batched(logins_of, most=LOGINS_AT_ONCE))
 
 
 async def login_of(session: Any) -> Any:
     """The user this session store logs in (else AnonymousUser), as Channels' get_user, read
     in the connect pool together with the other sessions' that come meanwhile."""
-    loop = asyncio.get_running_loop()
-    reads = _logins.get(loop)
-    if reads is None:
-        reads = _logins[loop] = Batched(logins_of, most=LOGINS_AT_ONCE)
-    logins = await reads.add(session)
-    return logins.get(session) or AnonymousUser()
+    return await login_reads().add_one(session) or AnonymousUser()
 
 
 class PooledAuthMiddleware(AuthMiddleware):

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Callable
 
 import pytest
 
-from wire.sockets import Batched
+from wire.sockets import Batched, per_loop
 
 
 async def test_items_added_together_are_one_call_in_order() -> None:
@@ -73,3 +74,34 @@ async def test_each_waiter_gets_what_its_call_returned() -> None:
     batched = Batched(call, most=2)
     outcomes = await asyncio.gather(*(batched.add(n) for n in range(3)))
     assert outcomes == [{0: 0, 1: 2}, {0: 0, 1: 2}, {2: 4}]
+
+
+async def test_add_one_gets_its_own_items_outcome_and_raises_its_own_exception() -> None:
+    def call(items: list[int]) -> list[int | Exception]:
+        return [ValueError(f"no {item}") if item == 3 else item * 2 for item in items]
+
+    batched = Batched(call, most=2)
+    outcomes = await asyncio.gather(*(batched.add_one(n) for n in range(5)), return_exceptions=True)
+    assert outcomes[:3] == [0, 2, 4]
+    assert isinstance(outcomes[3], ValueError)
+    assert str(outcomes[3]) == "no 3"
+    assert outcomes[4] == 8
+
+
+async def test_per_loop_makes_one_value_for_each_event_loop() -> None:
+    made: list[object] = []
+
+    def make() -> object:
+        made.append(object())
+        return made[-1]
+
+    value = per_loop(make)
+    here = value()
+    assert value() is here
+    elsewhere = await asyncio.to_thread(asyncio.run, _value_on_a_new_loop(value))
+    assert elsewhere is not here
+    assert len(made) == 2
+
+
+async def _value_on_a_new_loop(value: Callable[[], object]) -> object:
+    return value()

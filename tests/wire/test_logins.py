@@ -73,12 +73,11 @@ def test_each_session_logs_in_whom_channels_get_user_logs_in(
 ) -> None:
     keys = every_kind_of_session(user, other_user, django_user_model)
     stores = {kind: SessionStore(key) for kind, key in keys.items() if kind != "not an id"}
-    logins = logins_of(list(stores.values()))
-    for kind, store in stores.items():
+    logins = dict(zip(stores, logins_of(list(stores.values())), strict=True))
+    for kind in stores:
         expected = channels_get_user.func({"session": SessionStore(keys[kind])})
-        got = logins.get(store)
-        assert (got.pk if got else None) == expected.pk, kind
-    assert {kind for kind, store in stores.items() if store in logins} == {"user", "other user"}
+        assert (logins[kind].pk if logins[kind] else None) == expected.pk, kind
+    assert {kind for kind, login in logins.items() if login} == {"user", "other user"}
     # A session whose user's password changed is ended, as Channels' get_user ends it.
     assert not Session.objects.filter(session_key=keys["password changed since"]).exists()
     assert stores["password changed since"].session_key is None
@@ -90,9 +89,9 @@ def test_a_session_with_no_user_id_in_it_is_nobody_and_the_others_still_log_in(
     # Channels' get_user raises for it; here it would fail every connect read with it.
     keys = every_kind_of_session(user, other_user, django_user_model)
     tampered, fine = SessionStore(keys["not an id"]), SessionStore(keys["user"])
-    logins = logins_of([tampered, fine])
-    assert tampered not in logins
-    assert logins[fine].pk == user.pk
+    nobody, fine_user = logins_of([tampered, fine])
+    assert nobody is None
+    assert fine_user.pk == user.pk
 
 
 def test_the_sessions_and_their_users_are_two_statements_however_many(
@@ -102,26 +101,25 @@ def test_the_sessions_and_their_users_are_two_statements_however_many(
     with CaptureQueriesContext(connection) as statements:
         logins = logins_of(stores)
     assert len(statements) == 2, [statement["sql"] for statement in statements]
-    assert [logins[store].pk for store in stores] == [user.pk, other_user.pk] * 10
+    assert [login.pk for login in logins] == [user.pk, other_user.pk] * 10
 
 
 def test_sockets_of_the_same_session_each_have_their_own_user(user: Any) -> None:
     key = logged_in(user)
-    first, second = SessionStore(key), SessionStore(key)
-    logins = logins_of([first, second])
-    assert logins[first] == logins[second] == user
-    assert logins[first] is not logins[second]
-    logins[first].first_name = "changed on one socket"
-    assert logins[second].first_name != "changed on one socket"
+    first, second = logins_of([SessionStore(key), SessionStore(key)])
+    assert first == second == user
+    assert first is not second
+    first.first_name = "changed on one socket"
+    assert second.first_name != "changed on one socket"
 
 
 def test_a_session_already_read_is_not_read_again(user: Any) -> None:
     store = SessionStore(logged_in(user))
     assert store[SESSION_KEY] == str(user.pk)
     with CaptureQueriesContext(connection) as statements:
-        logins = logins_of([store])
+        [login] = logins_of([store])
     assert len(statements) == 1  # its user only
-    assert logins[store].pk == user.pk
+    assert login.pk == user.pk
 
 
 @pytest.mark.django_db(transaction=True)
