@@ -39,6 +39,9 @@ class RoomNotFound(ChatError):
     code = errors.NOT_FOUND
 
 
+NO_SUCH_ROOM = "There is no such room, or you are not one of its members."
+
+
 class NotAllowed(ChatError):
     """Something only the room's owner (or a member) may do."""
 

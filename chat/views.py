@@ -15,7 +15,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from chat import services
 from chat.events import REACTIONS
-from chat.exceptions import ChatError, InvalidRoomName, RoomNotFound
+from chat.exceptions import NO_SUCH_ROOM, ChatError, InvalidRoomName, RoomNotFound
 from chat.models import ROOM_NAME_MAX_LENGTH, Membership, Room
 from chat.selectors import (
     messages_around,
@@ -112,9 +112,7 @@ def members_only[**P](
     ) -> HttpResponseBase:
         found = services.room_visible(name=room, user=signed_in(request))
         if found is None or not found.memberships.filter(user=signed_in(request)).exists():
-            context = list_context(
-                request, error="There is no such room, or you are not one of its members."
-            )
+            context = list_context(request, error=NO_SUCH_ROOM)
             return render(request, "chat/room_list.html", context, status=404)
         return view(request, found, *args, **kwargs)
 
