@@ -23,12 +23,11 @@ from chat.exceptions import ChatError, InvalidFrame, InvalidRoomName, RateLimite
 from chat.hub import RoomHub, room_hub
 from chat.models import Room
 from chat.selectors import (
-    Replay,
     ack_payload,
     history_on_connect,
     messages_before,
     revisions_of,
-    rooms_of,
+    rooms_of_each,
     unread_count,
 )
 from chat.services import (
@@ -60,6 +59,8 @@ ENTERING_AT_ONCE = 400
 
 # The connects' room reads that arrive together, made together (a reconnect storm's).
 room_entries = per_loop(lambda: Batched(rooms_enter, most=ENTERING_AT_ONCE))
+# The users' rooms, which their pages watch (the same).
+rooms_reads = per_loop(lambda: Batched(rooms_of_each, most=ENTERING_AT_ONCE))
 
 
 class ChatConsumer(SiteConsumer):
@@ -106,8 +107,9 @@ class ChatConsumer(SiteConsumer):
         # history or held here (and dropped by its seq if it is in both).
         self.room_hub = room_hub(self.room, get_channel_layer())
         since = self.query_since()
-        present, (replay, others) = await self.room_hub.join(
-            self, then=lambda: self.connect_reads(since)
+        present, replay = await self.room_hub.join(
+            self,
+            then=lambda last_seq: history_on_connect(room=room, since=since, last_seq=last_seq),
         )
         for frame in replay.frames:
             await self.send_json(frame)
@@ -128,11 +130,7 @@ class ChatConsumer(SiteConsumer):
         for text, seq in self.held:
             await self.deliver(text, seq)
         self.held = []
-        await self.watch_other_rooms(others)
-
-    def connect_reads(self, since: int | None) -> tuple[Replay, list[Room]]:
-        """What a new connection reads: its history, and the user's other rooms."""
-        return history_on_connect(room=self.room, since=since), rooms_of(user_id=self.user_id)
+        await self.watch_other_rooms(await rooms_reads().add_one(self.user_id))
 
     async def watch_other_rooms(self, others: list[Room]) -> None:
         """Hear of new messages in the user's other rooms (the sidebar's unread counts)."""

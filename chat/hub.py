@@ -85,8 +85,8 @@ class Member(Protocol):
         """The user is no longer a member of the room: close the connection."""
 
 
-# A connection joining the hub, with its reads (RoomHub.join).
-type Joining = tuple[Member, Callable[[], Any]]
+# A connection joining the hub, with its reads (RoomHub.join), given the room's last seq.
+type Joining = tuple[Member, Callable[[int], Any]]
 
 
 class RoomHub:
@@ -127,11 +127,12 @@ class RoomHub:
 
     # Connections.
 
-    async def join[T](self, member: Member, then: Callable[[], T]) -> tuple[Present, T]:
+    async def join[T](self, member: Member, then: Callable[[int], T]) -> tuple[Present, T]:
         """Count the connection in; returns who is in the room, this user included, and what
-        `then` (the connection's reads: its history) returns, read after the presence in
-        the same trip to the database. From now on the member gets every message the hub
-        releases."""
+        `then(last_seq)` (the connection's reads: its history) returns, read after the
+        presence in the same trip to the database. From now on the member gets every message
+        the hub releases: every message numbered after `last_seq`, the room's last seq read
+        once the member was in, reaches it live."""
         self.members[member.connection_id] = member
         await self.subscribed_once()
         present, reads = await self.joins.add((member, then))
@@ -144,15 +145,16 @@ class RoomHub:
     def enter(self, joining: list[Joining]) -> tuple[Present, dict[str, Any]]:
         """The presence rows of the connections joining together (a storm's connects are
         mostly these trips: one for all, not one each) and one read of who is present (at
-        5,000 present, 2 ms of the database's CPU each); then each connection's reads, each
-        its own outcome."""
+        5,000 present, 2 ms of the database's CPU each) and of the room's last seq; then
+        each connection's reads, each its own outcome."""
         members = {member.connection_id: member.user_id for member, _ in joining}
         presence_join(room_id=self.room_id, members=members)
         present = presence_users(room_id=self.room_id)
+        last_seq = room_last_seq(room_id=self.room_id)
         reads: dict[str, Any] = {}
         for member, then in joining:
             try:
-                reads[member.connection_id] = then()
+                reads[member.connection_id] = then(last_seq)
             except Exception as error:
                 reads[member.connection_id] = error
         return present, reads

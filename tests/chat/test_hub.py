@@ -13,7 +13,7 @@ from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.utils import timezone
 
-from chat import hub, services
+from chat import hub, selectors, services
 from chat.hub import RoomHub
 from chat.models import Message, Presence, Room
 from chat.publishing import messages_sequence
@@ -131,19 +131,29 @@ async def test_connections_joining_at_once_write_their_presence_together(
         writes.append(members)
         services.presence_join(room_id=room_id, members=members)
 
+    last_seq_reads: list[int] = []
+
+    def room_last_seq(*, room_id: int) -> int:
+        last_seq_reads.append(room_id)
+        return selectors.room_last_seq(room_id=room_id)
+
     monkeypatch.setattr(hub, "presence_join", presence_join)
+    monkeypatch.setattr(hub, "room_last_seq", room_last_seq)
     room = await database_sync_to_async(room_get_or_create)(name="general")
+    await database_sync_to_async(Room.objects.filter(pk=room.pk).update)(last_seq=7)
     room_hub = RoomHub(room, get_channel_layer())
+    await room_hub.subscribed_once()  # which reads the room's last seq for the hub itself
+    last_seq_reads.clear()
     joiners = [
         Joiner(f"c{n}", someone.pk, someone.username)
         for n, someone in enumerate([user, other_user] * 3)
     ]
 
-    def reads(n: int) -> Callable[[], int]:
-        def read() -> int:
+    def reads(n: int) -> Callable[[int], tuple[int, int]]:
+        def read(last_seq: int) -> tuple[int, int]:
             if n == 4:
                 raise LookupError("this connection's read failed")
-            return n * 10
+            return n * 10, last_seq
 
         return read
 
@@ -153,6 +163,7 @@ async def test_connections_joining_at_once_write_their_presence_together(
         return_exceptions=True,
     )
     assert writes == [{joiner.connection_id: joiner.user_id for joiner in joiners}]
+    assert last_seq_reads == [room.pk]
     # One read of who is present, which counts them all; each connection's own reads its own.
     for n, outcome in enumerate(outcomes):
         if n == 4:
@@ -160,7 +171,8 @@ async def test_connections_joining_at_once_write_their_presence_together(
             continue
         assert not isinstance(outcome, BaseException)
         present, own = outcome
-        assert (present.names, present.count, own) == (["alice", "bob"], 2, n * 10)
+        # The room's last seq, read once for all of them after they joined.
+        assert (present.names, present.count, own) == (["alice", "bob"], 2, (n * 10, 7))
     assert await database_sync_to_async(Presence.objects.count)() == 6
     for joiner in joiners:
         await room_hub.leave(joiner)

@@ -16,6 +16,7 @@ from chat.selectors import (
     room_last_seq,
     rooms_active,
     rooms_of,
+    rooms_of_each,
 )
 from chat.services import (
     membership_add,
@@ -95,6 +96,30 @@ def test_rooms_of_a_user_are_theirs_the_most_recently_active_first(
     assert (room_last_seq(room_id=newer.pk), room_last_seq(room_id=quiet_a.pk)) == (2, 0)
     with pytest.raises(Room.DoesNotExist):
         room_last_seq(room_id=not_theirs.pk + 1000)
+
+
+def test_the_rooms_of_users_connecting_together_are_one_statement(
+    user: Any, other_user: Any, django_user_model: Any, django_assert_num_queries: Any
+) -> None:
+    nobody = django_user_model.objects.create_user("carol", password="a-long-password-5")
+    for name in ("older", "newer"):
+        membership_add(room=room_get_or_create(name=name), user=user)
+    membership_add(room=room_get_or_create(name="theirs"), user=other_user)
+    published(room_get_or_create(name="newer"), user, 1)
+    users = [user.pk, other_user.pk, nobody.pk, user.pk]
+    with django_assert_num_queries(1):
+        each = rooms_of_each(users)
+    assert [[room.name for room in rooms] for rooms in each] == [
+        [room.name for room in rooms_of(user_id=user_id)] for user_id in users
+    ]
+    assert [[room.name for room in rooms] for rooms in each] == [
+        ["newer", "older"],
+        ["theirs"],
+        [],
+        ["newer", "older"],
+    ]
+    # The same user twice (two tabs): each connection its own instances.
+    assert not {id(room) for room in each[0]} & {id(room) for room in each[3]}
 
 
 def test_search_finds_the_room_s_messages_with_every_word_newest_first(
