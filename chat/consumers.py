@@ -46,8 +46,9 @@ from chat.services import (
     rooms_enter,
     typing_due,
 )
+from wire.batching import Batched, connect_db, per_loop
 from wire.close import Close
-from wire.sockets import Batched, SiteConsumer, connect_db, per_loop
+from wire.sockets import SiteConsumer
 
 logger = logging.getLogger(__name__)
 

@@ -58,7 +58,7 @@ from chat.services import (
     presence_touch,
 )
 from media_tasks.models import Upload
-from wire.sockets import Batched, connect_db
+from wire.batching import Batched, connect_db
 from workers import events as job_events
 
 logger = logging.getLogger(__name__)

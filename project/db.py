@@ -7,7 +7,7 @@ use it, and it is only closed once the cycle collector frees the thread's object
 logged-in page views left 39 connections open on one daphne, and under load PostgreSQL
 refused new ones ("remaining connection slots are reserved"). Django's docs say as much:
 under ASGI, persistent connections are for threads that live on, here the websockets'
-pool (wire.sockets.connect_db), Channels' database thread and the workers.
+pool (wire.batching.connect_db), Channels' database thread and the workers.
 """
 
 from __future__ import annotations

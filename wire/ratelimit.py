@@ -23,6 +23,7 @@ import redis.sentinel
 from django.conf import settings
 from redis.exceptions import RedisError
 
+from wire.batching import Batched, per_loop
 from wire.outage import Outage
 
 logger = logging.getLogger(__name__)
@@ -32,16 +33,13 @@ REDIS_TIMEOUT = 0.5
 # Once Redis failed, count in this process for this long before asking it again.
 RETRY_REDIS_AFTER = 5.0
 
-# Counts asked of Redis at once by one event loop, each on a connection of its own: a
-# reconnect storm's thousand connects opened past the pool's 100 and failed with
-# MaxConnectionsError, and were counted in the process as if Redis were away.
-IN_FLIGHT_MAX = 50
+# The counts of one event loop asked of Redis in one command at most. A loop asks for one
+# such command at a time: a reconnect storm's thousand connects, each counted on a
+# connection of its own, opened past the pool's 100 and failed with MaxConnectionsError.
+COUNTS_AT_ONCE = 500
 
-# redis.asyncio clients (and the semaphores) belong to the event loop that created them.
+# redis.asyncio clients belong to the event loop that created them.
 _clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aioredis.Redis] = (
-    weakref.WeakKeyDictionary()
-)
-_in_flight: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
     weakref.WeakKeyDictionary()
 )
 # One pool for the sync callers of each Redis (REDIS_URL, or the Sentinels'); thread-safe,
@@ -49,14 +47,19 @@ _in_flight: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semapho
 _sync_clients: dict[str, redis.Redis] = {}
 # key -> (window number, count), for processes without Redis (or while it is away).
 _local: dict[str, tuple[int, int]] = {}
-# The count, and a new key's expiry, in one command: as a transaction (MULTI, INCR, EXPIRE,
-# EXEC), its building and four replies cost 0.18 ms of the caller's CPU, the script 0.09 ms
-# (every websocket connect and every chat message counts). redis-py's Script sends it by its
-# SHA-1 (EVALSHA), and loads it into a Redis that does not know it (restarted, failed over).
+# Each key's count, and a new key's expiry (ARGV: each key's), in one command: as a
+# transaction (MULTI, INCR, EXPIRE, EXEC), its building and four replies cost 0.18 ms of the
+# caller's CPU, the script 0.09 ms (every websocket connect and every chat message counts),
+# and the counts of an event loop's callers that come together are one command. redis-py's
+# Script sends it by its SHA-1 (EVALSHA), and loads it into a Redis that does not know it
+# (restarted, failed over).
 COUNT_SCRIPT = """
-local count = redis.call('INCR', KEYS[1])
-if count == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
-return count
+local counts = {}
+for i, key in ipairs(KEYS) do
+  counts[i] = redis.call('INCR', key)
+  if counts[i] == 1 then redis.call('EXPIRE', key, ARGV[i]) end
+end
+return counts
 """
 # time.monotonic() until which Redis is not asked.
 _redis_away_until = 0.0
@@ -91,7 +94,7 @@ def hit_sync(key: str, *, limit: int, window: float) -> float | None:
     if _ask_redis():
         try:
             count_script = _sync_client().register_script(COUNT_SCRIPT)
-            count = int(count_script(keys=[f"{key}:{number}"], args=[_ttl(window)]))
+            [count] = count_script(keys=[f"{key}:{number}"], args=[_ttl(window)])
         except (RedisError, OSError, TimeoutError) as error:
             _redis_away(error)
         else:
@@ -191,13 +194,22 @@ def _primary_options(sentinel: dict[str, Any]) -> dict[str, Any]:
 
 
 async def _redis_count(key: str, window: float) -> int:
-    loop = asyncio.get_running_loop()
-    slot = _in_flight.get(loop)
-    if slot is None:
-        slot = _in_flight[loop] = asyncio.Semaphore(IN_FLIGHT_MAX)
-    async with slot:
-        count_script = _client().register_script(COUNT_SCRIPT)
-        return int(await count_script(keys=[key], args=[_ttl(window)]))
+    count: int = await _counting().add_one((key, _ttl(window)))
+    return count
+
+
+async def _redis_counts(counting: list[tuple[str, int]]) -> list[int]:
+    """Count each (key, expiry) in Redis, in one command."""
+    count_script = _client().register_script(COUNT_SCRIPT)
+    counts = await count_script(keys=[key for key, _ in counting], args=[t for _, t in counting])
+    return [int(count) for count in counts]
+
+
+def _batched_counts() -> Batched[tuple[str, int], list[int]]:
+    return Batched(_redis_counts, most=COUNTS_AT_ONCE)
+
+
+_counting = per_loop(_batched_counts)
 
 
 def _ttl(window: float) -> int:

@@ -1,4 +1,4 @@
-"""Calls in the connect pool made once for the items that arrive together (wire.sockets.Batched)."""
+"""Calls made once for the items that arrive together (wire.batching.Batched)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import pytest
 
-from wire.sockets import Batched, per_loop
+from wire.batching import Batched, per_loop
 
 
 async def test_items_added_together_are_one_call_in_order() -> None:

@@ -62,6 +62,34 @@ async def test_a_thousand_hits_at_once_are_all_counted_in_redis(settings: Any) -
 
 
 @pytest.mark.redis
+async def test_counts_that_come_together_are_one_command_each_key_its_own_expiry(
+    settings: Any,
+) -> None:
+    import asyncio
+
+    import redis.asyncio as aioredis
+
+    client = aioredis.Redis.from_url(REDIS_URL)
+    await ratelimit.hit(f"warm-{uuid.uuid4().hex}", limit=5, window=60)  # the script loaded
+    short, long = f"short-{uuid.uuid4().hex}", f"long-{uuid.uuid4().hex}"
+    await client.config_resetstat()
+    results = await asyncio.gather(
+        *(ratelimit.hit(short, limit=300, window=60) for _ in range(300)),
+        *(ratelimit.hit(long, limit=3, window=3600) for _ in range(5)),
+    )
+    stats = await client.info("commandstats")
+    assert results[:303] == [None] * 303
+    assert all(wait is not None and 0 < wait <= 3600 for wait in results[303:])
+    # 305 counts: a command for each COUNTS_AT_ONCE of them, not one each.
+    assert stats["cmdstat_evalsha"]["calls"] == 1
+    [short_key], [long_key] = await client.keys(f"{short}:*"), await client.keys(f"{long}:*")
+    assert (int(await client.get(short_key)), int(await client.get(long_key))) == (300, 5)
+    assert 0 < await client.ttl(short_key) <= 61
+    assert 61 < await client.ttl(long_key) <= 3601
+    await client.aclose()
+
+
+@pytest.mark.redis
 async def test_a_redis_that_forgot_the_count_script_still_counts_in_redis(settings: Any) -> None:
     # A Redis restarted or failed over since the last count no longer knows the script.
     import redis.asyncio as aioredis
