@@ -1,4 +1,5 @@
-"""Real network clients for the project's processes: websockets with a logged-in session."""
+"""Real network clients for the project's processes: websockets with a logged-in session;
+and sessions logged in as Django's login() writes them."""
 
 from __future__ import annotations
 
@@ -57,3 +58,21 @@ async def collect_until(
     except TimeoutError:
         raise AssertionError(f"no matching frame within {timeout} s; got {frames}") from None
     return frames
+
+
+def session_logged_in(user: Any, backend: str = "", store: Any = None) -> str:
+    """The key of a session as Django's login() writes it (by UserBackend, unless `backend`
+    names another; in the site's session store, unless `store` is another class)."""
+    from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
+
+    from project.auth import USER_BACKEND
+    from project.sessions import SessionStore
+
+    session = (store or SessionStore)()
+    session[SESSION_KEY] = str(user.pk)
+    session[BACKEND_SESSION_KEY] = backend or USER_BACKEND
+    session[HASH_SESSION_KEY] = user.get_session_auth_hash()
+    session.create()
+    assert session.session_key is not None
+    key: str = session.session_key
+    return key

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 from channels.auth import get_user as channels_get_user
-from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
+from django.contrib.auth import BACKEND_SESSION_KEY
 from django.contrib.auth.backends import ModelBackend
 from django.contrib.auth.models import User
 from django.contrib.sessions.backends.db import SessionStore as DjangoSessionStore
@@ -15,6 +15,7 @@ from django.test import Client
 
 from project.auth import MODEL_BACKEND, USER_BACKEND, USERS_READ_SQL, UserBackend
 from project.sessions import SessionStore
+from tests.clients import session_logged_in
 from wire.sockets import logins_of
 
 pytestmark = pytest.mark.django_db
@@ -66,19 +67,9 @@ def test_a_log_in_records_the_backend_and_the_page_knows_the_user(user: Any, pas
     assert client.get("/api/uploads/").json() is not None
 
 
-def logged_in_by_model_backend(user: Any) -> str:
-    """A session as Django's login() wrote it before UserBackend: its key."""
-    session = DjangoSessionStore()
-    session[SESSION_KEY] = str(user.pk)
-    session[BACKEND_SESSION_KEY] = MODEL_BACKEND
-    session[HASH_SESSION_KEY] = user.get_session_auth_hash()
-    session.create()
-    assert session.session_key is not None
-    return session.session_key
-
-
 def test_a_session_logged_in_by_model_backend_still_logs_its_user_in(user: Any) -> None:
-    key = logged_in_by_model_backend(user)
+    # A session as Django's login() wrote it before UserBackend.
+    key = session_logged_in(user, backend=MODEL_BACKEND, store=DjangoSessionStore)
     # A page: Django's authentication middleware.
     client = Client()
     client.cookies["sessionid"] = key

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from asgiref.sync import sync_to_async
 from channels.auth import get_user as channels_get_user
-from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
+from django.contrib.auth import BACKEND_SESSION_KEY, SESSION_KEY
 from django.contrib.sessions.models import Session
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -18,26 +18,16 @@ from django.utils import timezone
 
 from project.auth import USER_BACKEND
 from project.sessions import SessionStore
+from tests.clients import session_logged_in
 from wire.sockets import login_of, logins_of
 
 pytestmark = pytest.mark.django_db
 
 
-def logged_in(user: Any, backend: str = USER_BACKEND) -> str:
-    """A session as Django's login() writes it: its key."""
-    session = SessionStore()
-    session[SESSION_KEY] = str(user.pk)
-    session[BACKEND_SESSION_KEY] = backend
-    session[HASH_SESSION_KEY] = user.get_session_auth_hash()
-    session.create()
-    assert session.session_key is not None
-    return session.session_key
-
-
 def every_kind_of_session(user: Any, other_user: Any, django_user_model: Any) -> dict[str, str]:
     """A key of each kind of session a socket may come with, by what it is."""
-    keys = {"user": logged_in(user), "other user": logged_in(other_user)}
-    expired = logged_in(user)
+    keys = {"user": session_logged_in(user), "other user": session_logged_in(other_user)}
+    expired = session_logged_in(user)
     Session.objects.filter(session_key=expired).update(
         expire_date=timezone.now() - timedelta(seconds=1)
     )
@@ -48,15 +38,15 @@ def every_kind_of_session(user: Any, other_user: Any, django_user_model: Any) ->
     anonymous.create()
     assert anonymous.session_key is not None
     keys["anonymous"] = anonymous.session_key
-    keys["backend no longer used"] = logged_in(
+    keys["backend no longer used"] = session_logged_in(
         user, backend="django.contrib.auth.backends.RemoteUserBackend"
     )
     inactive = django_user_model.objects.create_user("inactive", password="a-long-password-1")
-    keys["inactive"] = logged_in(inactive)
+    keys["inactive"] = session_logged_in(inactive)
     inactive.is_active = False
     inactive.save()
     changed = django_user_model.objects.create_user("changed", password="a-long-password-2")
-    keys["password changed since"] = logged_in(changed)
+    keys["password changed since"] = session_logged_in(changed)
     changed.set_password("a-long-password-3")
     changed.save()
     tampered = SessionStore()
@@ -97,7 +87,7 @@ def test_a_session_with_no_user_id_in_it_is_nobody_and_the_others_still_log_in(
 def test_the_sessions_and_their_users_are_two_statements_however_many(
     user: Any, other_user: Any
 ) -> None:
-    stores = [SessionStore(logged_in(person)) for person in [user, other_user] * 10]
+    stores = [SessionStore(session_logged_in(person)) for person in [user, other_user] * 10]
     with CaptureQueriesContext(connection) as statements:
         logins = logins_of(stores)
     assert len(statements) == 2, [statement["sql"] for statement in statements]
@@ -105,7 +95,7 @@ def test_the_sessions_and_their_users_are_two_statements_however_many(
 
 
 def test_sockets_of_the_same_session_each_have_their_own_user(user: Any) -> None:
-    key = logged_in(user)
+    key = session_logged_in(user)
     first, second = logins_of([SessionStore(key), SessionStore(key)])
     assert first == second == user
     assert first is not second
@@ -114,7 +104,7 @@ def test_sockets_of_the_same_session_each_have_their_own_user(user: Any) -> None
 
 
 def test_a_session_already_read_is_not_read_again(user: Any) -> None:
-    store = SessionStore(logged_in(user))
+    store = SessionStore(session_logged_in(user))
     assert store[SESSION_KEY] == str(user.pk)
     with CaptureQueriesContext(connection) as statements:
         [login] = logins_of([store])
@@ -124,7 +114,9 @@ def test_a_session_already_read_is_not_read_again(user: Any) -> None:
 
 @pytest.mark.django_db(transaction=True)
 async def test_connects_at_once_each_get_their_own_login(user: Any, other_user: Any) -> None:
-    keys = await sync_to_async(lambda: [logged_in(person) for person in [user, other_user] * 5])()
+    keys = await sync_to_async(
+        lambda: [session_logged_in(person) for person in [user, other_user] * 5]
+    )()
     keys.append("y" * 32)
     found = await asyncio.gather(*(login_of(SessionStore(key)) for key in keys))
     assert [person.pk for person in found] == [user.pk, other_user.pk] * 5 + [None]
