@@ -89,7 +89,9 @@ async def test_a_picture_is_processed_by_real_workers_with_progress_for_every_me
     assert {f["job"] for f in progress} <= set(picture["jobs"])
     assert any(0 < f["progress"] < 100 for f in progress)
     statuses = [f["message"]["picture"]["status"] for f in frames if f["type"] == "chat.update"]
-    assert statuses == ["processing", "done"]
+    # A change goes out with the message as it is when it is broadcast: when both jobs end
+    # before the broadcast of "processing" runs, the page's next news is "done".
+    assert statuses in (["processing", "done"], ["done"])
     done = frames[-1]["message"]["picture"]
     assert done["thumbnail"].startswith(f"/chat/general/pictures/{upload_id}/")
     assert done["renditions"]
