@@ -347,11 +347,16 @@ def rooms_of(*, user_id: int) -> list[Room]:
     return rooms
 
 
+def placeholders(values: list[Any]) -> str:
+    """A written-out statement's placeholders for these values, one each."""
+    return ", ".join(["%s"] * len(values))
+
+
 def rooms_of_each(user_ids: list[int]) -> list[list[Room]]:
     """rooms_of for each of these users, in order, in one statement (the connects of a
     reconnect storm arriving together); each list its own instances."""
     wanted = list(set(user_ids))
-    read = ROOMS_OF_SQL.format(", ".join(["%s"] * len(wanted)))
+    read = ROOMS_OF_SQL.format(placeholders(wanted))
     found: dict[int, list[Room]] = {user_id: [] for user_id in wanted}
     for room in Room.objects.raw(read, wanted):
         found[room.member_id].append(room)  # type: ignore[attr-defined]

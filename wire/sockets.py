@@ -88,11 +88,12 @@ def logins_of(sessions: list[Any]) -> list[Any]:
     load_many = getattr(import_module(settings.SESSION_ENGINE).SessionStore, "load_many", None)
     if load_many is not None:
         load_many(sessions)
+    user_pk = get_user_model()._meta.pk
     claims: list[tuple[str, Any] | None] = []
     for session in sessions:
         try:
             path = session[BACKEND_SESSION_KEY]
-            claims.append((path, get_user_model()._meta.pk.to_python(session[SESSION_KEY])))
+            claims.append((path, user_pk.to_python(session[SESSION_KEY])))
         except (KeyError, ValidationError):
             claims.append(None)
     wanted: dict[str, set[Any]] = {}
@@ -108,13 +109,13 @@ def logins_of(sessions: list[Any]) -> list[Any]:
             users = {user_id: backend.get_user(user_id) for user_id in user_ids}
         found.update(((path, user_id), user) for user_id, user in users.items())
     logins: list[Any] = []
-    handed: set[tuple[str, Any]] = set()
+    handed: set[tuple[str, Any] | None] = set()
     for session, claim in zip(sessions, claims, strict=True):
         user = found.get(claim) if claim is not None else None
         if user is not None and not _hash_matches(session, user):
             session.flush()
             user = None
-        if user is not None and claim is not None:
+        if user is not None:
             # Each socket its own instance, as each request has.
             user = copy.copy(user) if claim in handed else user
             handed.add(claim)
